@@ -1,0 +1,124 @@
+/**
+ * Configuration: every setting is read here, from the environment, into one typed object.
+ * A bad value stops start-up with a message naming the setting and what it allows.
+ * With nothing set, Herald runs embedded on port 8080 with its data in ./.herald.
+ */
+import { z } from 'zod';
+import { LANES, type Lane } from './core/types.ts';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const laneConcurrency = z
+  .string()
+  .transform((s, ctx) => {
+    const out: Partial<Record<Lane, number>> = {};
+    for (const part of s.split(',').filter(Boolean)) {
+      const [lane, n] = part.split('=').map((x) => x.trim());
+      const count = Number(n);
+      if (!LANES.includes(lane as Lane) || !Number.isInteger(count) || count < 1 || count > 1000) {
+        ctx.addIssue({ code: 'custom', message: `"${part}" is not lane=n (lanes: ${LANES.join(', ')}; n in 1..1000)` });
+        return z.NEVER;
+      }
+      out[lane as Lane] = count;
+    }
+    return out;
+  });
+
+const secret = z.string().min(16, 'must be at least 16 characters');
+
+const schema = z.object({
+  PORT: int(0, 65535).default(8080).describe('HTTP and WebSocket port'),
+  HOST: z.string().min(1).default('0.0.0.0').describe('interface to listen on'),
+  HERALD_DATA_DIR: z.string().min(1).default('./.herald').describe('embedded store data, generated secrets'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional()
+    .describe('PostgreSQL instead of the embedded store'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional()
+    .describe('Redis for bus, presence, routing, rate limits'),
+  HERALD_API_KEYS: z
+    .string()
+    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .pipe(z.array(secret).min(1, 'must hold at least one key'))
+    .optional()
+    .describe('comma-separated producer keys'),
+  HERALD_JWT_SECRET: secret.optional().describe('HS256 secret for user tokens'),
+  HERALD_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]{24,}={0,2}$/, 'must be whsec_ followed by at least 18 bytes of base64')
+    .optional()
+    .describe('Standard Webhooks signing secret'),
+  HERALD_RETRY_BASE_MS: int(1, 86_400_000).default(5000).describe('first retry delay; doubles each attempt'),
+  HERALD_RETRY_MAX_ATTEMPTS: int(1, 100).default(5).describe('attempts before a delivery is dead'),
+  HERALD_RETRY_MAX_DELAY_MS: int(1, 7 * 86_400_000).default(3_600_000).describe('cap on one backoff delay'),
+  HERALD_LEASE_MS: int(500, 3_600_000).default(30_000).describe('visibility timeout of a claimed delivery'),
+  HERALD_WEBHOOK_TIMEOUT_MS: int(100, 300_000).default(10_000).describe('webhook request timeout'),
+  HERALD_LANE_CONCURRENCY: laneConcurrency.default({}).describe('e.g. critical=16,high=16,normal=32,bulk=16'),
+  HERALD_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1_048_576).describe('largest accepted request body'),
+  HERALD_PG_POOL_SIZE: int(1, 500).default(16).describe('PostgreSQL connections'),
+  HERALD_INGEST_MAX_PENDING: int(1, 10_000_000).default(20_000).describe('POSTs waiting for commit before 429'),
+  HERALD_POLL_MS: int(5, 60_000).default(250).describe('idle poll interval of workers'),
+  HERALD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+const DEFAULT_LANE_CONCURRENCY: Record<Lane, number> = { critical: 16, high: 16, normal: 32, bulk: 16 };
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  apiKeys: string[] | undefined;
+  jwtSecret: string | undefined;
+  webhookSecret: string | undefined;
+  retry: { baseMs: number; maxAttempts: number; maxDelayMs: number };
+  leaseMs: number;
+  webhookTimeoutMs: number;
+  laneConcurrency: Record<Lane, number>;
+  maxBodyBytes: number;
+  pgPoolSize: number;
+  ingestMaxPending: number;
+  pollMs: number;
+  logLevel: z.infer<typeof schema>['HERALD_LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** The settings Herald reads, with their descriptions (for `herald --help` and docs). */
+export const SETTINGS = Object.entries(schema.shape).map(([name, s]) => ({ name, description: s.description ?? '' }));
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(raw[String(i.path[0])])}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const c = r.data;
+  return {
+    port: c.PORT,
+    host: c.HOST,
+    dataDir: c.HERALD_DATA_DIR,
+    databaseUrl: c.DATABASE_URL,
+    redisUrl: c.REDIS_URL,
+    apiKeys: c.HERALD_API_KEYS,
+    jwtSecret: c.HERALD_JWT_SECRET,
+    webhookSecret: c.HERALD_WEBHOOK_SECRET,
+    retry: { baseMs: c.HERALD_RETRY_BASE_MS, maxAttempts: c.HERALD_RETRY_MAX_ATTEMPTS, maxDelayMs: c.HERALD_RETRY_MAX_DELAY_MS },
+    leaseMs: c.HERALD_LEASE_MS,
+    webhookTimeoutMs: c.HERALD_WEBHOOK_TIMEOUT_MS,
+    laneConcurrency: { ...DEFAULT_LANE_CONCURRENCY, ...c.HERALD_LANE_CONCURRENCY },
+    maxBodyBytes: c.HERALD_MAX_BODY_BYTES,
+    pgPoolSize: c.HERALD_PG_POOL_SIZE,
+    ingestMaxPending: c.HERALD_INGEST_MAX_PENDING,
+    pollMs: c.HERALD_POLL_MS,
+    logLevel: c.HERALD_LOG_LEVEL,
+  };
+}

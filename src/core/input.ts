@@ -1,0 +1,163 @@
+/**
+ * Validation of what producers send, done once at the edge. Inside Herald values are valid.
+ * Every rule here exists because the store or a channel would otherwise fail later, half-way.
+ */
+import { z } from 'zod';
+import { type FieldIssue, validationError } from './errors.ts';
+import { CHANNELS, LANES, type NotificationRequest, type ReadSelection, type UserProfile } from './types.ts';
+
+export const LIMITS = {
+  recipients: 10_000,
+  idLength: 200,
+  categoryLength: 120,
+  titleLength: 1_000,
+  bodyLength: 20_000,
+  dataBytes: 32_768,
+  groupKeyLength: 300,
+  idempotencyKeyLength: 255,
+  /** How far ahead sendAt may be. */
+  sendAtHorizonDays: 366,
+} as const;
+
+// A NUL cannot be stored in PostgreSQL text/jsonb; an unpaired surrogate cannot be encoded as UTF-8.
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export function isStorableString(s: string): boolean {
+  return !UNSTORABLE.test(s);
+}
+
+const storable = (max: number) =>
+  z.string().max(max, `at most ${max} characters`).refine(isStorableString, 'contains a NUL or an unpaired surrogate');
+
+/** User ids, topic names: printable, no slashes (they travel in URLs), no surrounding blanks. */
+export const idSchema = storable(LIMITS.idLength)
+  .min(1, 'must not be empty')
+  .regex(/^[^\s/?#%\\\u0000-\u001f\u007f]+$/, 'must not contain whitespace, control characters, / ? # % or \\');
+
+const categorySchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(LIMITS.categoryLength, `at most ${LIMITS.categoryLength} characters`)
+  .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'must be a dotted name like "comment.reply"');
+
+function storableJson(value: unknown, depth = 0): boolean {
+  if (depth > 32) return false;
+  if (typeof value === 'string') return isStorableString(value);
+  if (Array.isArray(value)) return value.every((v) => storableJson(v, depth + 1));
+  if (value && typeof value === 'object') {
+    return Object.entries(value).every(([k, v]) => isStorableString(k) && storableJson(v, depth + 1));
+  }
+  return true;
+}
+
+const dataSchema = z
+  .record(z.string(), z.json())
+  .refine((d) => storableJson(d), 'holds a NUL, an unpaired surrogate, or nests deeper than 32 levels')
+  .refine((d) => Buffer.byteLength(JSON.stringify(d)) <= LIMITS.dataBytes, `at most ${LIMITS.dataBytes} bytes as JSON`);
+
+const sendAtSchema = z.iso
+  .datetime({ offset: true, message: 'must be an ISO 8601 date-time with a time zone, e.g. 2026-12-01T09:00:00Z' })
+  .transform((s) => new Date(s))
+  .refine((d) => !Number.isNaN(d.getTime()), 'is not a real date')
+  .refine(
+    (d) => d.getTime() <= Date.now() + LIMITS.sendAtHorizonDays * 86_400_000,
+    `must be within ${LIMITS.sendAtHorizonDays} days`,
+  );
+
+export const notificationRequestSchema = z.strictObject({
+  to: z.union([
+    z
+      .array(idSchema)
+      .min(1, 'must name at least one user')
+      .max(LIMITS.recipients, `at most ${LIMITS.recipients} users; use a topic for more`),
+    z.strictObject({ topic: idSchema }),
+  ]),
+  category: categorySchema,
+  priority: z.enum(LANES).default('normal'),
+  channels: z
+    .array(z.enum(CHANNELS))
+    .min(1, 'must name at least one channel')
+    .max(CHANNELS.length)
+    .default(['in_app'])
+    .refine((c) => new Set(c).size === c.length, 'must not repeat a channel'),
+  title: storable(LIMITS.titleLength).nullable().default(null),
+  body: storable(LIMITS.bodyLength).nullable().default(null),
+  data: dataSchema.nullable().default(null),
+  sendAt: sendAtSchema.nullable().default(null),
+  groupKey: storable(LIMITS.groupKeyLength).nullable().default(null),
+});
+
+export function issuesOf(error: z.ZodError): FieldIssue[] {
+  return error.issues.map((i) => ({
+    field: i.path.length ? i.path.map(String).join('.') : '(body)',
+    message: i.code === 'unrecognized_keys' ? `unknown field(s): ${i.keys.join(', ')}` : i.message,
+  }));
+}
+
+/** Parses with `schema` or throws HERALD_ERR_VALIDATION naming every bad field. */
+export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const r = schema.safeParse(input);
+  if (!r.success) throw validationError(issuesOf(r.error));
+  return r.data;
+}
+
+export function parseNotificationRequest(input: unknown): NotificationRequest {
+  const r = parseOrThrow(notificationRequestSchema, input);
+  if (!Array.isArray(r.to)) {
+    throw validationError([{ field: 'to.topic', message: 'topics are not available yet: name the users' }]);
+  }
+  return { ...r, to: [...new Set(r.to)], data: r.data as NotificationRequest['data'] };
+}
+
+export const idempotencyKeySchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(LIMITS.idempotencyKeyLength, `at most ${LIMITS.idempotencyKeyLength} characters`)
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+
+const httpsOrHttpUrl = z
+  .url({ protocol: /^https?$/, message: 'must be an http(s) URL' })
+  .max(2_000, 'at most 2000 characters');
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const userProfileSchema = z.strictObject({
+  email: z.email('must be an email address').max(320).nullable().default(null),
+  phone: z
+    .string()
+    .regex(/^\+[1-9][0-9]{6,14}$/, 'must be E.164, e.g. +14155550100')
+    .nullable()
+    .default(null),
+  timezone: z.string().max(64).refine(isTimeZone, 'must be an IANA time zone, e.g. Europe/Paris').nullable().default(null),
+  locale: z
+    .string()
+    .regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a BCP 47 tag, e.g. en-US')
+    .nullable()
+    .default(null),
+  webhookUrl: httpsOrHttpUrl.nullable().default(null),
+});
+
+export function parseUserProfile(id: string, input: unknown): UserProfile {
+  return { id, ...parseOrThrow(userProfileSchema, input) };
+}
+
+export const readSelectionSchema = z.union([
+  z.strictObject({ seqs: z.array(z.number().int().positive()).min(1).max(1_000) }),
+  z.strictObject({ upToSeq: z.number().int().nonnegative() }),
+  z.strictObject({ all: z.literal(true) }),
+]);
+
+export function parseReadSelection(input: unknown): ReadSelection {
+  const r = readSelectionSchema.safeParse(input);
+  if (!r.success) {
+    throw validationError([{ field: '(body)', message: 'must be {"seqs": [n, …]}, {"upToSeq": n} or {"all": true}' }]);
+  }
+  return r.data;
+}

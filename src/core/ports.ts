@@ -1,0 +1,147 @@
+/**
+ * Ports: the only things the core depends on. Adapters live in src/store, src/bus, src/channels
+ * and implement these interfaces; src/wiring.ts picks them once from the configuration.
+ */
+import type {
+  AcceptOutcome,
+  AttemptOutcome,
+  Channel,
+  DeadLetter,
+  DeliveryJob,
+  InboxItem,
+  InboxPage,
+  JsonValue,
+  Lane,
+  NewNotification,
+  NotificationView,
+  ReadSelection,
+  UserProfile,
+} from './types.ts';
+
+/**
+ * Notifications and their deliveries: the source of truth.
+ *
+ * Promises: `accept` commits every notification of the batch, with one delivery per recipient ×
+ * channel, in one transaction before it resolves (group commit); an idempotency key is claimed in
+ * the same transaction, so two requests with one key never both create a notification, even across
+ * processes.
+ */
+export interface NotificationStore {
+  accept(batch: readonly NewNotification[]): Promise<AcceptOutcome[]>;
+  getNotification(id: string, options?: { cursor?: string | null; limit?: number }): Promise<NotificationView | null>;
+  /** Cancels only while every delivery is still pending; atomically with respect to workers. */
+  cancel(id: string): Promise<'cancelled' | 'not_found' | 'not_cancellable'>;
+  /** Deletes idempotency keys older than `olderThan`; returns how many. */
+  purgeIdempotencyKeys(olderThan: Date): Promise<number>;
+}
+
+/**
+ * The delivery state machine (see DeliveryState in types.ts). Every transition is a
+ * compare-and-set and writes a timeline event in the same transaction.
+ */
+export interface DeliveryStore {
+  /**
+   * pending (due) → processing for the given ids, each with a fresh lease token valid for
+   * `leaseMs`. Ids that are not pending and due are left out of the answer: somebody else has them.
+   */
+  startAttempts(ids: readonly string[], leaseMs: number): Promise<DeliveryJob[]>;
+  /** Records outcomes; an outcome whose lease token no longer matches is ignored (returns false at its index). */
+  finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]>;
+  /** processing with an expired lease → pending. Returns what became claimable again. */
+  reclaimExpired(limit: number): Promise<{ id: string; lane: Lane }[]>;
+  /** Pending deliveries due before `dueBefore` (for re-announcing to a bus that may have lost them). */
+  findOverdue(dueBefore: Date, limit: number): Promise<{ id: string; lane: Lane; runAt: Date }[]>;
+  listDeadLetters(options: { limit: number; cursor?: string | null }): Promise<{
+    items: DeadLetter[];
+    nextCursor: string | null;
+  }>;
+  /** failed | dead → pending (attempts reset). */
+  replay(id: string): Promise<{ result: 'replayed'; lane: Lane } | { result: 'not_found' | 'not_replayable' }>;
+}
+
+export interface UserStore {
+  upsertUser(profile: UserProfile): Promise<UserProfile>;
+  getUser(id: string): Promise<UserProfile | null>;
+}
+
+/** Inbox entry written by the in_app channel; `seq` grows per user in commit order. */
+export interface InboxEntry {
+  deliveryId: string;
+  userId: string;
+  item: InboxItem;
+}
+
+export interface InboxStore {
+  /**
+   * Appends one inbox entry per job, idempotently: a delivery that already has its entry gets the
+   * existing one back (so a redelivered job never creates a second entry nor a second seq).
+   * Seqs are assigned under a per-user lock, so a higher seq is never visible before a lower one.
+   */
+  appendInbox(jobs: readonly DeliveryJob[]): Promise<InboxEntry[]>;
+  listInbox(userId: string, options: { limit: number; before?: number | null; unread?: boolean }): Promise<InboxPage>;
+  markRead(userId: string, selection: ReadSelection): Promise<number>;
+}
+
+export interface Store extends NotificationStore, DeliveryStore, UserStore, InboxStore {
+  readonly kind: 'pglite' | 'postgres';
+  /** How many transactions may usefully run at once (1 for the embedded store). */
+  readonly parallelism: number;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A unit of work announced on the bus: "delivery `id` of `lane` is due at `runAt`". */
+export interface BusJob {
+  id: string;
+  lane: Lane;
+  runAt: Date;
+}
+
+/**
+ * Work distributor. At-least-once: a claimed id may be handed out again (after a crash, a lost ack
+ * or a reclaim), which is harmless because the store's compare-and-set decides who really works.
+ * The bus is not the source of truth: the reconciler re-announces overdue store rows to it.
+ *
+ * Deliberately absent: payloads (the store has them), ordering across lanes, exactly-once.
+ */
+export interface Bus {
+  readonly kind: string;
+  publish(jobs: readonly BusJob[]): Promise<void>;
+  /** Up to `max` ids of due jobs in `lane`. */
+  claim(lane: Lane, max: number): Promise<string[]>;
+  /** Forget ids that were handled (whatever their outcome: the store holds it). */
+  ack(lane: Lane, ids: readonly string[]): Promise<void>;
+  /** Resolves when work may have arrived in `lane`, or after `timeoutMs`. */
+  waitForWork(lane: Lane, timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What a provider reports for one message. Providers never throw for delivery failures. */
+export type SendResult =
+  | { ok: true; detail?: JsonValue }
+  | { ok: false; permanent: boolean; error: string; retryAfterMs?: number };
+
+/** Sends one message on one channel. */
+export interface ChannelProvider {
+  readonly channel: Channel;
+  readonly name: string;
+  send(job: DeliveryJob): Promise<SendResult>;
+}
+
+/** Optional capability: a provider that does better with a batch (one round trip, one transaction). */
+export interface BatchChannelProvider extends ChannelProvider {
+  sendBatch(jobs: readonly DeliveryJob[]): Promise<SendResult[]>;
+}
+
+export function isBatchProvider(p: ChannelProvider): p is BatchChannelProvider {
+  return typeof (p as Partial<BatchChannelProvider>).sendBatch === 'function';
+}
+
+/** Where in-app entries go once written (the real-time gateway listens here). */
+export interface InboxListener {
+  onInboxEntries(entries: readonly InboxEntry[]): void;
+}
+
+export interface Clock {
+  now(): Date;
+}

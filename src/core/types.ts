@@ -1,0 +1,197 @@
+/**
+ * Domain vocabulary shared by every part of Herald. Plain data only: no I/O, no adapters.
+ */
+
+export const LANES = ['critical', 'high', 'normal', 'bulk'] as const;
+/** A priority lane. Each lane has its own queue and reserved worker concurrency. */
+export type Lane = (typeof LANES)[number];
+export type Priority = Lane;
+
+export const CHANNELS = ['in_app', 'email', 'sms', 'push', 'webhook', 'chat'] as const;
+export type Channel = (typeof CHANNELS)[number];
+
+/**
+ * Delivery states as stored. Transitions (enforced by compare-and-set in the store):
+ *
+ *   pending ──claim──▶ processing ──▶ sent ──▶ delivered ──▶ read      (delivered/read: in_app only)
+ *      ▲                   │  │
+ *      └──retry (backoff)──┘  ├──▶ failed     permanent error, not retried
+ *      ▲                      └──▶ dead       retries exhausted
+ *      └────────replay──────────── failed | dead
+ *   pending ──cancel──▶ cancelled   (only while every delivery of the notification is pending)
+ *   processing ──lease expired──▶ pending     (the worker that held it is presumed dead)
+ */
+export type DeliveryState =
+  | 'pending'
+  | 'processing'
+  | 'sent'
+  | 'delivered'
+  | 'read'
+  | 'failed'
+  | 'dead'
+  | 'cancelled'
+  | 'skipped';
+
+/** States in which nothing more will happen to a delivery unless someone replays it. */
+export const TERMINAL_STATES: ReadonlySet<DeliveryState> = new Set([
+  'sent',
+  'delivered',
+  'read',
+  'failed',
+  'dead',
+  'cancelled',
+  'skipped',
+]);
+
+export type NotificationStatus =
+  | 'accepted'
+  | 'scheduled'
+  | 'processing'
+  | 'done'
+  | 'partially_failed'
+  | 'failed'
+  | 'cancelled';
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** What a producer asked for, validated. */
+export interface NotificationRequest {
+  to: string[];
+  category: string;
+  priority: Priority;
+  channels: Channel[];
+  title: string | null;
+  body: string | null;
+  data: { [key: string]: JsonValue } | null;
+  sendAt: Date | null;
+  groupKey: string | null;
+}
+
+/** A request ready to be committed: ids assigned, idempotency key attached. */
+export interface NewNotification extends NotificationRequest {
+  id: string;
+  createdAt: Date;
+  idempotencyKey: string | null;
+  /** Hash of the request body, to tell a retry (same body) from a conflict (other body). */
+  requestHash: string | null;
+}
+
+/** The answer to an accepted POST, stored with the idempotency key and answered again on retries. */
+export interface AcceptedAnswer {
+  id: string;
+  status: 'accepted' | 'scheduled';
+  recipients: number | null;
+}
+
+export type AcceptOutcome =
+  | { kind: 'accepted'; answer: AcceptedAnswer }
+  /** Same idempotency key, same body: the first answer again. */
+  | { kind: 'replayed'; answer: AcceptedAnswer }
+  /** Same idempotency key, another body. */
+  | { kind: 'conflict'; existingId: string };
+
+export interface DeliveryView {
+  id: string;
+  userId: string;
+  channel: Channel;
+  status: DeliveryState;
+  attempts: number;
+  lastError: string | null;
+  nextAttemptAt: Date | null;
+  updatedAt: Date;
+}
+
+export interface TimelineEvent {
+  at: Date;
+  event: string;
+  detail: JsonValue;
+}
+
+export interface NotificationView {
+  id: string;
+  category: string;
+  priority: Priority;
+  channels: Channel[];
+  title: string | null;
+  body: string | null;
+  data: JsonValue;
+  sendAt: Date | null;
+  groupKey: string | null;
+  createdAt: Date;
+  cancelledAt: Date | null;
+  recipients: number | null;
+  /** Count of deliveries per state, over all deliveries (not just the page). */
+  stateCounts: Partial<Record<DeliveryState, number>>;
+  /** Deliveries that have had at least one attempt. */
+  started: number;
+  deliveries: DeliveryView[];
+  nextCursor: string | null;
+  timeline: TimelineEvent[];
+}
+
+export interface UserProfile {
+  id: string;
+  email: string | null;
+  phone: string | null;
+  timezone: string | null;
+  locale: string | null;
+  webhookUrl: string | null;
+}
+
+/** One unit of work handed to a channel: a delivery that a worker holds the lease of. */
+export interface DeliveryJob {
+  deliveryId: string;
+  /** Proof of the lease; the outcome is recorded only if it still matches. */
+  leaseToken: string;
+  attempt: number;
+  channel: Channel;
+  lane: Lane;
+  userId: string;
+  notification: {
+    id: string;
+    category: string;
+    priority: Priority;
+    title: string | null;
+    body: string | null;
+    data: JsonValue;
+    groupKey: string | null;
+    createdAt: Date;
+  };
+  user: UserProfile | null;
+}
+
+export type AttemptOutcome =
+  | { deliveryId: string; leaseToken: string; result: 'sent'; detail: JsonValue }
+  | { deliveryId: string; leaseToken: string; result: 'retry'; error: string; nextAttemptAt: Date }
+  | { deliveryId: string; leaseToken: string; result: 'failed' | 'dead'; error: string };
+
+export interface InboxItem {
+  id: string;
+  seq: number;
+  category: string;
+  priority: Priority;
+  title: string | null;
+  body: string | null;
+  data: JsonValue;
+  createdAt: Date;
+  readAt: Date | null;
+}
+
+export interface InboxPage {
+  items: InboxItem[];
+  unreadCount: number;
+  nextBefore: number | null;
+}
+
+export type ReadSelection = { seqs: number[] } | { upToSeq: number } | { all: true };
+
+export interface DeadLetter {
+  id: string;
+  notificationId: string;
+  userId: string;
+  channel: Channel;
+  status: 'failed' | 'dead';
+  attempts: number;
+  lastError: string | null;
+  updatedAt: Date;
+}

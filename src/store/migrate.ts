@@ -1,0 +1,44 @@
+/**
+ * Numbered, forward-only migrations (migrations/NNNN_name.sql), applied in order, each in its own
+ * transaction, under an advisory lock so that processes starting together apply each one once.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Sql } from './sql.ts';
+
+const DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+const LOCK_ID = 0x4865_7261; // "Hera"
+
+export function listMigrations(): { version: number; name: string; sql: string }[] {
+  return readdirSync(DIR)
+    .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
+    .sort()
+    .map((f) => ({ version: Number(f.slice(0, 4)), name: f.slice(5, -4), sql: readFileSync(join(DIR, f), 'utf8') }));
+}
+
+export async function migrate(sql: Sql): Promise<number[]> {
+  await sql.query(`CREATE TABLE IF NOT EXISTS herald_migrations (
+    version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  const applied: number[] = [];
+  for (const m of listMigrations()) {
+    const done = await sql.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_ID]);
+      const seen = await tx.query('SELECT 1 FROM herald_migrations WHERE version = $1', [m.version]);
+      if (seen.length) return false;
+      for (const statement of splitStatements(m.sql)) await tx.query(statement);
+      await tx.query('INSERT INTO herald_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      return true;
+    });
+    if (done) applied.push(m.version);
+  }
+  return applied;
+}
+
+/** Migrations are plain statements separated by `;` at the end of a line (no functions or DO blocks). */
+function splitStatements(text: string): string[] {
+  return text
+    .split(/;\s*$/m)
+    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+    .filter(Boolean);
+}

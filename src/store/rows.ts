@@ -1,0 +1,90 @@
+/** Row shapes of the SQL store and their mapping to domain types. */
+import type { Channel, DeliveryJob, DeliveryState, JsonValue, Lane, Priority, UserProfile } from '../core/types.ts';
+
+export interface UserRow {
+  id: string;
+  email: string | null;
+  phone: string | null;
+  timezone: string | null;
+  locale: string | null;
+  webhook_url: string | null;
+}
+
+export function toUser(r: UserRow): UserProfile {
+  return { id: r.id, email: r.email, phone: r.phone, timezone: r.timezone, locale: r.locale, webhookUrl: r.webhook_url };
+}
+
+export interface JobRow {
+  id: string;
+  lease_token: string;
+  attempts: number;
+  channel: Channel;
+  lane: Lane;
+  user_id: string;
+  notification_id: string;
+  category: string;
+  priority: Priority;
+  title: string | null;
+  body: string | null;
+  data: JsonValue;
+  group_key: string | null;
+  created_at: Date;
+  u_id: string | null;
+  email: string | null;
+  phone: string | null;
+  timezone: string | null;
+  locale: string | null;
+  webhook_url: string | null;
+}
+
+export function toJob(r: JobRow): DeliveryJob {
+  return {
+    deliveryId: r.id,
+    leaseToken: r.lease_token,
+    attempt: r.attempts,
+    channel: r.channel,
+    lane: r.lane,
+    userId: r.user_id,
+    notification: {
+      id: r.notification_id,
+      category: r.category,
+      priority: r.priority,
+      title: r.title,
+      body: r.body,
+      data: r.data,
+      groupKey: r.group_key,
+      createdAt: r.created_at,
+    },
+    user:
+      r.u_id === null
+        ? null
+        : toUser({ id: r.u_id, email: r.email, phone: r.phone, timezone: r.timezone, locale: r.locale, webhook_url: r.webhook_url }),
+  };
+}
+
+export interface DeliveryRow {
+  id: string;
+  notification_id: string;
+  user_id: string;
+  channel: Channel;
+  state: DeliveryState;
+  attempts: number;
+  last_error: string | null;
+  next_attempt_at: Date;
+  updated_at: Date;
+}
+
+/** Keyset cursors are opaque to clients: base64url of the last key seen. */
+export function encodeCursor(parts: (string | number)[]): string {
+  return Buffer.from(JSON.stringify(parts)).toString('base64url');
+}
+
+export function decodeCursor(cursor: string | null | undefined): (string | number)[] | null {
+  if (!cursor) return null;
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    return Array.isArray(v) && v.every((x) => typeof x === 'string' || typeof x === 'number') ? v : null;
+  } catch {
+    return null;
+  }
+}

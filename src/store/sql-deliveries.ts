@@ -1,0 +1,164 @@
+/**
+ * The delivery state machine in SQL. Every transition is one UPDATE whose WHERE clause is the
+ * compare (state, and for a held delivery its lease token), and writes its timeline events in
+ * the same transaction.
+ */
+import type { DeliveryStore } from '../core/ports.ts';
+import type { AttemptOutcome, DeadLetter, DeliveryJob, Lane } from '../core/types.ts';
+import { UUID_RE } from '../core/ids.ts';
+import { decodeCursor, encodeCursor, type JobRow, toJob } from './rows.ts';
+import type { Sql } from './sql.ts';
+
+export class SqlDeliveryStore implements DeliveryStore {
+  constructor(private readonly sql: Sql) {}
+
+  async startAttempts(ids: readonly string[], leaseMs: number): Promise<DeliveryJob[]> {
+    if (!ids.length) return [];
+    const rows = await this.sql.query<JobRow>(
+      `WITH s AS (
+         UPDATE deliveries SET state = 'processing', attempts = attempts + 1, lease_token = gen_random_uuid(),
+           lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
+         WHERE id = ANY($1::uuid[]) AND state = 'pending' AND next_attempt_at <= now()
+         RETURNING id, lease_token, attempts, channel, lane, user_id, notification_id)
+       SELECT s.*, n.category, n.priority, n.title, n.body, n.data, n.group_key, n.created_at,
+              u.id AS u_id, u.email, u.phone, u.timezone, u.locale, u.webhook_url
+       FROM s JOIN notifications n ON n.id = s.notification_id LEFT JOIN users u ON u.id = s.user_id`,
+      [ids, leaseMs],
+    );
+    return rows.map(toJob);
+  }
+
+  async finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]> {
+    if (!outcomes.length) return [];
+    const states = outcomes.map((o) => (o.result === 'retry' ? 'pending' : o.result));
+    const errors = outcomes.map((o) => (o.result === 'sent' ? null : o.error));
+    return this.sql.transaction(async (tx) => {
+      const done = await tx.query<{ id: string; notification_id: string; user_id: string; channel: string; attempts: number }>(
+        `UPDATE deliveries d SET state = u.state, last_error = u.err,
+           next_attempt_at = COALESCE(u.next_at, d.next_attempt_at), lease_token = NULL, lease_until = NULL, updated_at = now()
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) AS u(id, token, state, err, next_at)
+         WHERE d.id = u.id AND d.lease_token = u.token AND d.state = 'processing'
+         RETURNING d.id, d.notification_id, d.user_id, d.channel, d.attempts`,
+        [
+          outcomes.map((o) => o.deliveryId),
+          outcomes.map((o) => o.leaseToken),
+          states,
+          errors,
+          outcomes.map((o) => (o.result === 'retry' ? o.nextAttemptAt.toISOString() : null)),
+        ],
+      );
+      const byId = new Map(done.map((d) => [d.id, d]));
+      const events = outcomes.flatMap((o) => {
+        const d = byId.get(o.deliveryId);
+        if (!d) return [];
+        const base = { userId: d.user_id, channel: d.channel, attempt: d.attempts };
+        const detail =
+          o.result === 'sent'
+            ? { ...base, ...(o.detail && typeof o.detail === 'object' && !Array.isArray(o.detail) ? o.detail : {}) }
+            : o.result === 'retry'
+              ? { ...base, error: o.error, nextAttemptAt: o.nextAttemptAt.toISOString() }
+              : { ...base, error: o.error };
+        const event = o.result === 'retry' ? 'attempt_failed' : o.result;
+        return [{ nid: d.notification_id, did: d.id, event, detail: JSON.stringify(detail) }];
+      });
+      if (events.length) {
+        await tx.query(
+          `INSERT INTO timeline (notification_id, delivery_id, event, detail)
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[])`,
+          [events.map((e) => e.nid), events.map((e) => e.did), events.map((e) => e.event), events.map((e) => e.detail)],
+        );
+      }
+      return outcomes.map((o) => byId.has(o.deliveryId));
+    });
+  }
+
+  async reclaimExpired(limit: number): Promise<{ id: string; lane: Lane }[]> {
+    return this.sql.transaction(async (tx) => {
+      const rows = await tx.query<{ id: string; lane: Lane; notification_id: string; user_id: string; channel: string }>(
+        `UPDATE deliveries SET state = 'pending', lease_token = NULL, lease_until = NULL, next_attempt_at = now(), updated_at = now()
+         WHERE id IN (SELECT id FROM deliveries WHERE state = 'processing' AND lease_until < now()
+                      ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
+           AND state = 'processing' AND lease_until < now()
+         RETURNING id, lane, notification_id, user_id, channel`,
+        [limit],
+      );
+      if (rows.length) {
+        await tx.query(
+          `INSERT INTO timeline (notification_id, delivery_id, event, detail)
+           SELECT nid, did, 'lease_expired', jsonb_build_object('userId', uid, 'channel', ch)
+           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(nid, did, uid, ch)`,
+          [rows.map((r) => r.notification_id), rows.map((r) => r.id), rows.map((r) => r.user_id), rows.map((r) => r.channel)],
+        );
+      }
+      return rows.map((r) => ({ id: r.id, lane: r.lane }));
+    });
+  }
+
+  async findOverdue(dueBefore: Date, limit: number): Promise<{ id: string; lane: Lane; runAt: Date }[]> {
+    const rows = await this.sql.query<{ id: string; lane: Lane; next_attempt_at: Date }>(
+      `SELECT id, lane, next_attempt_at FROM deliveries WHERE state = 'pending' AND next_attempt_at < $1
+       ORDER BY next_attempt_at LIMIT $2`,
+      [dueBefore.toISOString(), limit],
+    );
+    return rows.map((r) => ({ id: r.id, lane: r.lane, runAt: r.next_attempt_at }));
+  }
+
+  async listDeadLetters(options: { limit: number; cursor?: string | null }): Promise<{
+    items: DeadLetter[];
+    nextCursor: string | null;
+  }> {
+    const c = decodeCursor(options.cursor);
+    const [at, id] = c && typeof c[0] === 'string' && typeof c[1] === 'string' && UUID_RE.test(c[1]) ? c : [null, null];
+    const rows = await this.sql.query<{
+      id: string;
+      notification_id: string;
+      user_id: string;
+      channel: DeadLetter['channel'];
+      state: DeadLetter['status'];
+      attempts: number;
+      last_error: string | null;
+      updated_at: Date;
+    }>(
+      `SELECT id, notification_id, user_id, channel, state, attempts, last_error, updated_at FROM deliveries
+       WHERE state IN ('failed', 'dead') AND ($1::timestamptz IS NULL OR (updated_at, id) > ($1::timestamptz, $2::uuid))
+       ORDER BY updated_at, id LIMIT $3`,
+      [at, id, options.limit + 1],
+    );
+    const page = rows.slice(0, options.limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map((r) => ({
+        id: r.id,
+        notificationId: r.notification_id,
+        userId: r.user_id,
+        channel: r.channel,
+        status: r.state,
+        attempts: r.attempts,
+        lastError: r.last_error,
+        updatedAt: r.updated_at,
+      })),
+      nextCursor: rows.length > options.limit && last ? encodeCursor([last.updated_at.toISOString(), last.id]) : null,
+    };
+  }
+
+  async replay(id: string): Promise<{ result: 'replayed'; lane: Lane } | { result: 'not_found' | 'not_replayable' }> {
+    if (!UUID_RE.test(id)) return { result: 'not_found' };
+    return this.sql.transaction(async (tx) => {
+      const [row] = await tx.query<{ lane: Lane; notification_id: string; user_id: string; channel: string }>(
+        `UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+         WHERE id = $1 AND state IN ('failed', 'dead') RETURNING lane, notification_id, user_id, channel`,
+        [id],
+      );
+      if (!row) {
+        const exists = await tx.query('SELECT 1 FROM deliveries WHERE id = $1', [id]);
+        return { result: exists.length ? 'not_replayable' : 'not_found' };
+      }
+      await tx.query(`INSERT INTO timeline (notification_id, delivery_id, event, detail) VALUES ($1, $2, 'replayed', $3)`, [
+        row.notification_id,
+        id,
+        JSON.stringify({ userId: row.user_id, channel: row.channel }),
+      ]);
+      return { result: 'replayed', lane: row.lane };
+    });
+  }
+}

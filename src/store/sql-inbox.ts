@@ -1,0 +1,156 @@
+/**
+ * The in-app inbox in SQL. Seqs come from a per-user counter row taken with an upsert: the row lock
+ * is held until commit, so for one user a higher seq never commits before a lower one.
+ */
+import type { InboxEntry, InboxStore } from '../core/ports.ts';
+import type { DeliveryJob, InboxItem, InboxPage, JsonValue, Priority, ReadSelection } from '../core/types.ts';
+import type { Sql, SqlClient } from './sql.ts';
+
+interface InboxRow {
+  seq: number;
+  read_at: Date | null;
+  id: string;
+  category: string;
+  priority: Priority;
+  title: string | null;
+  body: string | null;
+  data: JsonValue;
+  created_at: Date;
+}
+
+function toItem(r: InboxRow): InboxItem {
+  return {
+    id: r.id,
+    seq: r.seq,
+    category: r.category,
+    priority: r.priority,
+    title: r.title,
+    body: r.body,
+    data: r.data,
+    createdAt: r.created_at,
+    readAt: r.read_at,
+  };
+}
+
+function itemOf(job: DeliveryJob, seq: number, readAt: Date | null): InboxItem {
+  const n = job.notification;
+  return {
+    id: n.id,
+    seq,
+    category: n.category,
+    priority: n.priority,
+    title: n.title,
+    body: n.body,
+    data: n.data,
+    createdAt: n.createdAt,
+    readAt,
+  };
+}
+
+export class SqlInboxStore implements InboxStore {
+  constructor(private readonly sql: Sql) {}
+
+  async appendInbox(jobs: readonly DeliveryJob[]): Promise<InboxEntry[]> {
+    if (!jobs.length) return [];
+    return this.sql.transaction(async (tx) => {
+      const existing = await tx.query<{ delivery_id: string; seq: number; read_at: Date | null }>(
+        'SELECT delivery_id, seq, read_at FROM inbox WHERE delivery_id = ANY($1::uuid[])',
+        [jobs.map((j) => j.deliveryId)],
+      );
+      const known = new Map(existing.map((r) => [r.delivery_id, r]));
+      const fresh = jobs.filter((j) => !known.has(j.deliveryId));
+      const seqOf = await assignSeqs(tx, fresh);
+      if (fresh.length) {
+        await tx.query(
+          `INSERT INTO inbox (user_id, seq, notification_id, delivery_id)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::uuid[])`,
+          [
+            fresh.map((j) => j.userId),
+            fresh.map((j) => seqOf.get(j.deliveryId)),
+            fresh.map((j) => j.notification.id),
+            fresh.map((j) => j.deliveryId),
+          ],
+        );
+      }
+      return jobs.map((j) => {
+        const prior = known.get(j.deliveryId);
+        const seq = prior ? prior.seq : (seqOf.get(j.deliveryId) as number);
+        return { deliveryId: j.deliveryId, userId: j.userId, item: itemOf(j, seq, prior?.read_at ?? null) };
+      });
+    });
+  }
+
+  async listInbox(
+    userId: string,
+    options: { limit: number; before?: number | null; unread?: boolean },
+  ): Promise<InboxPage> {
+    const [rows, unread] = await Promise.all([
+      this.sql.query<InboxRow>(
+        `SELECT i.seq, i.read_at, n.id, n.category, n.priority, n.title, n.body, n.data, n.created_at
+         FROM inbox i JOIN notifications n ON n.id = i.notification_id
+         WHERE i.user_id = $1 AND ($2::bigint IS NULL OR i.seq < $2) AND (NOT $3 OR i.read_at IS NULL)
+         ORDER BY i.seq DESC LIMIT $4`,
+        [userId, options.before ?? null, options.unread ?? false, options.limit + 1],
+      ),
+      this.unreadCount(this.sql, userId),
+    ]);
+    const items = rows.slice(0, options.limit).map(toItem);
+    const last = items[items.length - 1];
+    return { items, unreadCount: unread, nextBefore: rows.length > options.limit && last ? last.seq : null };
+  }
+
+  async markRead(userId: string, selection: ReadSelection): Promise<number> {
+    return this.sql.transaction(async (tx) => {
+      const where =
+        'seqs' in selection ? 'seq = ANY($2::bigint[])' : 'upToSeq' in selection ? 'seq <= $2' : '$2::int IS NULL';
+      const arg = 'seqs' in selection ? selection.seqs : 'upToSeq' in selection ? selection.upToSeq : null;
+      const marked = await tx.query<{ delivery_id: string }>(
+        `UPDATE inbox SET read_at = now() WHERE user_id = $1 AND read_at IS NULL AND ${where} RETURNING delivery_id`,
+        [userId, arg],
+      );
+      if (marked.length) {
+        await tx.query(
+          `WITH d AS (
+             UPDATE deliveries SET state = 'read', updated_at = now()
+             WHERE id = ANY($1::uuid[]) AND state IN ('sent', 'delivered') RETURNING id, notification_id, channel)
+           INSERT INTO timeline (notification_id, delivery_id, event, detail)
+           SELECT notification_id, id, 'read', jsonb_build_object('userId', $2::text, 'channel', channel) FROM d`,
+          [marked.map((m) => m.delivery_id), userId],
+        );
+      }
+      return this.unreadCount(tx, userId);
+    });
+  }
+
+  private async unreadCount(q: SqlClient, userId: string): Promise<number> {
+    const [r] = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM inbox WHERE user_id = $1 AND read_at IS NULL', [
+      userId,
+    ]);
+    return r?.n ?? 0;
+  }
+}
+
+/** Takes the next seqs of each user (in a stable user order, so concurrent batches cannot deadlock). */
+async function assignSeqs(tx: SqlClient, jobs: readonly DeliveryJob[]): Promise<Map<string, number>> {
+  const perUser = new Map<string, DeliveryJob[]>();
+  for (const j of jobs) {
+    const list = perUser.get(j.userId);
+    if (list) list.push(j);
+    else perUser.set(j.userId, [j]);
+  }
+  const users = [...perUser.keys()].sort();
+  const seqOf = new Map<string, number>();
+  if (!users.length) return seqOf;
+  const rows = await tx.query<{ user_id: string; last_seq: number }>(
+    `INSERT INTO inbox_counters (user_id, last_seq) SELECT * FROM unnest($1::text[], $2::bigint[])
+     ON CONFLICT (user_id) DO UPDATE SET last_seq = inbox_counters.last_seq + EXCLUDED.last_seq
+     RETURNING user_id, last_seq`,
+    [users, users.map((u) => perUser.get(u)?.length ?? 0)],
+  );
+  for (const r of rows) {
+    const list = perUser.get(r.user_id) ?? [];
+    let seq = r.last_seq - list.length;
+    for (const j of list) seqOf.set(j.deliveryId, ++seq);
+  }
+  return seqOf;
+}

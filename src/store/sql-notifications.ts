@@ -1,0 +1,283 @@
+/**
+ * Notifications in SQL: group-committed acceptance with idempotency keys, reading with deliveries
+ * and timeline, cancellation.
+ */
+import type { NotificationStore } from '../core/ports.ts';
+import type {
+  AcceptedAnswer,
+  AcceptOutcome,
+  DeliveryState,
+  NewNotification,
+  NotificationView,
+  TimelineEvent,
+} from '../core/types.ts';
+import { UUID_RE } from '../core/ids.ts';
+import { uuidv7 } from '../core/ids.ts';
+import { type DeliveryRow, decodeCursor, encodeCursor } from './rows.ts';
+import type { Sql, SqlClient } from './sql.ts';
+
+const IDEMPOTENCY_WINDOW_MS = 24 * 3600_000;
+
+interface NotificationRow {
+  id: string;
+  category: string;
+  priority: NotificationView['priority'];
+  channels: NotificationView['channels'];
+  title: string | null;
+  body: string | null;
+  data: NotificationView['data'];
+  send_at: Date | null;
+  group_key: string | null;
+  recipients: number | null;
+  created_at: Date;
+  cancelled_at: Date | null;
+}
+
+function answerOf(n: NewNotification): AcceptedAnswer {
+  const scheduled = n.sendAt !== null && n.sendAt.getTime() > n.createdAt.getTime();
+  return { id: n.id, status: scheduled ? 'scheduled' : 'accepted', recipients: n.to.length };
+}
+
+export class SqlNotificationStore implements NotificationStore {
+  constructor(private readonly sql: Sql) {}
+
+  async accept(batch: readonly NewNotification[]): Promise<AcceptOutcome[]> {
+    const out: AcceptOutcome[] = new Array(batch.length);
+    // A key used twice in one batch: the first request owns it, the others are its retries.
+    const owner = new Map<string, number>();
+    const sameKeyAs = new Map<number, number>();
+    const candidates: number[] = [];
+    batch.forEach((n, i) => {
+      const key = n.idempotencyKey;
+      if (key !== null) {
+        const first = owner.get(key);
+        if (first !== undefined) {
+          sameKeyAs.set(i, first);
+          return;
+        }
+        owner.set(key, i);
+      }
+      candidates.push(i);
+    });
+
+    await this.sql.transaction(async (tx) => {
+      const fresh = await this.claimKeys(tx, batch, candidates, out);
+      if (fresh.length) await insertNotifications(tx, fresh.map((i) => batch[i] as NewNotification));
+    });
+
+    for (const [i, first] of sameKeyAs) {
+      const a = batch[i] as NewNotification;
+      const o = out[first] as AcceptOutcome;
+      const firstId = o.kind === 'conflict' ? o.existingId : o.answer.id;
+      if (o.kind === 'conflict' || a.requestHash !== (batch[first] as NewNotification).requestHash) {
+        out[i] = { kind: 'conflict', existingId: firstId };
+      } else {
+        out[i] = { kind: 'replayed', answer: o.answer };
+      }
+    }
+    return out;
+  }
+
+  /** Claims the idempotency keys of `candidates`; fills `out` for every candidate; returns those to insert. */
+  private async claimKeys(
+    tx: SqlClient,
+    batch: readonly NewNotification[],
+    candidates: number[],
+    out: AcceptOutcome[],
+  ): Promise<number[]> {
+    const keyed = candidates.filter((i) => batch[i]?.idempotencyKey !== null);
+    const lost = new Set<number>();
+    if (keyed.length) {
+      const ns = keyed.map((i) => batch[i] as NewNotification);
+      const cutoff = new Date(Date.now() - IDEMPOTENCY_WINDOW_MS).toISOString();
+      const claimed = await tx.query<{ key: string }>(
+        `INSERT INTO idempotency_keys (key, notification_id, request_hash, answer, created_at)
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[])
+         ON CONFLICT (key) DO UPDATE SET notification_id = EXCLUDED.notification_id, request_hash = EXCLUDED.request_hash,
+           answer = EXCLUDED.answer, created_at = EXCLUDED.created_at
+         WHERE idempotency_keys.created_at < $6
+         RETURNING key`,
+        [
+          ns.map((n) => n.idempotencyKey),
+          ns.map((n) => n.id),
+          ns.map((n) => n.requestHash ?? ''),
+          ns.map((n) => JSON.stringify(answerOf(n))),
+          ns.map((n) => n.createdAt.toISOString()),
+          cutoff,
+        ],
+      );
+      const won = new Set(claimed.map((r) => r.key));
+      for (const i of keyed) if (!won.has(batch[i]?.idempotencyKey as string)) lost.add(i);
+      if (lost.size) {
+        const rows = await tx.query<{ key: string; notification_id: string; request_hash: string; answer: AcceptedAnswer }>(
+          'SELECT key, notification_id, request_hash, answer FROM idempotency_keys WHERE key = ANY($1::text[])',
+          [[...lost].map((i) => batch[i]?.idempotencyKey)],
+        );
+        const byKey = new Map(rows.map((r) => [r.key, r]));
+        for (const i of lost) {
+          const n = batch[i] as NewNotification;
+          const prior = byKey.get(n.idempotencyKey as string);
+          if (!prior) throw new Error(`idempotency key ${n.idempotencyKey} vanished while claimed`);
+          out[i] =
+            prior.request_hash === n.requestHash
+              ? { kind: 'replayed', answer: prior.answer }
+              : { kind: 'conflict', existingId: prior.notification_id };
+        }
+      }
+    }
+    const fresh = candidates.filter((i) => !lost.has(i));
+    for (const i of fresh) out[i] = { kind: 'accepted', answer: answerOf(batch[i] as NewNotification) };
+    return fresh;
+  }
+
+  async getNotification(
+    id: string,
+    options: { cursor?: string | null; limit?: number } = {},
+  ): Promise<NotificationView | null> {
+    if (!UUID_RE.test(id)) return null;
+    const [n] = await this.sql.query<NotificationRow>('SELECT * FROM notifications WHERE id = $1', [id]);
+    if (!n) return null;
+    const limit = Math.min(Math.max(options.limit ?? 1000, 1), 1000);
+    const after = decodeCursor(options.cursor)?.[0];
+    const [counts, deliveries, timeline] = await Promise.all([
+      this.sql.query<{ state: DeliveryState; n: number; started: number }>(
+        `SELECT state, count(*)::int AS n, count(*) FILTER (WHERE attempts > 0)::int AS started
+         FROM deliveries WHERE notification_id = $1 GROUP BY state`,
+        [id],
+      ),
+      this.sql.query<DeliveryRow>(
+        `SELECT id, notification_id, user_id, channel, state, attempts, last_error, next_attempt_at, updated_at
+         FROM deliveries WHERE notification_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3`,
+        [id, typeof after === 'string' && UUID_RE.test(after) ? after : null, limit + 1],
+      ),
+      this.sql.query<{ at: Date; event: string; detail: TimelineEvent['detail'] }>(
+        'SELECT at, event, detail FROM timeline WHERE notification_id = $1 ORDER BY id LIMIT 1000',
+        [id],
+      ),
+    ]);
+    const page = deliveries.slice(0, limit);
+    const stateCounts: NotificationView['stateCounts'] = {};
+    let started = 0;
+    for (const c of counts) {
+      stateCounts[c.state] = c.n;
+      started += c.started;
+    }
+    const synthesized: TimelineEvent[] = [
+      { at: n.created_at, event: 'accepted', detail: { recipients: n.recipients, channels: n.channels } },
+    ];
+    if (n.send_at && n.send_at > n.created_at) {
+      synthesized.push({ at: n.created_at, event: 'scheduled', detail: { sendAt: n.send_at.toISOString() } });
+    }
+    return {
+      id: n.id,
+      category: n.category,
+      priority: n.priority,
+      channels: n.channels,
+      title: n.title,
+      body: n.body,
+      data: n.data,
+      sendAt: n.send_at,
+      groupKey: n.group_key,
+      createdAt: n.created_at,
+      cancelledAt: n.cancelled_at,
+      recipients: n.recipients,
+      stateCounts,
+      started,
+      deliveries: page.map((d) => ({
+        id: d.id,
+        userId: d.user_id,
+        channel: d.channel,
+        status: d.state,
+        attempts: d.attempts,
+        lastError: d.last_error,
+        nextAttemptAt: d.state === 'pending' ? d.next_attempt_at : null,
+        updatedAt: d.updated_at,
+      })),
+      nextCursor: deliveries.length > limit ? encodeCursor([page[page.length - 1]?.id as string]) : null,
+      timeline: [...synthesized, ...timeline.map((t) => ({ at: t.at, event: t.event, detail: t.detail }))],
+    };
+  }
+
+  async cancel(id: string): Promise<'cancelled' | 'not_found' | 'not_cancellable'> {
+    if (!UUID_RE.test(id)) return 'not_found';
+    return this.sql.transaction(async (tx) => {
+      const [n] = await tx.query<{ cancelled_at: Date | null }>(
+        'SELECT cancelled_at FROM notifications WHERE id = $1 FOR UPDATE',
+        [id],
+      );
+      if (!n) return 'not_found';
+      if (n.cancelled_at) return 'cancelled';
+      // Lock every delivery: a worker's claim (a compare-and-set on state) waits for us and then fails.
+      const rows = await tx.query<{ state: DeliveryState; attempts: number }>(
+        'SELECT state, attempts FROM deliveries WHERE notification_id = $1 FOR UPDATE',
+        [id],
+      );
+      if (rows.some((r) => r.state !== 'pending' || r.attempts > 0)) return 'not_cancellable';
+      await tx.query(
+        `UPDATE deliveries SET state = 'cancelled', updated_at = now() WHERE notification_id = $1 AND state = 'pending'`,
+        [id],
+      );
+      await tx.query('UPDATE notifications SET cancelled_at = now() WHERE id = $1', [id]);
+      await tx.query(`INSERT INTO timeline (notification_id, event, detail) VALUES ($1, 'cancelled', $2)`, [
+        id,
+        JSON.stringify({ deliveries: rows.length }),
+      ]);
+      return 'cancelled';
+    });
+  }
+
+  async purgeIdempotencyKeys(olderThan: Date): Promise<number> {
+    const rows = await this.sql.query('DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING 1', [
+      olderThan.toISOString(),
+    ]);
+    return rows.length;
+  }
+}
+
+async function insertNotifications(tx: SqlClient, ns: NewNotification[]): Promise<void> {
+  await tx.query(
+    `INSERT INTO notifications (id, category, priority, channels, title, body, data, send_at, group_key, recipients, created_at)
+     SELECT id, category, priority, string_to_array(channels, ','), title, body, data::jsonb, send_at, group_key, recipients, created_at
+     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
+                 $9::text[], $10::int[], $11::timestamptz[])
+       AS u(id, category, priority, channels, title, body, data, send_at, group_key, recipients, created_at)`,
+    [
+      ns.map((n) => n.id),
+      ns.map((n) => n.category),
+      ns.map((n) => n.priority),
+      ns.map((n) => n.channels.join(',')),
+      ns.map((n) => n.title),
+      ns.map((n) => n.body),
+      ns.map((n) => (n.data === null ? null : JSON.stringify(n.data))),
+      ns.map((n) => n.sendAt?.toISOString() ?? null),
+      ns.map((n) => n.groupKey),
+      ns.map((n) => n.to.length),
+      ns.map((n) => n.createdAt.toISOString()),
+    ],
+  );
+  const ids: string[] = [];
+  const nids: string[] = [];
+  const users: string[] = [];
+  const channels: string[] = [];
+  const lanes: string[] = [];
+  const due: string[] = [];
+  for (const n of ns) {
+    const at = (n.sendAt ?? n.createdAt).toISOString();
+    for (const user of n.to) {
+      for (const channel of n.channels) {
+        ids.push(uuidv7());
+        nids.push(n.id);
+        users.push(user);
+        channels.push(channel);
+        lanes.push(n.priority);
+        due.push(at);
+      }
+    }
+  }
+  await tx.query(
+    `INSERT INTO deliveries (id, notification_id, user_id, channel, lane, next_attempt_at, updated_at)
+     SELECT id, nid, uid, ch, lane, due, now()
+     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS u(id, nid, uid, ch, lane, due)`,
+    [ids, nids, users, channels, lanes, due],
+  );
+}

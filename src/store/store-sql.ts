@@ -1,0 +1,108 @@
+/**
+ * The Store port on SQL: one implementation for both adapters (PGlite embedded, PostgreSQL
+ * server), which differ only in their driver. Each concern lives in its own file.
+ */
+import type { InboxEntry, Store } from '../core/ports.ts';
+import type {
+  AcceptOutcome,
+  AttemptOutcome,
+  DeadLetter,
+  DeliveryJob,
+  InboxPage,
+  Lane,
+  NewNotification,
+  NotificationView,
+  ReadSelection,
+  UserProfile,
+} from '../core/types.ts';
+import { openPglite } from './db-pglite.ts';
+import { openPostgres } from './db-postgres.ts';
+import { migrate } from './migrate.ts';
+import { SqlDeliveryStore } from './sql-deliveries.ts';
+import { SqlInboxStore } from './sql-inbox.ts';
+import { SqlNotificationStore } from './sql-notifications.ts';
+import { SqlUserStore } from './sql-users.ts';
+import type { Sql } from './sql.ts';
+
+export class SqlStore implements Store {
+  readonly kind: Store['kind'];
+  readonly parallelism: number;
+  private readonly notifications: SqlNotificationStore;
+  private readonly deliveries: SqlDeliveryStore;
+  private readonly users: SqlUserStore;
+  private readonly inbox: SqlInboxStore;
+
+  constructor(readonly sql: Sql) {
+    this.kind = sql.kind;
+    this.parallelism = sql.parallelism;
+    this.notifications = new SqlNotificationStore(sql);
+    this.deliveries = new SqlDeliveryStore(sql);
+    this.users = new SqlUserStore(sql);
+    this.inbox = new SqlInboxStore(sql);
+  }
+
+  accept(batch: readonly NewNotification[]): Promise<AcceptOutcome[]> {
+    return this.notifications.accept(batch);
+  }
+  getNotification(id: string, options?: { cursor?: string | null; limit?: number }): Promise<NotificationView | null> {
+    return this.notifications.getNotification(id, options);
+  }
+  cancel(id: string): Promise<'cancelled' | 'not_found' | 'not_cancellable'> {
+    return this.notifications.cancel(id);
+  }
+  purgeIdempotencyKeys(olderThan: Date): Promise<number> {
+    return this.notifications.purgeIdempotencyKeys(olderThan);
+  }
+  startAttempts(ids: readonly string[], leaseMs: number): Promise<DeliveryJob[]> {
+    return this.deliveries.startAttempts(ids, leaseMs);
+  }
+  finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]> {
+    return this.deliveries.finishAttempts(outcomes);
+  }
+  reclaimExpired(limit: number): Promise<{ id: string; lane: Lane }[]> {
+    return this.deliveries.reclaimExpired(limit);
+  }
+  findOverdue(dueBefore: Date, limit: number): Promise<{ id: string; lane: Lane; runAt: Date }[]> {
+    return this.deliveries.findOverdue(dueBefore, limit);
+  }
+  listDeadLetters(options: { limit: number; cursor?: string | null }): Promise<{ items: DeadLetter[]; nextCursor: string | null }> {
+    return this.deliveries.listDeadLetters(options);
+  }
+  replay(id: string): Promise<{ result: 'replayed'; lane: Lane } | { result: 'not_found' | 'not_replayable' }> {
+    return this.deliveries.replay(id);
+  }
+  upsertUser(profile: UserProfile): Promise<UserProfile> {
+    return this.users.upsertUser(profile);
+  }
+  getUser(id: string): Promise<UserProfile | null> {
+    return this.users.getUser(id);
+  }
+  appendInbox(jobs: readonly DeliveryJob[]): Promise<InboxEntry[]> {
+    return this.inbox.appendInbox(jobs);
+  }
+  listInbox(userId: string, options: { limit: number; before?: number | null; unread?: boolean }): Promise<InboxPage> {
+    return this.inbox.listInbox(userId, options);
+  }
+  markRead(userId: string, selection: ReadSelection): Promise<number> {
+    return this.inbox.markRead(userId, selection);
+  }
+  async ping(): Promise<void> {
+    await this.sql.query('SELECT 1');
+  }
+  close(): Promise<void> {
+    return this.sql.close();
+  }
+}
+
+/** Opens the embedded store (PGlite in `dataDir`, or in memory when `dataDir` is null). */
+export async function openEmbeddedStore(dataDir: string | null): Promise<SqlStore> {
+  const sql = await openPglite(dataDir ?? undefined);
+  await migrate(sql);
+  return new SqlStore(sql);
+}
+
+export async function openPostgresStore(url: string, poolSize: number): Promise<SqlStore> {
+  const sql = await openPostgres(url, poolSize);
+  await migrate(sql);
+  return new SqlStore(sql);
+}
