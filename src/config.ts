@@ -8,21 +8,19 @@ import { LANES, type Lane } from './core/types.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-const laneConcurrency = z
-  .string()
-  .transform((s, ctx) => {
-    const out: Partial<Record<Lane, number>> = {};
-    for (const part of s.split(',').filter(Boolean)) {
-      const [lane, n] = part.split('=').map((x) => x.trim());
-      const count = Number(n);
-      if (!LANES.includes(lane as Lane) || !Number.isInteger(count) || count < 1 || count > 1000) {
-        ctx.addIssue({ code: 'custom', message: `"${part}" is not lane=n (lanes: ${LANES.join(', ')}; n in 1..1000)` });
-        return z.NEVER;
-      }
-      out[lane as Lane] = count;
+const laneConcurrency = z.string().transform((s, ctx) => {
+  const out: Partial<Record<Lane, number>> = {};
+  for (const part of s.split(',').filter(Boolean)) {
+    const [lane, n] = part.split('=').map((x) => x.trim());
+    const count = Number(n);
+    if (!LANES.includes(lane as Lane) || !Number.isInteger(count) || count < 1 || count > 1000) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not lane=n (lanes: ${LANES.join(', ')}; n in 1..1000)` });
+      return z.NEVER;
     }
-    return out;
-  });
+    out[lane as Lane] = count;
+  }
+  return out;
+});
 
 const secret = z.string().min(16, 'must be at least 16 characters');
 
@@ -42,7 +40,12 @@ const schema = z.object({
     .describe('Redis for bus, presence, routing, rate limits'),
   HERALD_API_KEYS: z
     .string()
-    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(secret).min(1, 'must hold at least one key'))
     .optional()
     .describe('comma-separated producer keys'),
@@ -54,11 +57,15 @@ const schema = z.object({
     .describe('Standard Webhooks signing secret'),
   HERALD_RETRY_BASE_MS: int(1, 86_400_000).default(5000).describe('first retry delay; doubles each attempt'),
   HERALD_RETRY_MAX_ATTEMPTS: int(1, 100).default(5).describe('attempts before a delivery is dead'),
-  HERALD_RETRY_MAX_DELAY_MS: int(1, 7 * 86_400_000).default(3_600_000).describe('cap on one backoff delay'),
+  HERALD_RETRY_MAX_DELAY_MS: int(1, 7 * 86_400_000)
+    .default(3_600_000)
+    .describe('cap on one backoff delay'),
   HERALD_LEASE_MS: int(500, 3_600_000).default(30_000).describe('visibility timeout of a claimed delivery'),
   HERALD_WEBHOOK_TIMEOUT_MS: int(100, 300_000).default(10_000).describe('webhook request timeout'),
   HERALD_LANE_CONCURRENCY: laneConcurrency.default({}).describe('e.g. critical=16,high=16,normal=32,bulk=16'),
-  HERALD_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1_048_576).describe('largest accepted request body'),
+  HERALD_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024)
+    .default(1_048_576)
+    .describe('largest accepted request body'),
   HERALD_PG_POOL_SIZE: int(1, 500).default(16).describe('PostgreSQL connections'),
   HERALD_INGEST_MAX_PENDING: int(1, 10_000_000).default(20_000).describe('POSTs waiting for commit before 429'),
   HERALD_POLL_MS: int(5, 60_000).default(250).describe('idle poll interval of workers'),
@@ -98,7 +105,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
   const r = schema.safeParse(raw);
   if (!r.success) {
-    const lines = r.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(raw[String(i.path[0])])}: ${i.message}`);
+    const lines = r.error.issues.map(
+      (i) => `  ${i.path.join('.')}=${JSON.stringify(raw[String(i.path[0])])}: ${i.message}`,
+    );
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const c = r.data;
@@ -111,7 +120,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: c.HERALD_API_KEYS,
     jwtSecret: c.HERALD_JWT_SECRET,
     webhookSecret: c.HERALD_WEBHOOK_SECRET,
-    retry: { baseMs: c.HERALD_RETRY_BASE_MS, maxAttempts: c.HERALD_RETRY_MAX_ATTEMPTS, maxDelayMs: c.HERALD_RETRY_MAX_DELAY_MS },
+    retry: {
+      baseMs: c.HERALD_RETRY_BASE_MS,
+      maxAttempts: c.HERALD_RETRY_MAX_ATTEMPTS,
+      maxDelayMs: c.HERALD_RETRY_MAX_DELAY_MS,
+    },
     leaseMs: c.HERALD_LEASE_MS,
     webhookTimeoutMs: c.HERALD_WEBHOOK_TIMEOUT_MS,
     laneConcurrency: { ...DEFAULT_LANE_CONCURRENCY, ...c.HERALD_LANE_CONCURRENCY },

@@ -35,7 +35,10 @@ export function resolveSecrets(config: Config): Secrets {
     webhookSecret: kept.webhookSecret ?? `whsec_${randomBytes(24).toString('base64')}`,
   };
   const needed = !config.apiKeys || !config.jwtSecret || !config.webhookSecret;
-  if (needed && (next.apiKey !== kept.apiKey || next.jwtSecret !== kept.jwtSecret || next.webhookSecret !== kept.webhookSecret)) {
+  if (
+    needed &&
+    (next.apiKey !== kept.apiKey || next.jwtSecret !== kept.jwtSecret || next.webhookSecret !== kept.webhookSecret)
+  ) {
     mkdirSync(config.dataDir, { recursive: true });
     writeFileSync(file, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
   }

@@ -4,20 +4,60 @@
  */
 
 export const ERRORS = {
-  HERALD_ERR_VALIDATION: { status: 400, retryable: false, summary: 'A field of the request is missing or invalid; `details` names each field.' },
+  HERALD_ERR_VALIDATION: {
+    status: 400,
+    retryable: false,
+    summary: 'A field of the request is missing or invalid; `details` names each field.',
+  },
   HERALD_ERR_MALFORMED_JSON: { status: 400, retryable: false, summary: 'The body is not valid JSON.' },
-  HERALD_ERR_INVALID_ENCODING: { status: 400, retryable: false, summary: 'The body is not valid UTF-8, or a string holds a NUL or an unpaired surrogate.' },
+  HERALD_ERR_INVALID_ENCODING: {
+    status: 400,
+    retryable: false,
+    summary: 'The body is not valid UTF-8, or a string holds a NUL or an unpaired surrogate.',
+  },
   HERALD_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, summary: 'The body is not `application/json`.' },
-  HERALD_ERR_BODY_TOO_LARGE: { status: 413, retryable: false, summary: 'The body is larger than `HERALD_MAX_BODY_BYTES`.' },
+  HERALD_ERR_BODY_TOO_LARGE: {
+    status: 413,
+    retryable: false,
+    summary: 'The body is larger than `HERALD_MAX_BODY_BYTES`.',
+  },
   HERALD_ERR_UNAUTHORIZED: { status: 401, retryable: false, summary: 'Missing or wrong API key or user token.' },
-  HERALD_ERR_FORBIDDEN: { status: 403, retryable: false, summary: 'The credentials are valid but may not act on this resource (a user token for another user).' },
+  HERALD_ERR_FORBIDDEN: {
+    status: 403,
+    retryable: false,
+    summary: 'The credentials are valid but may not act on this resource (a user token for another user).',
+  },
   HERALD_ERR_NOT_FOUND: { status: 404, retryable: false, summary: 'No such notification, dead letter or route.' },
-  HERALD_ERR_METHOD_NOT_ALLOWED: { status: 405, retryable: false, summary: 'The route exists but not with this method.' },
-  HERALD_ERR_IDEMPOTENCY_CONFLICT: { status: 409, retryable: false, summary: 'The `Idempotency-Key` was used within 24 h with another body.' },
-  HERALD_ERR_NOT_CANCELLABLE: { status: 409, retryable: false, summary: 'Some delivery of the notification has already started or finished.' },
-  HERALD_ERR_NOT_REPLAYABLE: { status: 409, retryable: false, summary: 'The dead letter is no longer failed or dead (it was replayed already).' },
-  HERALD_ERR_OVERLOADED: { status: 429, retryable: true, summary: 'Ingest is saturated; retry after `Retry-After` seconds.' },
-  HERALD_ERR_UNAVAILABLE: { status: 503, retryable: true, summary: 'The store could not be reached; nothing was stored.' },
+  HERALD_ERR_METHOD_NOT_ALLOWED: {
+    status: 405,
+    retryable: false,
+    summary: 'The route exists but not with this method.',
+  },
+  HERALD_ERR_IDEMPOTENCY_CONFLICT: {
+    status: 409,
+    retryable: false,
+    summary: 'The `Idempotency-Key` was used within 24 h with another body.',
+  },
+  HERALD_ERR_NOT_CANCELLABLE: {
+    status: 409,
+    retryable: false,
+    summary: 'Some delivery of the notification has already started or finished.',
+  },
+  HERALD_ERR_NOT_REPLAYABLE: {
+    status: 409,
+    retryable: false,
+    summary: 'The dead letter is no longer failed or dead (it was replayed already).',
+  },
+  HERALD_ERR_OVERLOADED: {
+    status: 429,
+    retryable: true,
+    summary: 'Ingest is saturated; retry after `Retry-After` seconds.',
+  },
+  HERALD_ERR_UNAVAILABLE: {
+    status: 503,
+    retryable: true,
+    summary: 'The store could not be reached; nothing was stored.',
+  },
   HERALD_ERR_INTERNAL: { status: 500, retryable: true, summary: 'A bug. Nothing half-stored; the log has the cause.' },
 } as const satisfies Record<string, { status: number; retryable: boolean; summary: string }>;
 
@@ -36,7 +76,11 @@ export class HeraldError extends Error {
   /** Seconds, for 429/503. */
   readonly retryAfter: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown; retryAfter?: number } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { details?: unknown; cause?: unknown; retryAfter?: number } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'HeraldError';
     this.code = code;

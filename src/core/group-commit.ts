@@ -84,7 +84,7 @@ export class GroupCommit<I, O> {
   private async run(batch: Waiting<I, O>[]): Promise<void> {
     try {
       const out = await this.flush(batch.map((w) => w.item));
-      batch.forEach((w, i) => w.resolve(out[i] as O));
+      for (const [i, w] of batch.entries()) w.resolve(out[i] as O);
     } catch (e) {
       for (const w of batch) w.reject(e);
     }

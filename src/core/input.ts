@@ -135,7 +135,12 @@ export const userProfileSchema = z.strictObject({
     .regex(/^\+[1-9][0-9]{6,14}$/, 'must be E.164, e.g. +14155550100')
     .nullable()
     .default(null),
-  timezone: z.string().max(64).refine(isTimeZone, 'must be an IANA time zone, e.g. Europe/Paris').nullable().default(null),
+  timezone: z
+    .string()
+    .max(64)
+    .refine(isTimeZone, 'must be an IANA time zone, e.g. Europe/Paris')
+    .nullable()
+    .default(null),
   locale: z
     .string()
     .regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a BCP 47 tag, e.g. en-US')

@@ -5,6 +5,7 @@
 import type {
   AcceptOutcome,
   AttemptOutcome,
+  BusJob,
   Channel,
   DeadLetter,
   DeliveryJob,
@@ -88,13 +89,6 @@ export interface Store extends NotificationStore, DeliveryStore, UserStore, Inbo
   readonly parallelism: number;
   ping(): Promise<void>;
   close(): Promise<void>;
-}
-
-/** A unit of work announced on the bus: "delivery `id` of `lane` is due at `runAt`". */
-export interface BusJob {
-  id: string;
-  lane: Lane;
-  runAt: Date;
 }
 
 /**

@@ -83,8 +83,16 @@ export interface AcceptedAnswer {
   recipients: number | null;
 }
 
+/** A unit of work announced on the bus: "delivery `id` of `lane` is due at `runAt`". */
+export interface BusJob {
+  id: string;
+  lane: Lane;
+  runAt: Date;
+}
+
 export type AcceptOutcome =
-  | { kind: 'accepted'; answer: AcceptedAnswer }
+  /** Committed, with the deliveries it created (to announce on the bus). */
+  | { kind: 'accepted'; answer: AcceptedAnswer; jobs: BusJob[] }
   /** Same idempotency key, same body: the first answer again. */
   | { kind: 'replayed'; answer: AcceptedAnswer }
   /** Same idempotency key, another body. */

@@ -9,8 +9,22 @@ import type { Sql, SqlClient } from './sql.ts';
 
 const parsers = { [types.INT8]: (v: string) => Number(v) };
 
-export async function openPglite(dataDir: string | undefined): Promise<Sql> {
-  const db = await PGlite.create(dataDir ? { dataDir, parsers } : { parsers });
+export interface PgliteOpenOptions {
+  /** A data directory dumped by `PGlite.dumpDataDir()` to start from, skipping initdb. Default: none. */
+  loadDataDir?: Blob;
+}
+
+export async function openPglite(dataDir: string | undefined, options: PgliteOpenOptions = {}): Promise<Sql> {
+  const db = await PGlite.create({
+    parsers,
+    ...(dataDir ? { dataDir } : {}),
+    ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
+  });
+  return pgliteSql(db);
+}
+
+/** The SQL port over an open PGlite instance (closing the port closes the instance). */
+export function pgliteSql(db: PGlite): Sql {
   const client = (q: Pick<PGlite, 'query'>): SqlClient => ({
     async query<T>(text: string, params?: readonly unknown[]) {
       const r = await q.query<T>(text, params as unknown[] | undefined);

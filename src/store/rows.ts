@@ -11,7 +11,14 @@ export interface UserRow {
 }
 
 export function toUser(r: UserRow): UserProfile {
-  return { id: r.id, email: r.email, phone: r.phone, timezone: r.timezone, locale: r.locale, webhookUrl: r.webhook_url };
+  return {
+    id: r.id,
+    email: r.email,
+    phone: r.phone,
+    timezone: r.timezone,
+    locale: r.locale,
+    webhookUrl: r.webhook_url,
+  };
 }
 
 export interface JobRow {
@@ -58,7 +65,14 @@ export function toJob(r: JobRow): DeliveryJob {
     user:
       r.u_id === null
         ? null
-        : toUser({ id: r.u_id, email: r.email, phone: r.phone, timezone: r.timezone, locale: r.locale, webhook_url: r.webhook_url }),
+        : toUser({
+            id: r.u_id,
+            email: r.email,
+            phone: r.phone,
+            timezone: r.timezone,
+            locale: r.locale,
+            webhook_url: r.webhook_url,
+          }),
   };
 }
 

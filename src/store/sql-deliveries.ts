@@ -3,9 +3,10 @@
  * compare (state, and for a held delivery its lease token), and writes its timeline events in
  * the same transaction.
  */
+
+import { UUID_RE } from '../core/ids.ts';
 import type { DeliveryStore } from '../core/ports.ts';
 import type { AttemptOutcome, DeadLetter, DeliveryJob, Lane } from '../core/types.ts';
-import { UUID_RE } from '../core/ids.ts';
 import { decodeCursor, encodeCursor, type JobRow, toJob } from './rows.ts';
 import type { Sql } from './sql.ts';
 
@@ -33,7 +34,13 @@ export class SqlDeliveryStore implements DeliveryStore {
     const states = outcomes.map((o) => (o.result === 'retry' ? 'pending' : o.result));
     const errors = outcomes.map((o) => (o.result === 'sent' ? null : o.error));
     return this.sql.transaction(async (tx) => {
-      const done = await tx.query<{ id: string; notification_id: string; user_id: string; channel: string; attempts: number }>(
+      const done = await tx.query<{
+        id: string;
+        notification_id: string;
+        user_id: string;
+        channel: string;
+        attempts: number;
+      }>(
         `UPDATE deliveries d SET state = u.state, last_error = u.err,
            next_attempt_at = COALESCE(u.next_at, d.next_attempt_at), lease_token = NULL, lease_until = NULL, updated_at = now()
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) AS u(id, token, state, err, next_at)
@@ -74,7 +81,13 @@ export class SqlDeliveryStore implements DeliveryStore {
 
   async reclaimExpired(limit: number): Promise<{ id: string; lane: Lane }[]> {
     return this.sql.transaction(async (tx) => {
-      const rows = await tx.query<{ id: string; lane: Lane; notification_id: string; user_id: string; channel: string }>(
+      const rows = await tx.query<{
+        id: string;
+        lane: Lane;
+        notification_id: string;
+        user_id: string;
+        channel: string;
+      }>(
         `UPDATE deliveries SET state = 'pending', lease_token = NULL, lease_until = NULL, next_attempt_at = now(), updated_at = now()
          WHERE id IN (SELECT id FROM deliveries WHERE state = 'processing' AND lease_until < now()
                       ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
@@ -87,7 +100,12 @@ export class SqlDeliveryStore implements DeliveryStore {
           `INSERT INTO timeline (notification_id, delivery_id, event, detail)
            SELECT nid, did, 'lease_expired', jsonb_build_object('userId', uid, 'channel', ch)
            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(nid, did, uid, ch)`,
-          [rows.map((r) => r.notification_id), rows.map((r) => r.id), rows.map((r) => r.user_id), rows.map((r) => r.channel)],
+          [
+            rows.map((r) => r.notification_id),
+            rows.map((r) => r.id),
+            rows.map((r) => r.user_id),
+            rows.map((r) => r.channel),
+          ],
         );
       }
       return rows.map((r) => ({ id: r.id, lane: r.lane }));
@@ -118,8 +136,13 @@ export class SqlDeliveryStore implements DeliveryStore {
       attempts: number;
       last_error: string | null;
       updated_at: Date;
+      cursor_at: string;
     }>(
-      `SELECT id, notification_id, user_id, channel, state, attempts, last_error, updated_at FROM deliveries
+      // The cursor keeps updated_at to the microsecond (a JS Date would round it to the millisecond, and
+      // the next page would then start again at rows already seen).
+      `SELECT id, notification_id, user_id, channel, state, attempts, last_error, updated_at,
+              to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
+       FROM deliveries
        WHERE state IN ('failed', 'dead') AND ($1::timestamptz IS NULL OR (updated_at, id) > ($1::timestamptz, $2::uuid))
        ORDER BY updated_at, id LIMIT $3`,
       [at, id, options.limit + 1],
@@ -137,7 +160,7 @@ export class SqlDeliveryStore implements DeliveryStore {
         lastError: r.last_error,
         updatedAt: r.updated_at,
       })),
-      nextCursor: rows.length > options.limit && last ? encodeCursor([last.updated_at.toISOString(), last.id]) : null,
+      nextCursor: rows.length > options.limit && last ? encodeCursor([last.cursor_at, last.id]) : null,
     };
   }
 
@@ -153,11 +176,10 @@ export class SqlDeliveryStore implements DeliveryStore {
         const exists = await tx.query('SELECT 1 FROM deliveries WHERE id = $1', [id]);
         return { result: exists.length ? 'not_replayable' : 'not_found' };
       }
-      await tx.query(`INSERT INTO timeline (notification_id, delivery_id, event, detail) VALUES ($1, $2, 'replayed', $3)`, [
-        row.notification_id,
-        id,
-        JSON.stringify({ userId: row.user_id, channel: row.channel }),
-      ]);
+      await tx.query(
+        `INSERT INTO timeline (notification_id, delivery_id, event, detail) VALUES ($1, $2, 'replayed', $3)`,
+        [row.notification_id, id, JSON.stringify({ userId: row.user_id, channel: row.channel })],
+      );
       return { result: 'replayed', lane: row.lane };
     });
   }

@@ -53,6 +53,13 @@ export class SqlInboxStore implements InboxStore {
   async appendInbox(jobs: readonly DeliveryJob[]): Promise<InboxEntry[]> {
     if (!jobs.length) return [];
     return this.sql.transaction(async (tx) => {
+      // Lock the users' counter rows first (in a stable order): an append of the same delivery running
+      // concurrently waits here, then finds the other's entry below instead of inserting a second one.
+      await tx.query(
+        `INSERT INTO inbox_counters (user_id, last_seq) SELECT unnest($1::text[]), 0
+         ON CONFLICT (user_id) DO UPDATE SET last_seq = inbox_counters.last_seq`,
+        [[...new Set(jobs.map((j) => j.userId))].sort()],
+      );
       const existing = await tx.query<{ delivery_id: string; seq: number; read_at: Date | null }>(
         'SELECT delivery_id, seq, read_at FROM inbox WHERE delivery_id = ANY($1::uuid[])',
         [jobs.map((j) => j.deliveryId)],
@@ -123,9 +130,10 @@ export class SqlInboxStore implements InboxStore {
   }
 
   private async unreadCount(q: SqlClient, userId: string): Promise<number> {
-    const [r] = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM inbox WHERE user_id = $1 AND read_at IS NULL', [
-      userId,
-    ]);
+    const [r] = await q.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM inbox WHERE user_id = $1 AND read_at IS NULL',
+      [userId],
+    );
     return r?.n ?? 0;
   }
 }

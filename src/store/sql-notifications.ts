@@ -2,17 +2,18 @@
  * Notifications in SQL: group-committed acceptance with idempotency keys, reading with deliveries
  * and timeline, cancellation.
  */
+
+import { UUID_RE, uuidv7 } from '../core/ids.ts';
 import type { NotificationStore } from '../core/ports.ts';
 import type {
   AcceptedAnswer,
   AcceptOutcome,
+  BusJob,
   DeliveryState,
   NewNotification,
   NotificationView,
   TimelineEvent,
 } from '../core/types.ts';
-import { UUID_RE } from '../core/ids.ts';
-import { uuidv7 } from '../core/ids.ts';
 import { type DeliveryRow, decodeCursor, encodeCursor } from './rows.ts';
 import type { Sql, SqlClient } from './sql.ts';
 
@@ -62,7 +63,15 @@ export class SqlNotificationStore implements NotificationStore {
 
     await this.sql.transaction(async (tx) => {
       const fresh = await this.claimKeys(tx, batch, candidates, out);
-      if (fresh.length) await insertNotifications(tx, fresh.map((i) => batch[i] as NewNotification));
+      if (!fresh.length) return;
+      const jobs = await insertNotifications(
+        tx,
+        fresh.map((i) => batch[i] as NewNotification),
+      );
+      for (const [k, i] of fresh.entries()) {
+        const n = batch[i] as NewNotification;
+        out[i] = { kind: 'accepted', answer: answerOf(n), jobs: jobs[k] ?? [] };
+      }
     });
 
     for (const [i, first] of sameKeyAs) {
@@ -78,7 +87,7 @@ export class SqlNotificationStore implements NotificationStore {
     return out;
   }
 
-  /** Claims the idempotency keys of `candidates`; fills `out` for every candidate; returns those to insert. */
+  /** Claims the idempotency keys of `candidates`; fills `out` for those that lost; returns those to insert. */
   private async claimKeys(
     tx: SqlClient,
     batch: readonly NewNotification[],
@@ -109,10 +118,14 @@ export class SqlNotificationStore implements NotificationStore {
       const won = new Set(claimed.map((r) => r.key));
       for (const i of keyed) if (!won.has(batch[i]?.idempotencyKey as string)) lost.add(i);
       if (lost.size) {
-        const rows = await tx.query<{ key: string; notification_id: string; request_hash: string; answer: AcceptedAnswer }>(
-          'SELECT key, notification_id, request_hash, answer FROM idempotency_keys WHERE key = ANY($1::text[])',
-          [[...lost].map((i) => batch[i]?.idempotencyKey)],
-        );
+        const rows = await tx.query<{
+          key: string;
+          notification_id: string;
+          request_hash: string;
+          answer: AcceptedAnswer;
+        }>('SELECT key, notification_id, request_hash, answer FROM idempotency_keys WHERE key = ANY($1::text[])', [
+          [...lost].map((i) => batch[i]?.idempotencyKey),
+        ]);
         const byKey = new Map(rows.map((r) => [r.key, r]));
         for (const i of lost) {
           const n = batch[i] as NewNotification;
@@ -125,9 +138,7 @@ export class SqlNotificationStore implements NotificationStore {
         }
       }
     }
-    const fresh = candidates.filter((i) => !lost.has(i));
-    for (const i of fresh) out[i] = { kind: 'accepted', answer: answerOf(batch[i] as NewNotification) };
-    return fresh;
+    return candidates.filter((i) => !lost.has(i));
   }
 
   async getNotification(
@@ -234,7 +245,8 @@ export class SqlNotificationStore implements NotificationStore {
   }
 }
 
-async function insertNotifications(tx: SqlClient, ns: NewNotification[]): Promise<void> {
+/** Inserts the notifications and their deliveries; returns each notification's deliveries as bus jobs. */
+async function insertNotifications(tx: SqlClient, ns: NewNotification[]): Promise<BusJob[][]> {
   await tx.query(
     `INSERT INTO notifications (id, category, priority, channels, title, body, data, send_at, group_key, recipients, created_at)
      SELECT id, category, priority, string_to_array(channels, ','), title, body, data::jsonb, send_at, group_key, recipients, created_at
@@ -261,11 +273,17 @@ async function insertNotifications(tx: SqlClient, ns: NewNotification[]): Promis
   const channels: string[] = [];
   const lanes: string[] = [];
   const due: string[] = [];
+  const jobs: BusJob[][] = [];
   for (const n of ns) {
-    const at = (n.sendAt ?? n.createdAt).toISOString();
+    const runAt = n.sendAt ?? n.createdAt;
+    const at = runAt.toISOString();
+    const mine: BusJob[] = [];
+    jobs.push(mine);
     for (const user of n.to) {
       for (const channel of n.channels) {
-        ids.push(uuidv7());
+        const id = uuidv7();
+        mine.push({ id, lane: n.priority, runAt });
+        ids.push(id);
         nids.push(n.id);
         users.push(user);
         channels.push(channel);
@@ -280,4 +298,5 @@ async function insertNotifications(tx: SqlClient, ns: NewNotification[]): Promis
      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS u(id, nid, uid, ch, lane, due)`,
     [ids, nids, users, channels, lanes, due],
   );
+  return jobs;
 }

@@ -15,14 +15,14 @@ import type {
   ReadSelection,
   UserProfile,
 } from '../core/types.ts';
-import { openPglite } from './db-pglite.ts';
+import { openPglite, type PgliteOpenOptions } from './db-pglite.ts';
 import { openPostgres } from './db-postgres.ts';
 import { migrate } from './migrate.ts';
+import type { Sql } from './sql.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
 import { SqlUserStore } from './sql-users.ts';
-import type { Sql } from './sql.ts';
 
 export class SqlStore implements Store {
   readonly kind: Store['kind'];
@@ -65,7 +65,10 @@ export class SqlStore implements Store {
   findOverdue(dueBefore: Date, limit: number): Promise<{ id: string; lane: Lane; runAt: Date }[]> {
     return this.deliveries.findOverdue(dueBefore, limit);
   }
-  listDeadLetters(options: { limit: number; cursor?: string | null }): Promise<{ items: DeadLetter[]; nextCursor: string | null }> {
+  listDeadLetters(options: {
+    limit: number;
+    cursor?: string | null;
+  }): Promise<{ items: DeadLetter[]; nextCursor: string | null }> {
     return this.deliveries.listDeadLetters(options);
   }
   replay(id: string): Promise<{ result: 'replayed'; lane: Lane } | { result: 'not_found' | 'not_replayable' }> {
@@ -95,8 +98,8 @@ export class SqlStore implements Store {
 }
 
 /** Opens the embedded store (PGlite in `dataDir`, or in memory when `dataDir` is null). */
-export async function openEmbeddedStore(dataDir: string | null): Promise<SqlStore> {
-  const sql = await openPglite(dataDir ?? undefined);
+export async function openEmbeddedStore(dataDir: string | null, options: PgliteOpenOptions = {}): Promise<SqlStore> {
+  const sql = await openPglite(dataDir ?? undefined, options);
   await migrate(sql);
   return new SqlStore(sql);
 }

@@ -1,0 +1,73 @@
+/**
+ * Who is calling: a producer (API key, `Authorization: Bearer <key>`) or a user (HS256 JWT whose
+ * `sub` is the user id, with `exp`). Keys are compared in constant time; tokens with any other
+ * algorithm (including `none`), without `exp`, expired or badly signed are refused.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { HeraldError } from '../core/errors.ts';
+
+export type Caller = { kind: 'producer' } | { kind: 'user'; userId: string };
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export class Auth {
+  private readonly keyDigests: Buffer[];
+  private readonly jwtKey: Uint8Array;
+
+  constructor(apiKeys: readonly string[], jwtSecret: string) {
+    this.keyDigests = apiKeys.map(digest);
+    this.jwtKey = new TextEncoder().encode(jwtSecret);
+  }
+
+  isApiKey(candidate: string): boolean {
+    const d = digest(candidate);
+    let ok = false;
+    for (const k of this.keyDigests) ok = timingSafeEqual(k, d) || ok;
+    return ok;
+  }
+
+  /** Resolves the caller from an Authorization header; `allowUser` admits user tokens too. */
+  async caller(authorization: string | undefined, allowUser: boolean): Promise<Caller> {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+    if (!m) throw new HeraldError('HERALD_ERR_UNAUTHORIZED', 'missing Authorization: Bearer <api key>');
+    const credential = m[1] as string;
+    if (this.isApiKey(credential)) return { kind: 'producer' };
+    if (allowUser && credential.split('.').length === 3)
+      return { kind: 'user', userId: await this.verifyUserToken(credential) };
+    throw new HeraldError('HERALD_ERR_UNAUTHORIZED', allowUser ? 'invalid API key or user token' : 'invalid API key');
+  }
+
+  /** The user id of a valid token; HERALD_ERR_UNAUTHORIZED otherwise. */
+  async verifyUserToken(token: string): Promise<string> {
+    try {
+      const { payload } = await jwtVerify(token, this.jwtKey, {
+        algorithms: ['HS256'],
+        requiredClaims: ['sub', 'exp'],
+      });
+      if (typeof payload.sub !== 'string' || !payload.sub) throw new Error('sub must be a user id');
+      return payload.sub;
+    } catch (e) {
+      const why = e instanceof joseErrors.JWTExpired ? 'user token expired' : 'invalid user token';
+      throw new HeraldError('HERALD_ERR_UNAUTHORIZED', why, { cause: e });
+    }
+  }
+
+  async issueUserToken(userId: string, ttlSeconds: number): Promise<{ token: string; expiresAt: Date }> {
+    const exp = Math.floor(Date.now() / 1000) + ttlSeconds;
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(userId)
+      .setIssuedAt()
+      .setExpirationTime(exp)
+      .sign(this.jwtKey);
+    return { token, expiresAt: new Date(exp * 1000) };
+  }
+}
+
+/** A user may act on its own data only. */
+export function assertMayActOn(caller: Caller, userId: string): void {
+  if (caller.kind === 'user' && caller.userId !== userId) {
+    throw new HeraldError('HERALD_ERR_FORBIDDEN', 'this user token may only act on its own user');
+  }
+}

@@ -1,0 +1,63 @@
+/** Prometheus metrics, fed by the core's typed events. */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { DeliveryEvent, HeraldEmitter } from '../core/events.ts';
+import type { Ingest } from '../core/ingest.ts';
+
+export class Metrics {
+  private readonly registry = new Registry();
+
+  constructor(events: HeraldEmitter, ingest: Ingest) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'herald_process_' });
+    const accepted = new Counter({
+      name: 'herald_notifications_accepted_total',
+      help: 'Notifications committed, by lane',
+      labelNames: ['lane'],
+      registers: [this.registry],
+    });
+    const outcomes = new Counter({
+      name: 'herald_delivery_attempts_total',
+      help: 'Delivery attempts by lane, channel and outcome (sent, retry, failed, dead)',
+      labelNames: ['lane', 'channel', 'outcome'],
+      registers: [this.registry],
+    });
+    const latency = new Histogram({
+      name: 'herald_delivery_latency_seconds',
+      help: 'From acceptance (or sendAt) to a recorded successful delivery',
+      labelNames: ['lane', 'channel'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [this.registry],
+    });
+    const reclaimed = new Counter({
+      name: 'herald_leases_reclaimed_total',
+      help: 'Deliveries whose lease expired (their worker died or stalled) and went back to the queue',
+      registers: [this.registry],
+    });
+    new Gauge({
+      name: 'herald_ingest_pending',
+      help: 'Requests waiting for their group commit',
+      registers: [this.registry],
+      collect() {
+        this.set(ingest.pending);
+      },
+    });
+    events.on('notification:accepted', (e) => accepted.inc({ lane: e.lane }));
+    const count = (outcome: string) => (e: DeliveryEvent) =>
+      outcomes.inc({ lane: e.lane, channel: e.channel, outcome });
+    events.on('delivery:sent', (e) => {
+      count('sent')(e);
+      latency.observe({ lane: e.lane, channel: e.channel }, e.latencyMs / 1000);
+    });
+    events.on('delivery:retry', count('retry'));
+    events.on('delivery:failed', count('failed'));
+    events.on('delivery:dead', count('dead'));
+    events.on('delivery:reclaimed', (e) => reclaimed.inc(e.count));
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

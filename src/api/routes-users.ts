@@ -1,0 +1,141 @@
+/** Users, user tokens and the in-app inbox. */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { HeraldError } from '../core/errors.ts';
+import {
+  idSchema,
+  parseOrThrow,
+  parseReadSelection,
+  parseUserProfile,
+  readSelectionSchema,
+  userProfileSchema,
+} from '../core/input.ts';
+import { assertMayActOn } from './auth.ts';
+import { doc, errorResponses } from './docs.ts';
+import type { ApiDeps } from './server.ts';
+
+const userParams = z.object({ userId: idSchema });
+const tokenBody = z
+  .strictObject({
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 86_400)
+      .default(3600),
+  })
+  .default({ ttlSeconds: 3600 });
+const inboxQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  before: z.coerce.number().int().positive().optional(),
+  unread: z.enum(['true', 'false']).optional(),
+});
+
+const profile = z.object({
+  id: z.string(),
+  email: z.string().nullable(),
+  phone: z.string().nullable(),
+  timezone: z.string().nullable(),
+  locale: z.string().nullable(),
+  webhookUrl: z.string().nullable(),
+});
+
+function userIdOf(params: unknown): string {
+  return parseOrThrow(userParams, params).userId;
+}
+
+export function userRoutes(app: FastifyInstance, { store, auth }: ApiDeps): void {
+  app.put(
+    '/v1/users/:userId',
+    {
+      config: { auth: 'producer' },
+      schema: {
+        tags: ['users'],
+        summary: 'Create or replace a user profile (contact points, time zone, locale)',
+        body: doc(userProfileSchema),
+        response: { 200: doc(profile), ...errorResponses(400, 401) },
+      },
+    },
+    async (req) => parseAndSave(req.params, req.body),
+  );
+
+  async function parseAndSave(params: unknown, body: unknown) {
+    const id = userIdOf(params);
+    return store.upsertUser(parseUserProfile(id, body ?? {}));
+  }
+
+  app.get(
+    '/v1/users/:userId',
+    {
+      config: { auth: 'producer-or-user' },
+      schema: {
+        tags: ['users'],
+        summary: 'A user profile',
+        response: { 200: doc(profile), ...errorResponses(401, 403, 404) },
+      },
+    },
+    async (req) => {
+      const id = userIdOf(req.params);
+      assertMayActOn(req.caller, id);
+      const user = await store.getUser(id);
+      if (!user) throw new HeraldError('HERALD_ERR_NOT_FOUND', `no user ${id}`);
+      return user;
+    },
+  );
+
+  app.post(
+    '/v1/users/:userId/tokens',
+    {
+      config: { auth: 'producer' },
+      schema: {
+        tags: ['users'],
+        summary: 'Issue a user token (HS256 JWT) for the real-time connection and the inbox',
+        body: doc(tokenBody),
+        response: { 201: doc(z.object({ token: z.string(), expiresAt: z.string() })), ...errorResponses(400, 401) },
+      },
+    },
+    async (req, reply) => {
+      const id = userIdOf(req.params);
+      const { ttlSeconds } = parseOrThrow(tokenBody, req.body ?? undefined);
+      return reply.status(201).send(await auth.issueUserToken(id, ttlSeconds));
+    },
+  );
+
+  app.get(
+    '/v1/users/:userId/inbox',
+    {
+      config: { auth: 'producer-or-user' },
+      schema: {
+        tags: ['inbox'],
+        summary: "A page of the user's in-app inbox, newest first",
+        querystring: doc(inboxQuery),
+        response: { ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (req) => {
+      const id = userIdOf(req.params);
+      assertMayActOn(req.caller, id);
+      const q = parseOrThrow(inboxQuery, req.query);
+      return store.listInbox(id, { limit: q.limit, before: q.before ?? null, unread: q.unread === 'true' });
+    },
+  );
+
+  app.post(
+    '/v1/users/:userId/inbox/read',
+    {
+      config: { auth: 'producer-or-user' },
+      schema: {
+        tags: ['inbox'],
+        summary: 'Mark inbox items read: {"seqs": [..]}, {"upToSeq": n} or {"all": true}',
+        body: doc(readSelectionSchema),
+        response: { 200: doc(z.object({ unreadCount: z.number() })), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (req) => {
+      const id = userIdOf(req.params);
+      assertMayActOn(req.caller, id);
+      const unreadCount = await store.markRead(id, parseReadSelection(req.body));
+      return { unreadCount };
+    },
+  );
+}

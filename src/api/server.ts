@@ -1,0 +1,121 @@
+/**
+ * The HTTP server: JSON parsing that rejects bad encodings, one error shape for every failure
+ * (`{"error": {"code", "message", "details"}}`), authentication per route, and the route modules.
+ * Request validation is zod's (src/core/input.ts); route schemas exist for the OpenAPI document.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import { HeraldError } from '../core/errors.ts';
+import type { HeraldEmitter } from '../core/events.ts';
+import type { Ingest } from '../core/ingest.ts';
+import type { Bus, Store } from '../core/ports.ts';
+import type { Auth, Caller } from './auth.ts';
+import { registerDocs } from './docs.ts';
+import { Metrics } from './metrics.ts';
+import { notificationRoutes } from './routes-notifications.ts';
+import { opsRoutes } from './routes-ops.ts';
+import { userRoutes } from './routes-users.ts';
+
+export type AuthMode = 'none' | 'producer' | 'producer-or-user';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: AuthMode;
+  }
+  interface FastifyRequest {
+    /** Set by the onRequest hook on routes that require authentication. */
+    caller: Caller;
+  }
+}
+
+export interface ApiDeps {
+  config: Config;
+  store: Store;
+  bus: Bus;
+  ingest: Ingest;
+  events: HeraldEmitter;
+  auth: Auth;
+  logger: Logger;
+}
+
+export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.config.maxBodyBytes,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    routerOptions: { maxParamLength: 500 },
+  });
+
+  // Validation is zod's; route schemas only document. Serialization is plain JSON.stringify.
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+    const buf = body as Buffer;
+    if (buf.length === 0) return done(null, undefined);
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(buf);
+    } catch {
+      return done(new HeraldError('HERALD_ERR_INVALID_ENCODING', 'the body is not valid UTF-8'), undefined);
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (e) {
+      done(
+        new HeraldError('HERALD_ERR_MALFORMED_JSON', `the body is not valid JSON: ${(e as Error).message}`),
+        undefined,
+      );
+    }
+  });
+
+  app.decorateRequest('caller', null as never);
+  app.addHook('onRequest', async (req) => {
+    const mode = req.routeOptions.config.auth ?? 'none';
+    if (mode !== 'none') req.caller = await deps.auth.caller(req.headers.authorization, mode === 'producer-or-user');
+  });
+
+  app.setErrorHandler((error: FastifyError | HeraldError, req, reply) => {
+    const e = toHeraldError(error);
+    if (e.status >= 500) req.log.error({ err: error, url: req.url }, 'request failed');
+    if (e.retryAfter !== undefined) void reply.header('retry-after', String(e.retryAfter));
+    return reply.status(e.status).send(e.toJSON());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = new HeraldError('HERALD_ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);
+    return reply.status(404).send(e.toJSON());
+  });
+
+  const metrics = new Metrics(deps.events, deps.ingest);
+  await registerDocs(app);
+  notificationRoutes(app, deps);
+  userRoutes(app, deps);
+  opsRoutes(app, deps, metrics);
+  return app;
+}
+
+const FASTIFY_CODES: Record<string, ConstructorParameters<typeof HeraldError>[0]> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'HERALD_ERR_BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'HERALD_ERR_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_TYPE: 'HERALD_ERR_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'HERALD_ERR_VALIDATION',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'HERALD_ERR_VALIDATION',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'HERALD_ERR_MALFORMED_JSON',
+};
+
+function toHeraldError(error: FastifyError | HeraldError): HeraldError {
+  if (error instanceof HeraldError) return error;
+  const mapped = FASTIFY_CODES[error.code];
+  if (mapped) return new HeraldError(mapped, error.message, { cause: error });
+  const status = error.statusCode ?? 500;
+  if (status === 404) return new HeraldError('HERALD_ERR_NOT_FOUND', error.message, { cause: error });
+  if (status === 413) return new HeraldError('HERALD_ERR_BODY_TOO_LARGE', error.message, { cause: error });
+  if (status === 415) return new HeraldError('HERALD_ERR_UNSUPPORTED_MEDIA_TYPE', error.message, { cause: error });
+  if (status >= 400 && status < 500) return new HeraldError('HERALD_ERR_VALIDATION', error.message, { cause: error });
+  if (status === 503) return new HeraldError('HERALD_ERR_UNAVAILABLE', error.message, { cause: error, retryAfter: 1 });
+  return new HeraldError('HERALD_ERR_INTERNAL', 'internal error', { cause: error });
+}

@@ -1,0 +1,27 @@
+/** Typed events emitted by the core; metrics, logs and the real-time gateway subscribe to them. */
+import { EventEmitter } from 'node:events';
+import type { Channel, Lane } from './types.ts';
+
+export interface DeliveryEvent {
+  deliveryId: string;
+  notificationId: string;
+  userId: string;
+  lane: Lane;
+  channel: Channel;
+  attempt: number;
+  /** From the notification's creation (or sendAt) to the recorded outcome. */
+  latencyMs: number;
+  error?: string;
+}
+
+export interface HeraldEvents {
+  'notification:accepted': [{ id: string; lane: Lane; deliveries: number }];
+  'delivery:sent': [DeliveryEvent];
+  'delivery:retry': [DeliveryEvent];
+  'delivery:failed': [DeliveryEvent];
+  'delivery:dead': [DeliveryEvent];
+  'delivery:reclaimed': [{ count: number }];
+  'worker:error': [{ lane: Lane; error: unknown }];
+}
+
+export class HeraldEmitter extends EventEmitter<HeraldEvents> {}

@@ -1,0 +1,119 @@
+/**
+ * Ingest: turns a validated request into committed rows, then announces them on the bus.
+ *
+ * Promises: the returned outcome is given only after the notification and all its deliveries are
+ * committed (group commit: concurrent requests share one transaction). Announcing on the bus
+ * happens after the commit and may fail without losing anything: the reconciler finds committed
+ * rows that are due and re-announces them. When too many requests wait for a commit, new ones are
+ * refused with HERALD_ERR_OVERLOADED (429) instead of queueing without bound.
+ */
+import { createHash } from 'node:crypto';
+import { HeraldError } from './errors.ts';
+import type { HeraldEmitter } from './events.ts';
+import { GroupCommit, OverloadedError } from './group-commit.ts';
+import { uuidv7 } from './ids.ts';
+import type { Bus, NotificationStore } from './ports.ts';
+import type { AcceptOutcome, NewNotification, NotificationRequest } from './types.ts';
+
+export interface IngestOptions {
+  /** Requests allowed to wait for a commit before 429 (HERALD_INGEST_MAX_PENDING). */
+  maxPending: number;
+  /** Transactions run at once (the store's parallelism). */
+  parallel: number;
+  /** Notifications per transaction; default 500. */
+  maxBatch?: number;
+}
+
+export interface IngestLog {
+  warn(obj: object, msg: string): void;
+}
+
+export class Ingest {
+  private readonly commits: GroupCommit<NewNotification, AcceptOutcome>;
+
+  constructor(
+    private readonly store: NotificationStore,
+    private readonly bus: Bus,
+    private readonly events: HeraldEmitter,
+    private readonly log: IngestLog,
+    options: IngestOptions,
+  ) {
+    this.commits = new GroupCommit((batch) => this.commit(batch), {
+      maxBatch: options.maxBatch ?? 500,
+      maxPending: options.maxPending,
+      parallel: options.parallel,
+    });
+  }
+
+  get pending(): number {
+    return this.commits.pending;
+  }
+
+  async submit(request: NotificationRequest, idempotencyKey: string | null): Promise<AcceptOutcome> {
+    const now = new Date();
+    const n: NewNotification = {
+      ...request,
+      // A sendAt in the past means now.
+      sendAt: request.sendAt && request.sendAt > now ? request.sendAt : null,
+      id: uuidv7(now.getTime()),
+      createdAt: now,
+      idempotencyKey,
+      requestHash: idempotencyKey === null ? null : hashRequest(request),
+    };
+    try {
+      return await this.commits.submit(n);
+    } catch (e) {
+      if (e instanceof OverloadedError) {
+        throw new HeraldError('HERALD_ERR_OVERLOADED', 'too many notifications waiting to be stored; retry shortly', {
+          retryAfter: 1,
+        });
+      }
+      if (e instanceof HeraldError) throw e;
+      throw new HeraldError(
+        'HERALD_ERR_UNAVAILABLE',
+        'the store could not commit the notification; nothing was stored',
+        {
+          cause: e,
+          retryAfter: 1,
+        },
+      );
+    }
+  }
+
+  /** Waits until every submitted request has been committed or refused. */
+  drain(): Promise<void> {
+    return this.commits.drain();
+  }
+
+  private async commit(batch: NewNotification[]): Promise<AcceptOutcome[]> {
+    const out = await this.store.accept(batch);
+    const jobs = out.flatMap((o) => (o.kind === 'accepted' ? o.jobs : []));
+    if (jobs.length) {
+      await this.bus.publish(jobs).catch((error: unknown) => {
+        this.log.warn({ err: error, jobs: jobs.length }, 'bus publish failed; the reconciler will announce these');
+      });
+    }
+    for (const o of out) {
+      if (o.kind === 'accepted') {
+        const lane = o.jobs[0]?.lane ?? 'normal';
+        this.events.emit('notification:accepted', { id: o.answer.id, lane, deliveries: o.jobs.length });
+      }
+    }
+    return out;
+  }
+}
+
+/** A stable hash of the request: the same body, whatever its key order, hashes the same. */
+export function hashRequest(request: NotificationRequest): string {
+  return createHash('sha256').update(stableStringify(request)).digest('base64url');
+}
+
+function stableStringify(v: unknown): string {
+  if (v instanceof Date) return JSON.stringify(v.toISOString());
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${stableStringify(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}

@@ -1,0 +1,85 @@
+/**
+ * Background upkeep that makes the guarantees hold when something dies:
+ * - reclaim: deliveries whose lease expired (their worker died) go back to pending and are
+ *   announced again;
+ * - reconcile: pending deliveries that are overdue are announced again, in case the bus lost them
+ *   (the store is the source of truth, the bus only distributes);
+ * - purge: idempotency keys older than 24 h are deleted.
+ * Each task is safe to run in several processes at once.
+ */
+import type { HeraldEmitter } from './events.ts';
+import type { Bus, DeliveryStore, NotificationStore } from './ports.ts';
+
+export interface MaintenanceOptions {
+  leaseMs: number;
+  /** How late a pending delivery must be before it is re-announced. Default 30 s. */
+  overdueMs?: number;
+}
+
+export interface MaintenanceLog {
+  error(obj: object, msg: string): void;
+}
+
+export class Maintenance {
+  private timers: NodeJS.Timeout[] = [];
+  private running = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly store: DeliveryStore & NotificationStore,
+    private readonly bus: Bus,
+    private readonly events: HeraldEmitter,
+    private readonly log: MaintenanceLog,
+    private readonly options: MaintenanceOptions,
+  ) {}
+
+  start(): void {
+    const reclaimEvery = Math.max(100, Math.min(5_000, Math.floor(this.options.leaseMs / 4)));
+    this.every(reclaimEvery, () => this.reclaim());
+    this.every(Math.max(1_000, (this.options.overdueMs ?? 30_000) / 2), () => this.reconcile());
+    this.every(3_600_000, () => this.store.purgeIdempotencyKeys(new Date(Date.now() - 24 * 3_600_000)));
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await Promise.allSettled([...this.running]);
+  }
+
+  /** Returns expired leases to the queue; resolves to how many. */
+  async reclaim(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const back = await this.store.reclaimExpired(1000);
+      if (!back.length) break;
+      total += back.length;
+      const now = new Date();
+      await this.bus.publish(back.map((b) => ({ id: b.id, lane: b.lane, runAt: now })));
+      if (back.length < 1000) break;
+    }
+    if (total) this.events.emit('delivery:reclaimed', { count: total });
+    return total;
+  }
+
+  async reconcile(): Promise<number> {
+    const overdue = await this.store.findOverdue(new Date(Date.now() - (this.options.overdueMs ?? 30_000)), 1000);
+    if (overdue.length) await this.bus.publish(overdue);
+    return overdue.length;
+  }
+
+  private every(ms: number, task: () => Promise<unknown>): void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      const p = task()
+        .catch((err: unknown) => this.log.error({ err }, 'maintenance task failed'))
+        .finally(() => {
+          busy = false;
+          this.running.delete(p);
+        });
+      this.running.add(p);
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * A running Herald: wires adapters, then starts the roles — api (HTTP + ingest), worker (lane
+ * workers), scheduler (reclaim, reconcile, purge). `stop()` shuts down in the order that loses
+ * nothing: stop taking requests, commit what was accepted, finish and record held deliveries,
+ * then close the bus and the store.
+ */
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { Auth } from './api/auth.ts';
+import { buildServer } from './api/server.ts';
+import type { Config } from './config.ts';
+import { HeraldEmitter } from './core/events.ts';
+import { Ingest } from './core/ingest.ts';
+import { Maintenance } from './core/maintenance.ts';
+import { DeliveryWorker } from './core/worker.ts';
+import { resolveSecrets, type Secrets } from './secrets.ts';
+import { type Adapters, wireAdapters } from './wiring.ts';
+
+export const ROLES = ['api', 'worker', 'scheduler'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Herald {
+  config: Config;
+  secrets: Secrets;
+  adapters: Adapters;
+  events: HeraldEmitter;
+  logger: Logger;
+  /** Base URL of the HTTP server when the api role runs. */
+  url: string | null;
+  server: FastifyInstance | null;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  roles?: readonly Role[];
+  logger?: Logger;
+}
+
+export async function startHerald(config: Config, options: StartOptions = {}): Promise<Herald> {
+  const roles = new Set(options.roles ?? ROLES);
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'herald' } });
+  const secrets = resolveSecrets(config);
+  const adapters = await wireAdapters(config, secrets);
+  for (const w of adapters.description.warnings) logger.warn(w);
+  const { store, bus, providers } = adapters;
+  const events = new HeraldEmitter();
+
+  const ingest = new Ingest(store, bus, events, logger, {
+    maxPending: config.ingestMaxPending,
+    parallel: Math.max(1, Math.min(8, store.parallelism)),
+  });
+  const worker = roles.has('worker')
+    ? new DeliveryWorker(
+        store,
+        bus,
+        providers,
+        events,
+        logger,
+        {
+          laneConcurrency: config.laneConcurrency,
+          leaseMs: config.leaseMs,
+          pollMs: config.pollMs,
+          retry: config.retry,
+        },
+        store.parallelism,
+      )
+    : null;
+  const maintenance = roles.has('scheduler')
+    ? new Maintenance(store, bus, events, logger, { leaseMs: config.leaseMs })
+    : null;
+
+  let server: FastifyInstance | null = null;
+  let url: string | null = null;
+  if (roles.has('api')) {
+    server = await buildServer({
+      config,
+      store,
+      bus,
+      ingest,
+      events,
+      auth: new Auth(secrets.apiKeys, secrets.jwtSecret),
+      logger,
+    });
+    url = await server.listen({ port: config.port, host: config.host });
+    url = url.replace('[::]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
+  }
+  // Expired leases of a previous run come back before workers start claiming.
+  if (maintenance) {
+    await maintenance.reclaim();
+    maintenance.start();
+  }
+  worker?.start();
+  logger.info(
+    { url, roles: [...roles], store: adapters.description.store, bus: adapters.description.bus },
+    'herald started',
+  );
+
+  let stopping: Promise<void> | null = null;
+  const stop = () => {
+    stopping ??= (async () => {
+      await server?.close();
+      await ingest.drain();
+      await worker?.stop();
+      await maintenance?.stop();
+      for (const p of providers.values()) await p.close?.();
+      await bus.close();
+      await store.close();
+      logger.info('herald stopped');
+    })();
+    return stopping;
+  };
+  return { config, secrets, adapters, events, logger, url, server, stop };
+}

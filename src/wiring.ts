@@ -1,0 +1,54 @@
+/**
+ * The one place that reads the configuration and chooses adapters: store, bus and providers.
+ * Nothing else looks at DATABASE_URL or REDIS_URL.
+ */
+import { join } from 'node:path';
+import { QueueTableBus } from './bus/bus-queue-table.ts';
+import { buildProviders } from './channels/registry.ts';
+import type { Config } from './config.ts';
+import type { Bus, ChannelProvider, Store } from './core/ports.ts';
+import type { Channel } from './core/types.ts';
+import type { Secrets } from './secrets.ts';
+import { openEmbeddedStore, openPostgresStore } from './store/store-sql.ts';
+
+export interface Adapters {
+  store: Store;
+  bus: Bus;
+  providers: Map<Channel, ChannelProvider & { close?(): Promise<void> }>;
+  /** Human-readable choices, for the start-up log. */
+  description: { store: string; bus: string; warnings: string[] };
+}
+
+export async function wireAdapters(config: Config, secrets: Secrets): Promise<Adapters> {
+  const warnings: string[] = [];
+  const store = config.databaseUrl
+    ? await openPostgresStore(config.databaseUrl, config.pgPoolSize)
+    : await openEmbeddedStore(join(config.dataDir, 'pgdata'));
+  if (config.redisUrl) {
+    warnings.push(
+      'REDIS_URL is set, but this version has no Redis adapters yet: bus, presence and routing run in-process',
+    );
+  }
+  const bus = new QueueTableBus(store.sql);
+  const providers = buildProviders({
+    inbox: store,
+    webhookSecret: secrets.webhookSecret,
+    webhookTimeoutMs: config.webhookTimeoutMs,
+  });
+  return {
+    store,
+    bus,
+    providers,
+    description: {
+      store: config.databaseUrl
+        ? `postgres (${redact(config.databaseUrl)})`
+        : `pglite (${join(config.dataDir, 'pgdata')})`,
+      bus: bus.kind,
+      warnings,
+    },
+  };
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}

@@ -1,0 +1,688 @@
+/**
+ * The Store contract, run against every adapter (PGlite embedded, PostgreSQL server). A new store
+ * adapter is done when this suite passes on it. Every test gets a fresh, empty database.
+ */
+import { randomUUID } from 'node:crypto';
+import { expect, it } from 'vitest';
+import { uuidv7 } from '../src/core/ids.ts';
+import type { DeliveryJob, DeliveryView, NewNotification, UserProfile } from '../src/core/types.ts';
+import type { SqlStore } from '../src/store/store-sql.ts';
+import { forEachStore } from './support/databases.ts';
+
+const HOUR = 3600_000;
+const LEASE = 60_000;
+
+function request(overrides: Partial<NewNotification> = {}): NewNotification {
+  return {
+    id: uuidv7(),
+    to: ['alice'],
+    category: 'order.shipped',
+    priority: 'normal',
+    channels: ['in_app'],
+    title: 'Your order shipped',
+    body: 'It arrives tomorrow.',
+    data: { orderId: 42, lines: [{ sku: 'A-1', qty: 2 }], gift: false, note: null },
+    sendAt: null,
+    groupKey: null,
+    createdAt: new Date(),
+    idempotencyKey: null,
+    requestHash: null,
+    ...overrides,
+  };
+}
+
+/** Accepts one notification and returns its id (failing the test unless it was accepted). */
+async function acceptOne(store: SqlStore, overrides: Partial<NewNotification> = {}): Promise<string> {
+  const n = request(overrides);
+  const [out] = await store.accept([n]);
+  expect(out?.kind).toBe('accepted');
+  return n.id;
+}
+
+async function deliveryIds(store: SqlStore, notificationId: string): Promise<string[]> {
+  const rows = await store.sql.query<{ id: string }>(
+    'SELECT id FROM deliveries WHERE notification_id = $1 ORDER BY user_id, channel',
+    [notificationId],
+  );
+  return rows.map((r) => r.id);
+}
+
+async function countRows(store: SqlStore, table: 'notifications' | 'deliveries' | 'inbox' | 'idempotency_keys') {
+  const [r] = await store.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
+  return r?.n ?? 0;
+}
+
+async function view(store: SqlStore, notificationId: string) {
+  const v = await store.getNotification(notificationId);
+  if (!v) throw new Error(`notification ${notificationId} not found`);
+  return v;
+}
+
+async function delivery(store: SqlStore, notificationId: string, deliveryId: string): Promise<DeliveryView> {
+  const d = (await view(store, notificationId)).deliveries.find((x) => x.id === deliveryId);
+  if (!d) throw new Error(`delivery ${deliveryId} not found`);
+  return d;
+}
+
+/** Accepts a notification and leases all its deliveries; returns the jobs ordered by user, channel. */
+async function acceptAndStart(store: SqlStore, overrides: Partial<NewNotification> = {}) {
+  const id = await acceptOne(store, overrides);
+  const ids = await deliveryIds(store, id);
+  const jobs = await store.startAttempts(ids, LEASE);
+  expect(jobs).toHaveLength(ids.length);
+  return { id, jobs: ids.map((d) => jobs.find((j) => j.deliveryId === d) as DeliveryJob) };
+}
+
+function sent(job: DeliveryJob) {
+  return { deliveryId: job.deliveryId, leaseToken: job.leaseToken, result: 'sent' as const, detail: null };
+}
+
+function dead(job: DeliveryJob, error = 'gave up') {
+  return { deliveryId: job.deliveryId, leaseToken: job.leaseToken, result: 'dead' as const, error };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+forEachStore('Store contract', ({ store }) => {
+  // ─── accept ────────────────────────────────────────────────────────────────────────────────
+
+  it('accept creates one pending delivery per recipient × channel', async () => {
+    const n = request({
+      to: ['alice', 'bob', 'carol'],
+      channels: ['in_app', 'email'],
+      priority: 'high',
+      groupKey: 'orders',
+    });
+    const [out] = await store().accept([n]);
+    expect(out).toMatchObject({ kind: 'accepted', answer: { id: n.id, status: 'accepted', recipients: 3 } });
+
+    const v = await view(store(), n.id);
+    expect(v).toMatchObject({
+      id: n.id,
+      category: n.category,
+      priority: 'high',
+      channels: ['in_app', 'email'],
+      title: n.title,
+      body: n.body,
+      data: n.data,
+      sendAt: null,
+      groupKey: 'orders',
+      createdAt: n.createdAt,
+      cancelledAt: null,
+      recipients: 3,
+      stateCounts: { pending: 6 },
+      started: 0,
+      nextCursor: null,
+    });
+    const pairs = v.deliveries.map((d) => `${d.userId}/${d.channel}`).sort();
+    expect(pairs).toEqual(['alice/email', 'alice/in_app', 'bob/email', 'bob/in_app', 'carol/email', 'carol/in_app']);
+    for (const d of v.deliveries) expect(d).toMatchObject({ status: 'pending', attempts: 0, lastError: null });
+  });
+
+  it('accept answers scheduled for a future sendAt and accepted otherwise', async () => {
+    const later = new Date(Date.now() + HOUR);
+    const future = request({ sendAt: later });
+    const past = request({ sendAt: new Date(Date.now() - 60_000) });
+    const now = request();
+    const out = await store().accept([future, past, now]);
+    expect(out.map((o) => (o.kind === 'conflict' ? o.kind : o.answer.status))).toEqual([
+      'scheduled',
+      'accepted',
+      'accepted',
+    ]);
+
+    const v = await view(store(), future.id);
+    expect(v.sendAt).toEqual(later);
+    expect(v.deliveries[0]?.nextAttemptAt).toEqual(later);
+    expect(v.timeline.map((t) => t.event)).toEqual(['accepted', 'scheduled']);
+  });
+
+  it('accept replays the first answer for the same key and body, creating nothing', async () => {
+    const first = request({ to: ['alice', 'bob'], idempotencyKey: 'k-1', requestHash: 'h-1' });
+    const [a] = await store().accept([first]);
+    expect(a?.kind).toBe('accepted');
+
+    const retry = request({ to: ['alice', 'bob'], idempotencyKey: 'k-1', requestHash: 'h-1' });
+    const [b] = await store().accept([retry]);
+    expect(b).toEqual({ kind: 'replayed', answer: { id: first.id, status: 'accepted', recipients: 2 } });
+    expect(await store().getNotification(retry.id)).toBeNull();
+    expect(await countRows(store(), 'notifications')).toBe(1);
+    expect(await countRows(store(), 'deliveries')).toBe(2);
+  });
+
+  it('accept reports a conflict for the same key with another body', async () => {
+    const first = request({ idempotencyKey: 'k-1', requestHash: 'h-1' });
+    await store().accept([first]);
+    const other = request({ idempotencyKey: 'k-1', requestHash: 'h-2' });
+    const [out] = await store().accept([other]);
+    expect(out).toEqual({ kind: 'conflict', existingId: first.id });
+    expect(await store().getNotification(other.id)).toBeNull();
+    expect(await countRows(store(), 'notifications')).toBe(1);
+  });
+
+  it('accept treats a key repeated within one batch as retries of its first use', async () => {
+    const a = request({ idempotencyKey: 'k-1', requestHash: 'h-1' });
+    const b = request({ idempotencyKey: 'k-1', requestHash: 'h-1' });
+    const c = request({ idempotencyKey: 'k-1', requestHash: 'h-2' });
+    const d = request();
+    const out = await store().accept([a, b, c, d]);
+    expect(out[0]).toMatchObject({ kind: 'accepted', answer: { id: a.id } });
+    expect(out[1]).toEqual({ kind: 'replayed', answer: { id: a.id, status: 'accepted', recipients: 1 } });
+    expect(out[2]).toEqual({ kind: 'conflict', existingId: a.id });
+    expect(out[3]).toMatchObject({ kind: 'accepted', answer: { id: d.id } });
+    expect(await countRows(store(), 'notifications')).toBe(2);
+  });
+
+  it('accept lets a key be used again once it is older than the idempotency window', async () => {
+    const old = request({ idempotencyKey: 'k-1', requestHash: 'h-1', createdAt: new Date(Date.now() - 25 * HOUR) });
+    await store().accept([old]);
+    const fresh = request({ idempotencyKey: 'k-1', requestHash: 'h-1' });
+    const [out] = await store().accept([fresh]);
+    expect(out).toMatchObject({ kind: 'accepted', answer: { id: fresh.id } });
+    const [again] = await store().accept([request({ idempotencyKey: 'k-1', requestHash: 'h-1' })]);
+    expect(again).toMatchObject({ kind: 'replayed', answer: { id: fresh.id } });
+  });
+
+  it('concurrent accepts with one key create exactly one notification', async () => {
+    const attempts = Array.from({ length: 8 }, () =>
+      request({ to: ['alice', 'bob'], idempotencyKey: 'k-race', requestHash: 'h-1' }),
+    );
+    const outs = (await Promise.all(attempts.map((n) => store().accept([n])))).flat();
+    const accepted = outs.filter((o) => o.kind === 'accepted');
+    expect(accepted).toHaveLength(1);
+    const winner = accepted[0]?.answer.id;
+    for (const o of outs) expect(o).toMatchObject({ answer: { id: winner } });
+    expect(outs.filter((o) => o.kind === 'replayed')).toHaveLength(7);
+    expect(await countRows(store(), 'notifications')).toBe(1);
+    expect(await countRows(store(), 'deliveries')).toBe(2);
+  });
+
+  // ─── getNotification ───────────────────────────────────────────────────────────────────────
+
+  it('getNotification answers null for unknown ids and non-uuids', async () => {
+    await acceptOne(store());
+    expect(await store().getNotification(uuidv7())).toBeNull();
+    expect(await store().getNotification('not-a-uuid')).toBeNull();
+    expect(await store().getNotification('')).toBeNull();
+  });
+
+  it('getNotification pages deliveries with a cursor', async () => {
+    const to = Array.from({ length: 25 }, (_, i) => `user-${String(i).padStart(2, '0')}`);
+    const id = await acceptOne(store(), { to });
+    const seen: string[] = [];
+    const sizes: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await store().getNotification(id, { cursor, limit: 10 });
+      if (!page) throw new Error('notification vanished');
+      expect(page.stateCounts).toEqual({ pending: 25 });
+      sizes.push(page.deliveries.length);
+      seen.push(...page.deliveries.map((d) => d.id));
+      cursor = page.nextCursor;
+    } while (cursor !== null && sizes.length < 10);
+    expect(sizes).toEqual([10, 10, 5]);
+    expect(new Set(seen).size).toBe(25);
+    expect([...seen].sort()).toEqual([...(await deliveryIds(store(), id))].sort());
+  });
+
+  it('getNotification counts deliveries per state and starts its timeline with accepted', async () => {
+    const { id, jobs } = await acceptAndStart(store(), { to: ['alice', 'bob', 'carol'] });
+    const [a, b] = jobs as [DeliveryJob, DeliveryJob, DeliveryJob];
+    await store().finishAttempts([sent(a), dead(b)]);
+    const v = await view(store(), id);
+    expect(v.stateCounts).toEqual({ sent: 1, dead: 1, processing: 1 });
+    expect(v.started).toBe(3);
+    expect(v.timeline[0]).toMatchObject({ event: 'accepted', at: v.createdAt });
+    expect(v.timeline.map((t) => t.event)).toEqual(['accepted', 'sent', 'dead']);
+  });
+
+  // ─── the delivery state machine ────────────────────────────────────────────────────────────
+
+  it('startAttempts leases only pending deliveries that are due', async () => {
+    const n = request({ to: ['alice', 'bob'], priority: 'high', channels: ['email'], groupKey: 'g' });
+    await store().accept([n]);
+    const later = await acceptOne(store(), { sendAt: new Date(Date.now() + HOUR) });
+    const due = await deliveryIds(store(), n.id);
+    const scheduled = await deliveryIds(store(), later);
+
+    const jobs = await store().startAttempts([...due, ...scheduled], LEASE);
+    expect(jobs.map((j) => j.deliveryId).sort()).toEqual([...due].sort());
+    const job = jobs.find((j) => j.userId === 'alice');
+    expect(job).toMatchObject({
+      attempt: 1,
+      channel: 'email',
+      lane: 'high',
+      userId: 'alice',
+      notification: {
+        id: n.id,
+        category: n.category,
+        priority: 'high',
+        title: n.title,
+        body: n.body,
+        data: n.data,
+        groupKey: 'g',
+        createdAt: n.createdAt,
+      },
+      user: null,
+    });
+    expect(new Set(jobs.map((j) => j.leaseToken)).size).toBe(2);
+    expect(await delivery(store(), n.id, job?.deliveryId as string)).toMatchObject({
+      status: 'processing',
+      attempts: 1,
+    });
+    expect((await view(store(), later)).stateCounts).toEqual({ pending: 1 });
+  });
+
+  it('startAttempts includes the recipient profile when the user is known', async () => {
+    const alice: UserProfile = {
+      id: 'alice',
+      email: 'alice@example.com',
+      phone: '+15550100',
+      timezone: 'Europe/Paris',
+      locale: 'fr',
+      webhookUrl: null,
+    };
+    await store().upsertUser(alice);
+    const { jobs } = await acceptAndStart(store(), { to: ['alice', 'bob'] });
+    expect(jobs.map((j) => j.user)).toEqual([alice, null]);
+  });
+
+  it('startAttempts hands a delivery out once, even to concurrent callers', async () => {
+    const id = await acceptOne(store(), { to: ['a', 'b', 'c', 'd'] });
+    const ids = await deliveryIds(store(), id);
+    const [x, y] = await Promise.all([store().startAttempts(ids, LEASE), store().startAttempts(ids, LEASE)]);
+    const all = [...(x ?? []), ...(y ?? [])].map((j) => j.deliveryId);
+    expect(all.sort()).toEqual([...ids].sort());
+    expect(await store().startAttempts(ids, LEASE)).toEqual([]);
+  });
+
+  it('finishAttempts ignores a wrong or stale lease token', async () => {
+    const { id, jobs } = await acceptAndStart(store(), { to: ['alice', 'bob'] });
+    const [a, b] = jobs as [DeliveryJob, DeliveryJob];
+
+    expect(await store().finishAttempts([{ ...sent(a), leaseToken: randomUUID() }, sent(b)])).toEqual([false, true]);
+    expect(await delivery(store(), id, a.deliveryId)).toMatchObject({ status: 'processing', attempts: 1 });
+    expect(await delivery(store(), id, b.deliveryId)).toMatchObject({ status: 'sent' });
+
+    // b's token was used up by its outcome: a late second outcome changes nothing.
+    expect(await store().finishAttempts([dead(b)])).toEqual([false]);
+    expect(await delivery(store(), id, b.deliveryId)).toMatchObject({ status: 'sent', lastError: null });
+
+    expect(await store().finishAttempts([sent(a)])).toEqual([true]);
+    expect((await view(store(), id)).stateCounts).toEqual({ sent: 2 });
+  });
+
+  it('finishAttempts records a sent outcome with the provider detail', async () => {
+    const { id, jobs } = await acceptAndStart(store());
+    const [job] = jobs as [DeliveryJob];
+    await store().finishAttempts([{ ...sent(job), detail: { messageId: 'm-1' } }]);
+    const v = await view(store(), id);
+    expect(v.deliveries[0]).toMatchObject({ status: 'sent', attempts: 1, lastError: null, nextAttemptAt: null });
+    expect(v.timeline.at(-1)).toMatchObject({
+      event: 'sent',
+      detail: { userId: 'alice', channel: 'in_app', attempt: 1, messageId: 'm-1' },
+    });
+  });
+
+  it('a retry returns the delivery to pending until its next attempt time', async () => {
+    const { id, jobs } = await acceptAndStart(store());
+    const [job] = jobs as [DeliveryJob];
+    const next = new Date(Date.now() + HOUR);
+    const ok = await store().finishAttempts([
+      {
+        deliveryId: job.deliveryId,
+        leaseToken: job.leaseToken,
+        result: 'retry',
+        error: 'smtp 451',
+        nextAttemptAt: next,
+      },
+    ]);
+    expect(ok).toEqual([true]);
+
+    const v = await view(store(), id);
+    expect(v.deliveries[0]).toMatchObject({
+      status: 'pending',
+      attempts: 1,
+      lastError: 'smtp 451',
+      nextAttemptAt: next,
+    });
+    expect(v.timeline.at(-1)).toMatchObject({
+      event: 'attempt_failed',
+      detail: { userId: 'alice', channel: 'in_app', attempt: 1, error: 'smtp 451', nextAttemptAt: next.toISOString() },
+    });
+    expect(await store().startAttempts([job.deliveryId], LEASE)).toEqual([]);
+  });
+
+  it('a retry that is due is leased again as the next attempt', async () => {
+    const { jobs } = await acceptAndStart(store());
+    const [job] = jobs as [DeliveryJob];
+    await store().finishAttempts([
+      {
+        deliveryId: job.deliveryId,
+        leaseToken: job.leaseToken,
+        result: 'retry',
+        error: 'timeout',
+        nextAttemptAt: new Date(),
+      },
+    ]);
+    const [again] = await store().startAttempts([job.deliveryId], LEASE);
+    expect(again).toMatchObject({ deliveryId: job.deliveryId, attempt: 2 });
+    expect(again?.leaseToken).not.toBe(job.leaseToken);
+  });
+
+  it('failed and dead deliveries are dead letters', async () => {
+    const { id, jobs } = await acceptAndStart(store(), { to: ['alice', 'bob', 'carol'], channels: ['sms'] });
+    const [a, b, c] = jobs as [DeliveryJob, DeliveryJob, DeliveryJob];
+    await store().finishAttempts([
+      { deliveryId: a.deliveryId, leaseToken: a.leaseToken, result: 'failed', error: 'invalid number' },
+      dead(b, 'retries exhausted'),
+      sent(c),
+    ]);
+    const { items, nextCursor } = await store().listDeadLetters({ limit: 10 });
+    expect(nextCursor).toBeNull();
+    expect(items.sort((x, y) => x.userId.localeCompare(y.userId))).toEqual([
+      {
+        id: a.deliveryId,
+        notificationId: id,
+        userId: 'alice',
+        channel: 'sms',
+        status: 'failed',
+        attempts: 1,
+        lastError: 'invalid number',
+        updatedAt: expect.any(Date),
+      },
+      {
+        id: b.deliveryId,
+        notificationId: id,
+        userId: 'bob',
+        channel: 'sms',
+        status: 'dead',
+        attempts: 1,
+        lastError: 'retries exhausted',
+        updatedAt: expect.any(Date),
+      },
+    ]);
+  });
+
+  it('listDeadLetters pages with a cursor, without overlap', async () => {
+    // Two batches: deliveries finished in one transaction share their updated_at.
+    const first = await acceptAndStart(store(), { to: ['a', 'b', 'c', 'd', 'e'] });
+    await store().finishAttempts(first.jobs.map((j) => dead(j)));
+    const second = await acceptAndStart(store(), { to: ['f', 'g'] });
+    await store().finishAttempts(second.jobs.map((j) => dead(j)));
+    await acceptAndStart(store(), { to: ['h'] }); // processing: not a dead letter
+
+    const seen: string[] = [];
+    const sizes: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await store().listDeadLetters({ limit: 2, cursor });
+      sizes.push(page.items.length);
+      seen.push(...page.items.map((d) => d.id));
+      cursor = page.nextCursor;
+    } while (cursor !== null && sizes.length < 10);
+    expect(sizes).toEqual([2, 2, 2, 1]);
+    expect(seen.sort()).toEqual([...first.jobs, ...second.jobs].map((j) => j.deliveryId).sort());
+  });
+
+  it('replay brings a dead letter back to pending with its attempts reset, once', async () => {
+    const { id, jobs } = await acceptAndStart(store(), { priority: 'critical' });
+    const [job] = jobs as [DeliveryJob];
+    await store().finishAttempts([dead(job)]);
+
+    expect(await store().replay(job.deliveryId)).toEqual({ result: 'replayed', lane: 'critical' });
+    expect(await delivery(store(), id, job.deliveryId)).toMatchObject({ status: 'pending', attempts: 0 });
+    expect((await view(store(), id)).timeline.at(-1)).toMatchObject({ event: 'replayed' });
+    expect((await store().listDeadLetters({ limit: 10 })).items).toEqual([]);
+    expect(await store().replay(job.deliveryId)).toEqual({ result: 'not_replayable' });
+
+    const [again] = await store().startAttempts([job.deliveryId], LEASE);
+    expect(again).toMatchObject({ deliveryId: job.deliveryId, attempt: 1 });
+  });
+
+  it('replay answers not_found for unknown ids and not_replayable for live deliveries', async () => {
+    const id = await acceptOne(store());
+    const [pending] = await deliveryIds(store(), id);
+    expect(await store().replay(pending as string)).toEqual({ result: 'not_replayable' });
+    expect(await store().replay(uuidv7())).toEqual({ result: 'not_found' });
+    expect(await store().replay('not-a-uuid')).toEqual({ result: 'not_found' });
+  });
+
+  it('reclaimExpired returns an expired lease to pending and voids its token', async () => {
+    const id = await acceptOne(store(), { to: ['alice', 'bob'], priority: 'bulk' });
+    const [a, b] = (await deliveryIds(store(), id)) as [string, string];
+    const [old] = await store().startAttempts([a], 1);
+    await store().startAttempts([b], LEASE);
+    await sleep(20);
+
+    expect(await store().reclaimExpired(10)).toEqual([{ id: a, lane: 'bulk' }]);
+    expect(await delivery(store(), id, a)).toMatchObject({ status: 'pending', attempts: 1 });
+    expect(await delivery(store(), id, b)).toMatchObject({ status: 'processing' });
+    expect((await view(store(), id)).timeline.at(-1)).toMatchObject({ event: 'lease_expired' });
+
+    const [fresh] = await store().startAttempts([a], LEASE);
+    expect(fresh).toMatchObject({ deliveryId: a, attempt: 2 });
+    expect(fresh?.leaseToken).not.toBe(old?.leaseToken);
+    expect(await store().finishAttempts([sent(old as DeliveryJob)])).toEqual([false]);
+    expect(await delivery(store(), id, a)).toMatchObject({ status: 'processing' });
+    expect(await store().finishAttempts([sent(fresh as DeliveryJob)])).toEqual([true]);
+    expect(await store().reclaimExpired(10)).toEqual([]);
+  });
+
+  it('findOverdue lists pending deliveries due before the given time', async () => {
+    const due = await acceptOne(store(), { to: ['a', 'b', 'c'], priority: 'high' });
+    await acceptOne(store(), { sendAt: new Date(Date.now() + HOUR) });
+    await acceptAndStart(store()); // processing: not overdue
+    const dueIds = await deliveryIds(store(), due);
+
+    const found = await store().findOverdue(new Date(Date.now() + 1000), 10);
+    expect(found.map((f) => f.id).sort()).toEqual([...dueIds].sort());
+    for (const f of found) expect(f).toMatchObject({ lane: 'high', runAt: expect.any(Date) });
+    expect(await store().findOverdue(new Date(Date.now() + 1000), 2)).toHaveLength(2);
+  });
+
+  // ─── cancel ────────────────────────────────────────────────────────────────────────────────
+
+  it('cancel cancels every delivery while all are pending, and says so again later', async () => {
+    const id = await acceptOne(store(), { to: ['alice', 'bob'], channels: ['in_app', 'email'] });
+    expect(await store().cancel(id)).toBe('cancelled');
+
+    const v = await view(store(), id);
+    expect(v.cancelledAt).toBeInstanceOf(Date);
+    expect(v.stateCounts).toEqual({ cancelled: 4 });
+    expect(v.timeline.at(-1)).toMatchObject({ event: 'cancelled' });
+    expect(await store().cancel(id)).toBe('cancelled');
+    expect(await store().startAttempts(await deliveryIds(store(), id), LEASE)).toEqual([]);
+  });
+
+  it('cancel refuses once a delivery was started', async () => {
+    const id = await acceptOne(store(), { to: ['alice', 'bob'] });
+    const [a] = (await deliveryIds(store(), id)) as [string, string];
+    const [job] = await store().startAttempts([a], LEASE);
+    expect(await store().cancel(id)).toBe('not_cancellable');
+
+    // Back to pending after a failed attempt: it was still started, so still not cancellable.
+    await store().finishAttempts([
+      { deliveryId: a, leaseToken: job?.leaseToken as string, result: 'retry', error: 'x', nextAttemptAt: new Date() },
+    ]);
+    expect(await store().cancel(id)).toBe('not_cancellable');
+    const v = await view(store(), id);
+    expect(v.cancelledAt).toBeNull();
+    expect(v.stateCounts).toEqual({ pending: 2 });
+  });
+
+  it('cancel answers not_found for unknown ids', async () => {
+    expect(await store().cancel(uuidv7())).toBe('not_found');
+    expect(await store().cancel('not-a-uuid')).toBe('not_found');
+  });
+
+  it('a cancel racing a worker lets exactly one of them win', async () => {
+    for (let round = 0; round < 5; round++) {
+      const id = await acceptOne(store(), { to: ['alice', 'bob', 'carol'], channels: ['in_app', 'email'] });
+      const ids = await deliveryIds(store(), id);
+      const [cancelled, jobs] = await Promise.all([store().cancel(id), store().startAttempts(ids, LEASE)]);
+      const v = await view(store(), id);
+      if (cancelled === 'cancelled') {
+        expect(jobs).toEqual([]);
+        expect(v.stateCounts).toEqual({ cancelled: 6 });
+      } else {
+        expect(cancelled).toBe('not_cancellable');
+        expect(jobs).toHaveLength(6);
+        expect(v.stateCounts).toEqual({ processing: 6 });
+      }
+    }
+  });
+
+  // ─── inbox ─────────────────────────────────────────────────────────────────────────────────
+
+  it('appendInbox assigns each user their own seqs 1, 2, 3… across batches', async () => {
+    const one = await acceptAndStart(store(), { to: ['alice', 'bob'], title: 'one' });
+    const two = await acceptAndStart(store(), { to: ['alice'], title: 'two' });
+    const three = await acceptAndStart(store(), { to: ['alice', 'bob'], title: 'three' });
+
+    const first = await store().appendInbox(one.jobs);
+    expect(first.map((e) => [e.userId, e.item.seq])).toEqual([
+      ['alice', 1],
+      ['bob', 1],
+    ]);
+    expect(first[0]).toMatchObject({
+      deliveryId: one.jobs[0]?.deliveryId,
+      item: { id: one.id, title: 'one', category: 'order.shipped', priority: 'normal', readAt: null },
+    });
+    const rest = await store().appendInbox([...two.jobs, ...three.jobs]);
+    expect(rest.map((e) => [e.userId, e.item.seq, e.item.title])).toEqual([
+      ['alice', 2, 'two'],
+      ['alice', 3, 'three'],
+      ['bob', 2, 'three'],
+    ]);
+  });
+
+  it('appendInbox is idempotent per delivery', async () => {
+    const one = await acceptAndStart(store(), { to: ['alice', 'bob'] });
+    const first = await store().appendInbox(one.jobs);
+    const two = await acceptAndStart(store(), { to: ['alice'] });
+
+    const again = await store().appendInbox([...one.jobs, ...two.jobs]);
+    expect(again.map((e) => [e.deliveryId, e.item.seq])).toEqual([
+      ...first.map((e) => [e.deliveryId, e.item.seq]),
+      [two.jobs[0]?.deliveryId, 2],
+    ]);
+    expect(await countRows(store(), 'inbox')).toBe(3);
+  });
+
+  it('listInbox lists newest first and pages with before', async () => {
+    for (let i = 1; i <= 5; i++) {
+      const { jobs } = await acceptAndStart(store(), { to: ['alice'], title: `n${i}` });
+      await store().appendInbox(jobs);
+    }
+    const p1 = await store().listInbox('alice', { limit: 2 });
+    expect(p1.items.map((i) => [i.seq, i.title])).toEqual([
+      [5, 'n5'],
+      [4, 'n4'],
+    ]);
+    expect(p1).toMatchObject({ unreadCount: 5, nextBefore: 4 });
+    const p2 = await store().listInbox('alice', { limit: 2, before: p1.nextBefore });
+    expect(p2.items.map((i) => i.seq)).toEqual([3, 2]);
+    expect(p2.nextBefore).toBe(2);
+    const p3 = await store().listInbox('alice', { limit: 2, before: p2.nextBefore });
+    expect(p3.items.map((i) => i.seq)).toEqual([1]);
+    expect(p3).toMatchObject({ unreadCount: 5, nextBefore: null });
+    expect(await store().listInbox('bob', { limit: 10 })).toEqual({ items: [], unreadCount: 0, nextBefore: null });
+  });
+
+  it('markRead by seqs, up to a seq, or all answers the new unread count', async () => {
+    for (let i = 1; i <= 5; i++) await store().appendInbox((await acceptAndStart(store(), { to: ['alice'] })).jobs);
+    await store().appendInbox((await acceptAndStart(store(), { to: ['bob'] })).jobs);
+
+    expect(await store().markRead('alice', { seqs: [1, 3] })).toBe(3);
+    const unread = await store().listInbox('alice', { limit: 10, unread: true });
+    expect(unread.items.map((i) => i.seq)).toEqual([5, 4, 2]);
+    expect(unread.unreadCount).toBe(3);
+    const all = await store().listInbox('alice', { limit: 10 });
+    expect(all.items.filter((i) => i.readAt !== null).map((i) => i.seq)).toEqual([3, 1]);
+
+    expect(await store().markRead('alice', { upToSeq: 4 })).toBe(1);
+    expect((await store().listInbox('alice', { limit: 10, unread: true })).items.map((i) => i.seq)).toEqual([5]);
+    expect(await store().markRead('alice', { all: true })).toBe(0);
+    expect(await store().markRead('alice', { all: true })).toBe(0);
+    expect((await store().listInbox('bob', { limit: 10 })).unreadCount).toBe(1);
+  });
+
+  it('markRead moves the sent deliveries it reads to read', async () => {
+    const one = await acceptAndStart(store(), { to: ['alice'] });
+    const two = await acceptAndStart(store(), { to: ['alice'] });
+    const jobs = [...one.jobs, ...two.jobs];
+    await store().appendInbox(jobs);
+    await store().finishAttempts(jobs.map(sent));
+
+    await store().markRead('alice', { seqs: [1] });
+    const v1 = await view(store(), one.id);
+    expect(v1.stateCounts).toEqual({ read: 1 });
+    expect(v1.timeline.at(-1)).toMatchObject({ event: 'read', detail: { userId: 'alice', channel: 'in_app' } });
+    expect((await view(store(), two.id)).stateCounts).toEqual({ sent: 1 });
+  });
+
+  it('concurrent appends for one user get seqs 1..N with no gap and no duplicate', async () => {
+    const batches: DeliveryJob[][] = [];
+    for (let i = 0; i < 10; i++) {
+      const jobs: DeliveryJob[] = [];
+      for (let k = 0; k < 3; k++) jobs.push(...(await acceptAndStart(store(), { to: ['dana'] })).jobs);
+      batches.push(jobs);
+    }
+    const entries = (await Promise.all(batches.map((b) => store().appendInbox(b)))).flat();
+    expect(entries.map((e) => e.item.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    const page = await store().listInbox('dana', { limit: 100 });
+    expect(page.items.map((i) => i.seq)).toEqual(Array.from({ length: 30 }, (_, i) => 30 - i));
+  });
+
+  it('concurrent appends of the same job create one entry', async () => {
+    // A worker whose lease expired may still append while the job's new holder appends too.
+    for (let round = 0; round < 10; round++) {
+      const user = `erin-${round}`;
+      const { jobs } = await acceptAndStart(store(), { to: [user] });
+      const [x, y] = await Promise.all([store().appendInbox(jobs), store().appendInbox(jobs)]);
+      expect([x?.[0]?.item.seq, y?.[0]?.item.seq]).toEqual([1, 1]);
+      const { jobs: next } = await acceptAndStart(store(), { to: [user] });
+      expect((await store().appendInbox(next))[0]?.item.seq).toBe(2);
+    }
+    expect(await countRows(store(), 'inbox')).toBe(20);
+  });
+
+  // ─── users ─────────────────────────────────────────────────────────────────────────────────
+
+  it('upsertUser creates then updates a profile', async () => {
+    const alice: UserProfile = {
+      id: 'alice',
+      email: 'alice@example.com',
+      phone: null,
+      timezone: 'UTC',
+      locale: 'en',
+      webhookUrl: 'https://example.com/hook',
+    };
+    expect(await store().upsertUser(alice)).toEqual(alice);
+    expect(await store().getUser('alice')).toEqual(alice);
+
+    const moved = { ...alice, email: null, phone: '+15550100', timezone: 'Asia/Tokyo', webhookUrl: null };
+    expect(await store().upsertUser(moved)).toEqual(moved);
+    expect(await store().getUser('alice')).toEqual(moved);
+    expect(await store().getUser('nobody')).toBeNull();
+  });
+
+  // ─── idempotency key retention ─────────────────────────────────────────────────────────────
+
+  it('purgeIdempotencyKeys forgets only keys older than the cut-off', async () => {
+    const old = request({ idempotencyKey: 'k-old', requestHash: 'h-1', createdAt: new Date(Date.now() - 2 * HOUR) });
+    const recent = request({ idempotencyKey: 'k-new', requestHash: 'h-1' });
+    await store().accept([old, recent]);
+
+    expect(await store().purgeIdempotencyKeys(new Date(Date.now() - HOUR))).toBe(1);
+    expect(await store().purgeIdempotencyKeys(new Date(Date.now() - HOUR))).toBe(0);
+    expect(await countRows(store(), 'idempotency_keys')).toBe(1);
+
+    // The purged key is free again (another body is no conflict); the kept one still guards.
+    const [reuse] = await store().accept([request({ idempotencyKey: 'k-old', requestHash: 'h-2' })]);
+    expect(reuse?.kind).toBe('accepted');
+    const [kept] = await store().accept([request({ idempotencyKey: 'k-new', requestHash: 'h-2' })]);
+    expect(kept).toEqual({ kind: 'conflict', existingId: recent.id });
+  });
+});
