@@ -14,6 +14,7 @@ import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
 import { DeliveryWorker } from './core/worker.ts';
 import { resolveSecrets, type Secrets } from './secrets.ts';
+import type { SqlStore } from './store/store-sql.ts';
 import { type Adapters, wireAdapters } from './wiring.ts';
 
 export const ROLES = ['api', 'worker', 'scheduler'] as const;
@@ -32,15 +33,19 @@ export interface Herald {
 }
 
 export interface StartOptions {
+  /** Default: every role. */
   roles?: readonly Role[];
+  /** Default: pino on stdout at HERALD_LOG_LEVEL. */
   logger?: Logger;
+  /** An already opened store instead of the configured one (tests). */
+  store?: SqlStore;
 }
 
 export async function startHerald(config: Config, options: StartOptions = {}): Promise<Herald> {
   const roles = new Set(options.roles ?? ROLES);
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'herald' } });
   const secrets = resolveSecrets(config);
-  const adapters = await wireAdapters(config, secrets);
+  const adapters = await wireAdapters(config, secrets, options.store);
   for (const w of adapters.description.warnings) logger.warn(w);
   const { store, bus, providers } = adapters;
   const events = new HeraldEmitter();

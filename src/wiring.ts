@@ -9,7 +9,7 @@ import type { Config } from './config.ts';
 import type { Bus, ChannelProvider, Store } from './core/ports.ts';
 import type { Channel } from './core/types.ts';
 import type { Secrets } from './secrets.ts';
-import { openEmbeddedStore, openPostgresStore } from './store/store-sql.ts';
+import { openEmbeddedStore, openPostgresStore, type SqlStore } from './store/store-sql.ts';
 
 export interface Adapters {
   store: Store;
@@ -19,11 +19,14 @@ export interface Adapters {
   description: { store: string; bus: string; warnings: string[] };
 }
 
-export async function wireAdapters(config: Config, secrets: Secrets): Promise<Adapters> {
+/** `preopened`: a store the caller already opened (tests use a migrated in-memory PGlite). */
+export async function wireAdapters(config: Config, secrets: Secrets, preopened?: SqlStore): Promise<Adapters> {
   const warnings: string[] = [];
-  const store = config.databaseUrl
-    ? await openPostgresStore(config.databaseUrl, config.pgPoolSize)
-    : await openEmbeddedStore(join(config.dataDir, 'pgdata'));
+  const store =
+    preopened ??
+    (config.databaseUrl
+      ? await openPostgresStore(config.databaseUrl, config.pgPoolSize)
+      : await openEmbeddedStore(join(config.dataDir, 'pgdata')));
   if (config.redisUrl) {
     warnings.push(
       'REDIS_URL is set, but this version has no Redis adapters yet: bus, presence and routing run in-process',

@@ -1,0 +1,97 @@
+/**
+ * An in-process Herald for tests, on a fresh store (in-memory PGlite from the migrated template,
+ * or a fresh PostgreSQL database), listening on a random port, with known secrets.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { loadConfig } from '../../src/config.ts';
+import { type Herald, type Role, startHerald } from '../../src/herald.ts';
+import { freshPostgresUrl, openTestPglite } from './databases.ts';
+
+export const TEST_API_KEY = 'test-api-key-0123456789abcdef';
+export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdef';
+export const TEST_WEBHOOK_SECRET = `whsec_${Buffer.from('test-webhook-secret-0123456789').toString('base64')}`;
+
+export interface TestHerald {
+  herald: Herald;
+  url: string;
+  /** Calls the API as the producer (or with `headers.authorization` overridden). */
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; json: any; headers: Headers }>;
+  stop(): Promise<void>;
+}
+
+export async function startTestHerald(
+  options: { store?: 'pglite' | 'postgres'; env?: Record<string, string>; roles?: Role[] } = {},
+): Promise<TestHerald> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'herald-test-'));
+  const pgDb = options.store === 'postgres' ? await freshPostgresUrl() : null;
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    HERALD_DATA_DIR: dataDir,
+    HERALD_API_KEYS: TEST_API_KEY,
+    HERALD_JWT_SECRET: TEST_JWT_SECRET,
+    HERALD_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
+    HERALD_LOG_LEVEL: 'silent',
+    HERALD_POLL_MS: '50',
+    ...(pgDb ? { DATABASE_URL: pgDb.url, HERALD_PG_POOL_SIZE: '8' } : {}),
+    ...options.env,
+  });
+  const store = pgDb ? undefined : await openTestPglite();
+  const herald = await startHerald(config, {
+    logger: pino({ level: config.logLevel }),
+    ...(store ? { store } : {}),
+    ...(options.roles ? { roles: options.roles } : {}),
+  });
+  const url = herald.url as string;
+  return {
+    herald,
+    url,
+    async api(method, path, body, headers = {}) {
+      const res = await fetch(url + path, {
+        method,
+        headers: {
+          authorization: `Bearer ${TEST_API_KEY}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
+        },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let json: unknown = null;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = text;
+      }
+      return { status: res.status, json, headers: res.headers };
+    },
+    async stop() {
+      await herald.stop();
+      await pgDb?.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
+export async function eventually<T>(
+  fn: () => Promise<T> | T,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
