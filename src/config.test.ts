@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, SETTINGS } from './config.ts';
+
+describe('configuration', () => {
+  it('starts with nothing set: port 8080, data in ./.herald, default lanes', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(8080);
+    expect(c.dataDir).toBe('./.herald');
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.laneConcurrency).toEqual({ critical: 16, high: 16, normal: 32, bulk: 16 });
+    expect(c.retry).toEqual({ baseMs: 5000, maxAttempts: 5, maxDelayMs: 3_600_000 });
+  });
+
+  it('reads every setting', () => {
+    const c = loadConfig({
+      PORT: '9000',
+      DATABASE_URL: 'postgres://u@h/db',
+      HERALD_API_KEYS: 'aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb',
+      HERALD_LANE_CONCURRENCY: 'bulk=2,critical=40',
+      HERALD_RETRY_BASE_MS: '10',
+    });
+    expect(c.port).toBe(9000);
+    expect(c.apiKeys).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb']);
+    expect(c.laneConcurrency).toEqual({ critical: 40, high: 16, normal: 32, bulk: 2 });
+    expect(c.retry.baseMs).toBe(10);
+  });
+
+  it.each([
+    ['PORT', 'eighty', 'PORT'],
+    ['PORT', '70000', 'PORT'],
+    ['DATABASE_URL', 'mysql://x', 'postgres://'],
+    ['HERALD_API_KEYS', 'short', 'at least 16'],
+    ['HERALD_WEBHOOK_SECRET', 'not-a-secret', 'whsec_'],
+    ['HERALD_LANE_CONCURRENCY', 'urgent=3', 'lanes: critical'],
+    ['HERALD_RETRY_MAX_ATTEMPTS', '0', 'HERALD_RETRY_MAX_ATTEMPTS'],
+    ['HERALD_LOG_LEVEL', 'loud', 'HERALD_LOG_LEVEL'],
+  ])('refuses %s=%s naming the setting', (name, value, mention) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    try {
+      loadConfig({ [name]: value });
+    } catch (e) {
+      expect((e as Error).message).toContain(name);
+      expect((e as Error).message).toContain(mention);
+    }
+  });
+
+  it('docs/configuration.md documents exactly the settings the code reads', () => {
+    const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+    const documented = new Set([...doc.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]));
+    expect([...documented].sort()).toEqual(SETTINGS.map((s) => s.name).sort());
+  });
+});
