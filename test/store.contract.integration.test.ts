@@ -291,7 +291,7 @@ forEachStore('Store contract', ({ store }) => {
     const id = await acceptOne(store(), { to: ['a', 'b', 'c', 'd'] });
     const ids = await deliveryIds(store(), id);
     const [x, y] = await Promise.all([store().startAttempts(ids, LEASE), store().startAttempts(ids, LEASE)]);
-    const all = [...(x ?? []), ...(y ?? [])].map((j) => j.deliveryId);
+    const all = [...x, ...y].map((j) => j.deliveryId);
     expect(all.sort()).toEqual([...ids].sort());
     expect(await store().startAttempts(ids, LEASE)).toEqual([]);
   });
@@ -641,7 +641,7 @@ forEachStore('Store contract', ({ store }) => {
       const user = `erin-${round}`;
       const { jobs } = await acceptAndStart(store(), { to: [user] });
       const [x, y] = await Promise.all([store().appendInbox(jobs), store().appendInbox(jobs)]);
-      expect([x?.[0]?.item.seq, y?.[0]?.item.seq]).toEqual([1, 1]);
+      expect([x[0]?.item.seq, y[0]?.item.seq]).toEqual([1, 1]);
       const { jobs: next } = await acceptAndStart(store(), { to: [user] });
       expect((await store().appendInbox(next))[0]?.item.seq).toBe(2);
     }

@@ -71,18 +71,27 @@ function templateKey(): string {
   return hash.digest('hex').slice(0, 16);
 }
 
+function templateFile(): string {
+  return join(tmpdir(), `herald-pglite-template-${templateKey()}.tar`);
+}
+
+/** The migrated template: from the file another test process left, or built (initdb, ≈5 s) and left there. */
 async function buildTemplate(): Promise<Blob> {
-  const file = join(tmpdir(), `herald-pglite-template-${templateKey()}.tar`);
+  const file = templateFile();
   const cached = await readFile(file).catch(() => null);
   if (cached) return new Blob([cached]);
   const db = await PGlite.create();
   try {
     await migrate(pgliteSql(db));
     const dump = await db.dumpDataDir('none');
-    // Written aside then renamed, so a concurrent reader never sees half a file.
+    // Best effort, written aside then renamed so that a concurrent reader never sees half a file.
     const part = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    await writeFile(part, new Uint8Array(await dump.arrayBuffer()));
-    await rename(part, file).catch(() => rm(part, { force: true }));
+    try {
+      await writeFile(part, new Uint8Array(await dump.arrayBuffer()));
+      await rename(part, file);
+    } catch {
+      await rm(part, { force: true });
+    }
     return dump;
   } finally {
     await db.close();
@@ -91,13 +100,15 @@ async function buildTemplate(): Promise<Blob> {
 
 let template: Promise<Blob> | null = null;
 
-/** A fresh, migrated, in-memory embedded store (≈1 s: loads a template instead of running initdb). */
+/** A fresh, migrated, in-memory embedded store (well under a second: loads the template, no initdb). */
 export async function openTestPglite(): Promise<SqlStore> {
   template ??= buildTemplate();
   try {
     return await openEmbeddedStore(null, { loadDataDir: await template });
   } catch (e) {
-    template = null; // a bad cached template must not poison every later test
+    // Never let a bad template poison later tests or processes: the next call builds it again.
+    template = null;
+    await rm(templateFile(), { force: true });
     throw e;
   }
 }
