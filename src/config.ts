@@ -69,6 +69,10 @@ const schema = z.object({
   HERALD_PG_POOL_SIZE: int(1, 500).default(16).describe('PostgreSQL connections'),
   HERALD_INGEST_MAX_PENDING: int(1, 10_000_000).default(20_000).describe('POSTs waiting for commit before 429'),
   HERALD_POLL_MS: int(5, 60_000).default(250).describe('idle poll interval of workers'),
+  HERALD_WS_MAX_BUFFER_BYTES: int(4096, 64 * 1024 * 1024)
+    .default(262_144)
+    .describe('queued bytes beyond which a WebSocket is a slow consumer (closed with 4408)'),
+  HERALD_WS_HEARTBEAT_MS: int(1000, 600_000).default(25_000).describe('WebSocket ping interval; silent sockets end'),
   HERALD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -91,6 +95,8 @@ export interface Config {
   pgPoolSize: number;
   ingestMaxPending: number;
   pollMs: number;
+  wsMaxBufferBytes: number;
+  wsHeartbeatMs: number;
   logLevel: z.infer<typeof schema>['HERALD_LOG_LEVEL'];
 }
 
@@ -132,6 +138,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pgPoolSize: c.HERALD_PG_POOL_SIZE,
     ingestMaxPending: c.HERALD_INGEST_MAX_PENDING,
     pollMs: c.HERALD_POLL_MS,
+    wsMaxBufferBytes: c.HERALD_WS_MAX_BUFFER_BYTES,
+    wsHeartbeatMs: c.HERALD_WS_HEARTBEAT_MS,
     logLevel: c.HERALD_LOG_LEVEL,
   };
 }

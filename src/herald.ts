@@ -1,6 +1,6 @@
 /**
- * A running Herald: wires adapters, then starts the roles — api (HTTP + ingest), worker (lane
- * workers), scheduler (reclaim, reconcile, purge). `stop()` shuts down in the order that loses
+ * A running Herald: wires adapters, then starts the roles — api (HTTP + ingest), gateway
+ * (WebSocket real-time delivery), worker (lane workers), scheduler (reclaim, reconcile, purge). `stop()` shuts down in the order that loses
  * nothing: stop taking requests, commit what was accepted, finish and record held deliveries,
  * then close the bus and the store.
  */
@@ -8,16 +8,19 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Auth } from './api/auth.ts';
 import { buildServer } from './api/server.ts';
+import { InAppProvider } from './channels/provider-in-app.ts';
 import type { Config } from './config.ts';
 import { HeraldEmitter } from './core/events.ts';
 import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
 import { DeliveryWorker } from './core/worker.ts';
+import { Gateway } from './realtime/gateway.ts';
+import { MemoryPresence } from './realtime/presence-memory.ts';
 import { resolveSecrets, type Secrets } from './secrets.ts';
 import type { SqlStore } from './store/store-sql.ts';
 import { type Adapters, wireAdapters } from './wiring.ts';
 
-export const ROLES = ['api', 'worker', 'scheduler'] as const;
+export const ROLES = ['api', 'gateway', 'worker', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface Herald {
@@ -29,6 +32,7 @@ export interface Herald {
   /** Base URL of the HTTP server when the api role runs. */
   url: string | null;
   server: FastifyInstance | null;
+  gateway: Gateway | null;
   stop(): Promise<void>;
 }
 
@@ -74,18 +78,26 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     ? new Maintenance(store, bus, events, logger, { leaseMs: config.leaseMs })
     : null;
 
+  const auth = new Auth(secrets.apiKeys, secrets.jwtSecret);
+  const presence = new MemoryPresence();
+  const gateway = roles.has('gateway')
+    ? new Gateway(store, presence, auth, events, logger, {
+        maxBufferedBytes: config.wsMaxBufferBytes,
+        heartbeatMs: config.wsHeartbeatMs,
+      })
+    : null;
+  // In this deployment in-app entries reach the gateway in-process.
+  const inApp = providers.get('in_app');
+  if (gateway && inApp instanceof InAppProvider) inApp.subscribe(gateway);
+
   let server: FastifyInstance | null = null;
   let url: string | null = null;
-  if (roles.has('api')) {
-    server = await buildServer({
-      config,
-      store,
-      bus,
-      ingest,
-      events,
-      auth: new Auth(secrets.apiKeys, secrets.jwtSecret),
-      logger,
-    });
+  if (roles.has('api') || gateway) {
+    server = await buildServer(
+      { config, store, bus, ingest, events, auth, presence, logger },
+      { api: roles.has('api') },
+    );
+    gateway?.attach(server.server);
     url = await server.listen({ port: config.port, host: config.host });
     url = url.replace('[::]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
   }
@@ -103,6 +115,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
+      await gateway?.close();
       await server?.close();
       await ingest.drain();
       await worker?.stop();
@@ -114,5 +127,5 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     })();
     return stopping;
   };
-  return { config, secrets, adapters, events, logger, url, server, stop };
+  return { config, secrets, adapters, events, logger, url, server, gateway, stop };
 }

@@ -40,13 +40,18 @@ export class Auth {
 
   /** The user id of a valid token; HERALD_ERR_UNAUTHORIZED otherwise. */
   async verifyUserToken(token: string): Promise<string> {
+    return (await this.userTokenClaims(token)).userId;
+  }
+
+  /** The user id and expiry (epoch seconds) of a valid token; HERALD_ERR_UNAUTHORIZED otherwise. */
+  async userTokenClaims(token: string): Promise<{ userId: string; exp: number }> {
     try {
       const { payload } = await jwtVerify(token, this.jwtKey, {
         algorithms: ['HS256'],
         requiredClaims: ['sub', 'exp'],
       });
       if (typeof payload.sub !== 'string' || !payload.sub) throw new Error('sub must be a user id');
-      return payload.sub;
+      return { userId: payload.sub, exp: payload.exp as number };
     } catch (e) {
       const why = e instanceof joseErrors.JWTExpired ? 'user token expired' : 'invalid user token';
       throw new HeraldError('HERALD_ERR_UNAUTHORIZED', why, { cause: e });

@@ -44,7 +44,7 @@ function userIdOf(params: unknown): string {
   return parseOrThrow(userParams, params).userId;
 }
 
-export function userRoutes(app: FastifyInstance, { store, auth }: ApiDeps): void {
+export function userRoutes(app: FastifyInstance, { store, auth, events }: ApiDeps): void {
   app.put(
     '/v1/users/:userId',
     {
@@ -135,6 +135,7 @@ export function userRoutes(app: FastifyInstance, { store, auth }: ApiDeps): void
       const id = userIdOf(req.params);
       assertMayActOn(req.caller, id);
       const unreadCount = await store.markRead(id, parseReadSelection(req.body));
+      events.emit('inbox:unread', { userId: id, unreadCount });
       return { unreadCount };
     },
   );

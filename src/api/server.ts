@@ -9,12 +9,13 @@ import type { Config } from '../config.ts';
 import { HeraldError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
-import type { Bus, Store } from '../core/ports.ts';
+import type { Bus, Presence, Store } from '../core/ports.ts';
 import type { Auth, Caller } from './auth.ts';
 import { registerDocs } from './docs.ts';
 import { Metrics } from './metrics.ts';
 import { notificationRoutes } from './routes-notifications.ts';
 import { opsRoutes } from './routes-ops.ts';
+import { realtimeRoutes } from './routes-realtime.ts';
 import { userRoutes } from './routes-users.ts';
 
 export type AuthMode = 'none' | 'producer' | 'producer-or-user';
@@ -36,10 +37,16 @@ export interface ApiDeps {
   ingest: Ingest;
   events: HeraldEmitter;
   auth: Auth;
+  presence: Presence;
   logger: Logger;
 }
 
-export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
+export interface ServerOptions {
+  /** Register the producer and inbox API (the api role); otherwise only operations and /v1/realtime. */
+  api: boolean;
+}
+
+export async function buildServer(deps: ApiDeps, options: ServerOptions = { api: true }): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -47,13 +54,27 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: true,
     routerOptions: { maxParamLength: 500 },
+    // The router's own refusals (bad percent-encoding, a path parameter over maxParamLength) would
+    // otherwise be answered in Fastify's shape, not Herald's.
+    frameworkErrors: (error, _req, reply) => {
+      const e =
+        (error.statusCode ?? 500) < 500
+          ? new HeraldError('HERALD_ERR_VALIDATION', `url: ${error.message}`, {
+              cause: error,
+              details: [{ field: 'url', message: error.message }],
+            })
+          : toHeraldError(error);
+      void reply.status(e.status).send(e.toJSON());
+    },
   });
 
   // Validation is zod's; route schemas only document. Serialization is plain JSON.stringify.
   app.setValidatorCompiler(() => () => true);
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
-  app.removeContentTypeParser('application/json');
+  // JSON only: without this, Fastify's built-in text/plain parser would hand a string to the routes
+  // (answered 400) where an unsupported media type must be 415.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
     const buf = body as Buffer;
     if (buf.length === 0) return done(null, undefined);
@@ -92,9 +113,12 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
 
   const metrics = new Metrics(deps.events, deps.ingest);
   await registerDocs(app);
-  notificationRoutes(app, deps);
-  userRoutes(app, deps);
+  if (options.api) {
+    notificationRoutes(app, deps);
+    userRoutes(app, deps);
+  }
   opsRoutes(app, deps, metrics);
+  realtimeRoutes(app, deps);
   return app;
 }
 

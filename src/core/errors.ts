@@ -33,6 +33,11 @@ export const ERRORS = {
     retryable: false,
     summary: 'The route exists but not with this method.',
   },
+  HERALD_ERR_UPGRADE_REQUIRED: {
+    status: 426,
+    retryable: false,
+    summary: '`/v1/realtime` is a WebSocket endpoint: connect with a WebSocket client.',
+  },
   HERALD_ERR_IDEMPOTENCY_CONFLICT: {
     status: 409,
     retryable: false,

@@ -21,6 +21,8 @@ export interface HeraldEvents {
   'delivery:failed': [DeliveryEvent];
   'delivery:dead': [DeliveryEvent];
   'delivery:reclaimed': [{ count: number }];
+  /** A user's read state changed (HTTP or WebSocket); every open socket of the user is told. */
+  'inbox:unread': [{ userId: string; unreadCount: number }];
   'worker:error': [{ lane: Lane; error: unknown }];
 }
 

@@ -81,6 +81,23 @@ export interface InboxStore {
   appendInbox(jobs: readonly DeliveryJob[]): Promise<InboxEntry[]>;
   listInbox(userId: string, options: { limit: number; before?: number | null; unread?: boolean }): Promise<InboxPage>;
   markRead(userId: string, selection: ReadSelection): Promise<number>;
+  /** The user's highest seq so far (0 if none) and unread count, for a connecting client. */
+  inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }>;
+  /** Entries with seq > `afterSeq`, oldest first (reconnect replay). */
+  listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]>;
+  /** The client received these: their in-app deliveries become `delivered` (if not read already). */
+  markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void>;
+}
+
+/**
+ * Who is connected: sockets per user, with heartbeats. An entry that is not refreshed within its
+ * time-to-live stops counting, so a vanished gateway or client does not stay "online".
+ */
+export interface Presence {
+  /** Registers or refreshes a socket of `userId`, valid for `ttlMs`. */
+  touch(userId: string, socketId: string, ttlMs: number): Promise<void>;
+  remove(userId: string, socketId: string): Promise<void>;
+  get(userId: string): Promise<{ online: boolean; sockets: number; lastSeen: Date | null }>;
 }
 
 export interface Store extends NotificationStore, DeliveryStore, UserStore, InboxStore {

@@ -129,6 +129,43 @@ export class SqlInboxStore implements InboxStore {
     });
   }
 
+  async inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
+    const [row] = await this.sql.query<{ last_seq: number | null; unread: number }>(
+      `SELECT (SELECT last_seq FROM inbox_counters WHERE user_id = $1) AS last_seq,
+              (SELECT count(*)::int FROM inbox WHERE user_id = $1 AND read_at IS NULL) AS unread`,
+      [userId],
+    );
+    return { lastSeq: row?.last_seq ?? 0, unreadCount: row?.unread ?? 0 };
+  }
+
+  async listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
+    const rows = await this.sql.query<InboxRow>(
+      `SELECT i.seq, i.read_at, n.id, n.category, n.priority, n.title, n.body, n.data, n.created_at
+       FROM inbox i JOIN notifications n ON n.id = i.notification_id
+       WHERE i.user_id = $1 AND i.seq > $2 ORDER BY i.seq LIMIT $3`,
+      [userId, afterSeq, limit],
+    );
+    return rows.map(toItem);
+  }
+
+  async markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void> {
+    if (!acks.length) return;
+    await this.sql.query(
+      `WITH i AS (
+         UPDATE inbox SET delivered_at = now()
+         FROM unnest($1::text[], $2::bigint[]) AS a(user_id, seq)
+         WHERE inbox.user_id = a.user_id AND inbox.seq = a.seq AND inbox.delivered_at IS NULL
+         RETURNING inbox.delivery_id),
+       d AS (
+         UPDATE deliveries SET state = 'delivered', updated_at = now()
+         WHERE id IN (SELECT delivery_id FROM i) AND state = 'sent'
+         RETURNING id, notification_id, user_id, channel)
+       INSERT INTO timeline (notification_id, delivery_id, event, detail)
+       SELECT notification_id, id, 'delivered', jsonb_build_object('userId', user_id, 'channel', channel) FROM d`,
+      [acks.map((a) => a.userId), acks.map((a) => a.seq)],
+    );
+  }
+
   private async unreadCount(q: SqlClient, userId: string): Promise<number> {
     const [r] = await q.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM inbox WHERE user_id = $1 AND read_at IS NULL',

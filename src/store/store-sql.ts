@@ -8,6 +8,7 @@ import type {
   AttemptOutcome,
   DeadLetter,
   DeliveryJob,
+  InboxItem,
   InboxPage,
   Lane,
   NewNotification,
@@ -88,6 +89,15 @@ export class SqlStore implements Store {
   }
   markRead(userId: string, selection: ReadSelection): Promise<number> {
     return this.inbox.markRead(userId, selection);
+  }
+  inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
+    return this.inbox.inboxState(userId);
+  }
+  listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
+    return this.inbox.listInboxAfter(userId, afterSeq, limit);
+  }
+  markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void> {
+    return this.inbox.markDelivered(acks);
   }
   async ping(): Promise<void> {
     await this.sql.query('SELECT 1');

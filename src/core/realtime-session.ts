@@ -1,0 +1,220 @@
+/**
+ * One real-time connection of one user: the protocol of docs/realtime.md, independent of the
+ * WebSocket library.
+ *
+ * Promise: within a connection seqs strictly increase — none is sent twice, none skipped.
+ * How: `lastSent` is the only cursor. While the session syncs from the store (the initial replay,
+ * or filling a gap), live frames are held back; after each store read the held frames are sent if
+ * they continue the sequence, and any gap sends the session back to the store, which holds every
+ * committed seq (a seq is taken in the same transaction that writes its entry, under a per-user
+ * lock, so a visible seq N+1 implies a visible N). The session is registered for live frames
+ * before its first store read, so nothing committed after that read can be missed.
+ *
+ * Bounded: replay is paced by the socket (each page waits until the previous one is written out);
+ * a live frame finding more than `maxBufferedBytes` queued closes the socket with 4408, and the
+ * client resumes from its last seq.
+ */
+import type { InboxStore } from './ports.ts';
+import type { InboxItem } from './types.ts';
+
+export const CLOSE = {
+  normal: 1000,
+  policy: 1008,
+  tooLarge: 1009,
+  restart: 1012,
+  unauthorized: 4401,
+  slowConsumer: 4408,
+} as const;
+
+/** What the session needs of a socket (the shape of a `ws` WebSocket, so it needs no wrapper). */
+export interface RealtimeSocket {
+  send(data: Buffer, options: { binary: false }, done?: (err?: Error) => void): void;
+  readonly bufferedAmount: number;
+  close(code: number, reason: string): void;
+}
+
+/** A live notification for one user, serialized once for all of that user's sockets. */
+export interface LiveFrame {
+  seq: number;
+  frame: Buffer;
+}
+
+export interface SessionDeps {
+  inbox: Pick<InboxStore, 'inboxState' | 'listInboxAfter' | 'markRead'>;
+  /** Records that the client received `seq` (batched by the caller). */
+  ack(userId: string, seq: number): void;
+  /** Read state changed: every socket of the user should learn the new count. */
+  unreadChanged(userId: string, unreadCount: number): void;
+  maxBufferedBytes: number;
+  /** Entries read from the store per page while syncing; default 500. */
+  pageSize?: number;
+}
+
+const PONG = Buffer.from('{"type":"pong"}');
+/** Every frame is JSON text, sent from a Buffer that was serialized once. */
+const TEXT = { binary: false } as const;
+const MAX_BAD_FRAMES = 10;
+
+export function notificationFrame(item: InboxItem): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      type: 'notification',
+      seq: item.seq,
+      id: item.id,
+      category: item.category,
+      priority: item.priority,
+      title: item.title,
+      body: item.body,
+      data: item.data,
+      createdAt: item.createdAt,
+      readAt: item.readAt,
+    }),
+  );
+}
+
+export class RealtimeSession {
+  private lastSent = 0;
+  private syncing = true;
+  private held: LiveFrame[] = [];
+  private badFrames = 0;
+  closed = false;
+
+  constructor(
+    readonly userId: string,
+    private readonly socket: RealtimeSocket,
+    private readonly deps: SessionDeps,
+  ) {}
+
+  /** Sends `ready`, then everything after `after` (if given), then goes live. */
+  async start(after: number | null): Promise<void> {
+    const { lastSeq, unreadCount } = await this.deps.inbox.inboxState(this.userId);
+    this.lastSent = after ?? lastSeq;
+    this.write(Buffer.from(JSON.stringify({ type: 'ready', userId: this.userId, lastSeq, unreadCount })));
+    await this.sync();
+  }
+
+  /** A live notification of this user. */
+  deliver(f: LiveFrame): void {
+    if (this.closed || f.seq <= this.lastSent) return;
+    if (this.syncing) {
+      this.held.push(f);
+    } else if (f.seq === this.lastSent + 1) {
+      if (this.writeLive(f.frame)) this.lastSent = f.seq;
+    } else {
+      this.held.push(f);
+      this.syncing = true;
+      void this.sync();
+    }
+  }
+
+  /** Sends a frame built for all of the user's sockets (e.g. an unread count). */
+  push(frame: Buffer): void {
+    if (!this.closed) this.writeLive(frame);
+  }
+
+  handleFrame(data: string): void {
+    let msg: { type?: unknown; seq?: unknown };
+    try {
+      msg = JSON.parse(data) as typeof msg;
+    } catch {
+      return this.reject('HERALD_ERR_MALFORMED_JSON', 'the frame is not JSON');
+    }
+    if (!msg || typeof msg !== 'object') return this.reject('HERALD_ERR_VALIDATION', 'the frame must be a JSON object');
+    switch (msg.type) {
+      case 'ping':
+        this.writeLive(PONG);
+        return;
+      case 'ack':
+      case 'read': {
+        const seq = msg.seq;
+        if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) {
+          return this.reject('HERALD_ERR_VALIDATION', `${msg.type}.seq must be a positive integer`);
+        }
+        if (msg.type === 'ack') this.deps.ack(this.userId, seq);
+        else {
+          this.deps.inbox.markRead(this.userId, { seqs: [seq] }).then(
+            (count) => this.deps.unreadChanged(this.userId, count),
+            () => this.reject('HERALD_ERR_UNAVAILABLE', 'could not mark read; try again'),
+          );
+        }
+        return;
+      }
+      default:
+        return this.reject('HERALD_ERR_VALIDATION', 'type must be "ack", "read" or "ping"');
+    }
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.held = [];
+    this.socket.close(code, reason);
+  }
+
+  private async sync(): Promise<void> {
+    const pageSize = this.deps.pageSize ?? 500;
+    try {
+      while (!this.closed) {
+        const page = await this.deps.inbox.listInboxAfter(this.userId, this.lastSent, pageSize);
+        let written: Promise<void> | null = null;
+        for (const item of page) {
+          if (item.seq <= this.lastSent || this.closed) continue;
+          written = this.write(notificationFrame(item), true);
+          this.lastSent = item.seq;
+        }
+        // Pacing: the next page is read only when this one has left for the network.
+        if (written) await written;
+        if (page.length === pageSize) continue;
+        if (this.releaseHeld()) return;
+      }
+    } catch {
+      this.close(CLOSE.restart, 'store unavailable; reconnect with after');
+    }
+  }
+
+  /** Sends held frames that continue the sequence; false if a gap remains (sync again). */
+  private releaseHeld(): boolean {
+    const held = this.held.sort((a, b) => a.seq - b.seq);
+    this.held = [];
+    for (let i = 0; i < held.length; i++) {
+      const f = held[i] as LiveFrame;
+      if (f.seq <= this.lastSent) continue;
+      if (f.seq !== this.lastSent + 1) {
+        this.held = held.slice(i);
+        return false;
+      }
+      this.write(f.frame);
+      this.lastSent = f.seq;
+    }
+    this.syncing = false;
+    return true;
+  }
+
+  /** Writes a frame; with `track`, resolves when it has been handed to the network. */
+  private write(frame: Buffer, track: true): Promise<void>;
+  private write(frame: Buffer): void;
+  private write(frame: Buffer, track?: true): Promise<void> | void {
+    if (this.closed) return track ? Promise.resolve() : undefined;
+    if (!track) return this.socket.send(frame, TEXT);
+    return new Promise((resolve) => this.socket.send(frame, TEXT, () => resolve()));
+  }
+
+  /** A live write; a socket that cannot keep up is closed (the client resumes from its seq). */
+  private writeLive(frame: Buffer): boolean {
+    if (this.closed) return false;
+    if (this.socket.bufferedAmount > this.deps.maxBufferedBytes) {
+      this.close(CLOSE.slowConsumer, 'slow consumer; reconnect with after');
+      return false;
+    }
+    this.socket.send(frame, TEXT);
+    return true;
+  }
+
+  private reject(code: string, message: string): void {
+    if (++this.badFrames >= MAX_BAD_FRAMES) {
+      this.close(CLOSE.policy, 'too many malformed frames');
+      return;
+    }
+    this.writeLive(Buffer.from(JSON.stringify({ type: 'error', code, message })));
+  }
+}

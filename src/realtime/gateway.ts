@@ -1,0 +1,218 @@
+/**
+ * The WebSocket gateway: authenticates upgrades on /v1/realtime, runs one RealtimeSession per
+ * socket, routes each user's in-app entries to that user's sockets (serialized once per entry),
+ * keeps presence with heartbeats, and closes every socket with 1012 on shutdown.
+ *
+ * Memory per socket is the `ws` socket plus one small session object; no per-socket timers (one
+ * sweep pings every socket and ends those that did not answer the previous ping or whose token
+ * expired).
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { Auth } from '../api/auth.ts';
+import { HeraldError } from '../core/errors.ts';
+import type { HeraldEmitter } from '../core/events.ts';
+import { GroupCommit } from '../core/group-commit.ts';
+import type { InboxEntry, InboxListener, InboxStore, Presence } from '../core/ports.ts';
+import { CLOSE, notificationFrame, RealtimeSession } from '../core/realtime-session.ts';
+
+export interface GatewayOptions {
+  /** HERALD_WS_MAX_BUFFER_BYTES: queued bytes beyond which a socket is a slow consumer. */
+  maxBufferedBytes: number;
+  /** HERALD_WS_HEARTBEAT_MS: ping interval; presence entries live two intervals. */
+  heartbeatMs: number;
+  /** Largest client frame; default 4096. */
+  maxFrameBytes?: number;
+}
+
+export interface GatewayLog {
+  warn(obj: object, msg: string): void;
+}
+
+interface Conn {
+  id: string;
+  ws: WebSocket;
+  session: RealtimeSession;
+  exp: number;
+  alive: boolean;
+}
+
+const PATH = '/v1/realtime';
+
+export class Gateway implements InboxListener {
+  private readonly wss: WebSocketServer;
+  private readonly byUser = new Map<string, Set<Conn>>();
+  private readonly acks: GroupCommit<{ userId: string; seq: number }, undefined>;
+  private readonly sweep: NodeJS.Timeout;
+  private nextId = 0;
+  private closing = false;
+
+  constructor(
+    private readonly inbox: InboxStore,
+    private readonly presence: Presence,
+    private readonly auth: Auth,
+    private readonly events: HeraldEmitter,
+    private readonly log: GatewayLog,
+    private readonly options: GatewayOptions,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxFrameBytes ?? 4096,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    this.acks = new GroupCommit(
+      async (batch) => {
+        await this.inbox.markDelivered(batch);
+        return batch.map(() => undefined);
+      },
+      { maxBatch: 1000, maxPending: 100_000, parallel: 1 },
+    );
+    this.events.on('inbox:unread', ({ userId, unreadCount }) => this.pushUnread(userId, unreadCount));
+    this.sweep = setInterval(() => this.heartbeat(), options.heartbeatMs);
+    this.sweep.unref();
+  }
+
+  /** Takes over WebSocket upgrades of `server` for /v1/realtime. */
+  attach(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.upgrade(req, socket, head).catch((e: unknown) => refuse(socket, toError(e)));
+    });
+  }
+
+  get sockets(): number {
+    let n = 0;
+    for (const set of this.byUser.values()) n += set.size;
+    return n;
+  }
+
+  /** In-app entries just committed: each goes, serialized once, to every socket of its user. */
+  onInboxEntries(entries: readonly InboxEntry[]): void {
+    for (const e of entries) {
+      const conns = this.byUser.get(e.userId);
+      if (!conns) continue;
+      const frame = { seq: e.item.seq, frame: notificationFrame(e.item) };
+      for (const c of conns) c.session.deliver(frame);
+    }
+  }
+
+  /** Closes every socket with 1012 (clients reconnect elsewhere, resuming from their seq). */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.sweep);
+    const all = [...this.byUser.values()].flatMap((s) => [...s]);
+    for (const c of all) c.session.close(CLOSE.restart, 'server restarting; reconnect with after');
+    await this.acks.drain();
+    await new Promise<void>((r) => this.wss.close(() => r()));
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== PATH)
+      return refuse(socket, new HeraldError('HERALD_ERR_NOT_FOUND', `no WebSocket at ${url.pathname}`));
+    if (this.closing)
+      return refuse(socket, new HeraldError('HERALD_ERR_UNAVAILABLE', 'server restarting', { retryAfter: 1 }));
+    const token = url.searchParams.get('token') ?? /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (!token) return refuse(socket, new HeraldError('HERALD_ERR_UNAUTHORIZED', 'missing token'));
+    const { userId, exp } = await this.auth.userTokenClaims(token);
+    const afterParam = url.searchParams.get('after');
+    let after: number | null = null;
+    if (afterParam !== null) {
+      after = /^\d{1,15}$/.test(afterParam) ? Number(afterParam) : Number.NaN;
+      if (Number.isNaN(after)) {
+        return refuse(
+          socket,
+          new HeraldError('HERALD_ERR_VALIDATION', 'after: must be a non-negative integer', {
+            details: [{ field: 'after', message: 'must be a non-negative integer' }],
+          }),
+        );
+      }
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, userId, exp, after));
+  }
+
+  private accept(ws: WebSocket, userId: string, exp: number, after: number | null): void {
+    const session = new RealtimeSession(userId, ws, {
+      inbox: this.inbox,
+      ack: (u, seq) => void this.acks.submit({ userId: u, seq }).catch(() => {}),
+      unreadChanged: (u, count) => this.events.emit('inbox:unread', { userId: u, unreadCount: count }),
+      maxBufferedBytes: this.options.maxBufferedBytes,
+    });
+    const conn: Conn = { id: String(++this.nextId), ws, session, exp, alive: true };
+    // Registered before the session's first store read: live entries from now on are held, not missed.
+    let set = this.byUser.get(userId);
+    if (!set) {
+      set = new Set();
+      this.byUser.set(userId, set);
+    }
+    set.add(conn);
+    void this.presence.touch(userId, conn.id, this.options.heartbeatMs * 2);
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      session.handleFrame(isBinary ? '' : data.toString('utf8'));
+    });
+    ws.on('pong', () => {
+      conn.alive = true;
+    });
+    ws.on('error', () => {
+      // 'close' follows; a protocol error (e.g. an oversized frame → 1009) is the client's.
+    });
+    ws.on('close', () => {
+      session.closed = true;
+      const s = this.byUser.get(userId);
+      s?.delete(conn);
+      if (s && s.size === 0) this.byUser.delete(userId);
+      void this.presence.remove(userId, conn.id);
+    });
+    session.start(after).catch((e: unknown) => {
+      this.log.warn({ err: e, userId }, 'real-time session failed to start');
+      session.close(CLOSE.restart, 'could not start; reconnect with after');
+    });
+  }
+
+  private pushUnread(userId: string, unreadCount: number): void {
+    const conns = this.byUser.get(userId);
+    if (!conns) return;
+    const frame = Buffer.from(JSON.stringify({ type: 'unread', unreadCount }));
+    for (const c of conns) c.session.push(frame);
+  }
+
+  private heartbeat(): void {
+    const now = Date.now() / 1000;
+    for (const set of this.byUser.values()) {
+      for (const c of set) {
+        if (c.exp <= now) {
+          c.session.close(CLOSE.unauthorized, 'token expired');
+        } else if (!c.alive) {
+          c.ws.terminate();
+        } else {
+          c.alive = false;
+          c.ws.ping();
+          void this.presence.touch(c.session.userId, c.id, this.options.heartbeatMs * 2);
+        }
+      }
+    }
+  }
+}
+
+function toError(e: unknown): HeraldError {
+  return e instanceof HeraldError ? e : new HeraldError('HERALD_ERR_INTERNAL', 'upgrade failed', { cause: e });
+}
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  404: 'Not Found',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** Answers an upgrade request with an HTTP error and closes the connection. */
+function refuse(socket: Duplex, e: HeraldError): void {
+  if (!socket.writable) return void socket.destroy();
+  const body = JSON.stringify(e.toJSON());
+  socket.end(
+    `HTTP/1.1 ${e.status} ${REASONS[e.status] ?? 'Error'}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
