@@ -117,9 +117,13 @@ export class RealtimeSession {
     try {
       msg = JSON.parse(data) as typeof msg;
     } catch {
-      return this.reject('HERALD_ERR_MALFORMED_JSON', 'the frame is not JSON');
+      this.reject('HERALD_ERR_MALFORMED_JSON', 'the frame is not JSON');
+      return;
     }
-    if (!msg || typeof msg !== 'object') return this.reject('HERALD_ERR_VALIDATION', 'the frame must be a JSON object');
+    if (!msg || typeof msg !== 'object' || Array.isArray(msg)) {
+      this.reject('HERALD_ERR_VALIDATION', 'the frame must be a JSON object');
+      return;
+    }
     switch (msg.type) {
       case 'ping':
         this.writeLive(PONG);
@@ -128,7 +132,8 @@ export class RealtimeSession {
       case 'read': {
         const seq = msg.seq;
         if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) {
-          return this.reject('HERALD_ERR_VALIDATION', `${msg.type}.seq must be a positive integer`);
+          this.reject('HERALD_ERR_VALIDATION', `${msg.type}.seq must be a positive integer`);
+          return;
         }
         if (msg.type === 'ack') this.deps.ack(this.userId, seq);
         else {
@@ -140,7 +145,8 @@ export class RealtimeSession {
         return;
       }
       default:
-        return this.reject('HERALD_ERR_VALIDATION', 'type must be "ack", "read" or "ping"');
+        this.reject('HERALD_ERR_VALIDATION', 'type must be "ack", "read" or "ping"');
+        return;
     }
   }
 
