@@ -45,6 +45,13 @@ describe('configuration', () => {
     }
   });
 
+  it('refuses a webhook timeout that could outlive the lease', () => {
+    expect(() => loadConfig({ HERALD_LEASE_MS: '2000' })).toThrow(
+      /HERALD_WEBHOOK_TIMEOUT_MS=10000: must be below HERALD_LEASE_MS=2000/,
+    );
+    expect(loadConfig({ HERALD_LEASE_MS: '2000', HERALD_WEBHOOK_TIMEOUT_MS: '1000' }).leaseMs).toBe(2000);
+  });
+
   it('docs/configuration.md documents exactly the settings the code reads', () => {
     const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
     const documented = new Set([...doc.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]));

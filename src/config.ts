@@ -117,6 +117,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const c = r.data;
+  if (c.HERALD_WEBHOOK_TIMEOUT_MS >= c.HERALD_LEASE_MS) {
+    throw new ConfigError(
+      `invalid configuration:\n  HERALD_WEBHOOK_TIMEOUT_MS=${c.HERALD_WEBHOOK_TIMEOUT_MS}: must be below HERALD_LEASE_MS=${c.HERALD_LEASE_MS} ` +
+        '(a send that outlives its lease may be sent twice)',
+    );
+  }
   return {
     port: c.PORT,
     host: c.HOST,

@@ -70,6 +70,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
           leaseMs: config.leaseMs,
           pollMs: config.pollMs,
           retry: config.retry,
+          sendBudgetMs: config.webhookTimeoutMs,
         },
         store.parallelism,
       )

@@ -4,9 +4,18 @@
  *
  * For each claimed delivery: take the lease (store compare-and-set pending → processing), send
  * through the channel's provider, record the outcome (compare-and-set on the lease token; group-
- * committed with other outcomes), then ack the bus. A slot is released only after the outcome is
- * committed, so at a crash at most `concurrency` deliveries of a lane can have been sent without
- * being recorded — those are the only ones that may be sent again (with the same delivery id).
+ * committed with other outcomes), then ack the bus. A slot is one send in flight: one message, or
+ * one call of a batch provider (the in-app inbox writes a whole batch in one transaction). A slot is
+ * released only after the outcome is committed, so at a crash at most `concurrency` sends of a
+ * lane can have happened without being recorded — the only ones that may be repeated (with the
+ * same delivery id).
+ *
+ * While a lane's work is mostly batchable, a claim takes a whole batch (`claimBatch`), and at most
+ * `batchCallsPerLane` batch calls run at once (the store's parallelism: one on the single-
+ * connection embedded store, so a bulk batch never queues many transactions ahead of a critical
+ * claim). Otherwise a claim takes one delivery per free slot. Single sends beyond the free slots
+ * wait in the worker; one whose lease has less than `sendBudgetMs` left is not started (its lease
+ * lapses and it is reclaimed), so waiting can delay a delivery but never make it go out twice.
  *
  * Failures: transient → retry with exponential backoff and jitter; permanent → failed; attempts
  * exhausted → dead (a dead letter). A provider that throws is treated as transient.
@@ -26,6 +35,14 @@ export interface WorkerOptions {
   retry: RetryPolicy;
   /** Most deliveries claimed at once per lane; default 256. */
   claimBatch?: number;
+  /** Lease time a single send needs (the longest provider timeout); default half the lease. */
+  sendBudgetMs?: number;
+}
+
+interface Waiting {
+  job: DeliveryJob;
+  /** When the lease was taken (Date.now()). */
+  leasedAt: number;
 }
 
 export interface WorkerLog {
@@ -36,10 +53,21 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class DeliveryWorker {
   private readonly inflight = new Map<Lane, number>(LANES.map((l) => [l, 0]));
+  /** Single sends leased but waiting for a slot. */
+  private readonly waiting = new Map<Lane, Waiting[]>(LANES.map((l) => [l, []]));
+  /** Whether the lane's last claim was mostly for batch providers (then claims prefetch). */
+  private readonly batchable = new Map<Lane, boolean>(LANES.map((l) => [l, true]));
+  private readonly batchCalls = new Map<Lane, number>(LANES.map((l) => [l, 0]));
+  private readonly batchCallsPerLane: number;
   private readonly slotWaiters = new Map<Lane, (() => void) | null>(LANES.map((l) => [l, null]));
   private readonly loops: Promise<void>[] = [];
   private readonly outcomes: GroupCommit<AttemptOutcome, boolean>;
   private stopping = false;
+  private wakeOnStop: () => void = () => {};
+  /** Settles on stop(), so that an idle lane does not sit out the rest of its poll interval. */
+  private readonly stopped = new Promise<void>((r) => {
+    this.wakeOnStop = r;
+  });
 
   constructor(
     private readonly store: DeliveryStore,
@@ -51,6 +79,7 @@ export class DeliveryWorker {
     storeParallelism = 1,
   ) {
     const total = LANES.reduce((s, l) => s + options.laneConcurrency[l], 0);
+    this.batchCallsPerLane = Math.max(1, Math.floor(storeParallelism / 2));
     this.outcomes = new GroupCommit((batch) => this.store.finishAttempts(batch), {
       maxBatch: 500,
       maxPending: total * 2,
@@ -65,9 +94,10 @@ export class DeliveryWorker {
   /** Stops claiming and waits for every held delivery to be sent and recorded. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.wakeOnStop();
     for (const lane of LANES) this.slotWaiters.get(lane)?.();
     await Promise.all(this.loops);
-    while (LANES.some((l) => (this.inflight.get(l) ?? 0) > 0)) await sleep(10);
+    while (LANES.some((l) => (this.inflight.get(l) ?? 0) > 0 || this.waitingFor(l).length > 0)) await sleep(10);
     await this.outcomes.drain();
   }
 
@@ -80,46 +110,88 @@ export class DeliveryWorker {
     const batch = this.options.claimBatch ?? 256;
     while (!this.stopping) {
       const free = limit - (this.inflight.get(lane) ?? 0);
-      if (free <= 0) {
+      const batchable = this.batchable.get(lane) as boolean;
+      const busy = batchable && (this.batchCalls.get(lane) ?? 0) >= this.batchCallsPerLane;
+      if (free <= 0 || busy || this.waitingFor(lane).length > 0) {
         await new Promise<void>((r) => this.slotWaiters.set(lane, r));
         continue;
       }
       try {
-        const ids = await this.bus.claim(lane, Math.min(free, batch));
+        const ids = await this.bus.claim(lane, batchable ? batch : Math.min(free, batch));
         if (!ids.length) {
-          await this.bus.waitForWork(lane, this.options.pollMs);
+          await Promise.race([this.bus.waitForWork(lane, this.options.pollMs), this.stopped]);
           continue;
         }
         const jobs = await this.store.startAttempts(ids, this.options.leaseMs);
         const taken = new Set(jobs.map((j) => j.deliveryId));
         const others = ids.filter((id) => !taken.has(id));
         if (others.length) await this.bus.ack(lane, others);
-        if (jobs.length) this.dispatch(lane, jobs);
+        if (jobs.length) this.dispatch(lane, jobs, Date.now());
       } catch (error) {
         this.events.emit('worker:error', { lane, error });
         this.log.error({ err: error, lane }, 'claim failed; retrying after the poll interval');
-        await sleep(this.options.pollMs);
+        await Promise.race([sleep(this.options.pollMs), this.stopped]);
       }
     }
   }
 
-  /** Starts sending `jobs` (already leased); each holds a slot of `lane` until its outcome is committed. */
-  private dispatch(lane: Lane, jobs: DeliveryJob[]): void {
-    this.inflight.set(lane, (this.inflight.get(lane) ?? 0) + jobs.length);
+  /** Starts sending `jobs` (already leased): batches at once, single sends as slots free up. */
+  private dispatch(lane: Lane, jobs: DeliveryJob[], leasedAt: number): void {
     const byChannel = new Map<Channel, DeliveryJob[]>();
     for (const j of jobs) {
       const list = byChannel.get(j.channel);
       if (list) list.push(j);
       else byChannel.set(j.channel, [j]);
     }
+    let batched = 0;
     for (const [channel, list] of byChannel) {
       const provider = this.providers.get(channel);
       if (provider && isBatchProvider(provider)) {
-        void this.settle(lane, list, () => provider.sendBatch(list));
+        batched += list.length;
+        this.take(lane);
+        this.batchCalls.set(lane, (this.batchCalls.get(lane) ?? 0) + 1);
+        void this.settle(lane, list, () => provider.sendBatch(list)).finally(() => {
+          this.batchCalls.set(lane, (this.batchCalls.get(lane) ?? 0) - 1);
+          this.wakeLane(lane);
+        });
       } else {
-        for (const job of list) void this.settle(lane, [job], async () => [await sendOne(provider, job)]);
+        for (const job of list) this.waitingFor(lane).push({ job, leasedAt });
       }
     }
+    this.batchable.set(lane, batched * 2 >= jobs.length);
+    this.startWaiting(lane);
+  }
+
+  /** Starts waiting single sends while the lane has free slots and their leases have time left. */
+  private startWaiting(lane: Lane): void {
+    const queue = this.waitingFor(lane);
+    const limit = this.options.laneConcurrency[lane];
+    const budget = this.options.sendBudgetMs ?? this.options.leaseMs / 2;
+    while (queue.length && (this.inflight.get(lane) ?? 0) < limit) {
+      const { job, leasedAt } = queue.shift() as Waiting;
+      // Too little lease left to finish: let it lapse and be reclaimed rather than risk two senders.
+      if (Date.now() - leasedAt > this.options.leaseMs - budget) continue;
+      this.take(lane);
+      const provider = this.providers.get(job.channel);
+      void this.settle(lane, [job], async () => [await sendOne(provider, job)]);
+    }
+  }
+
+  /** Wakes the lane's claim loop if it waits for a slot. */
+  private wakeLane(lane: Lane): void {
+    const wake = this.slotWaiters.get(lane);
+    if (wake) {
+      this.slotWaiters.set(lane, null);
+      wake();
+    }
+  }
+
+  private take(lane: Lane): void {
+    this.inflight.set(lane, (this.inflight.get(lane) ?? 0) + 1);
+  }
+
+  private waitingFor(lane: Lane): Waiting[] {
+    return this.waiting.get(lane) as Waiting[];
   }
 
   private async settle(lane: Lane, jobs: DeliveryJob[], send: () => Promise<SendResult[]>): Promise<void> {
@@ -139,12 +211,9 @@ export class DeliveryWorker {
         jobs.map((j) => j.deliveryId),
       )
       .catch(() => {});
-    this.inflight.set(lane, (this.inflight.get(lane) ?? 0) - jobs.length);
-    const wake = this.slotWaiters.get(lane);
-    if (wake) {
-      this.slotWaiters.set(lane, null);
-      wake();
-    }
+    this.inflight.set(lane, (this.inflight.get(lane) ?? 0) - 1);
+    this.startWaiting(lane);
+    this.wakeLane(lane);
     jobs.forEach((job, i) => {
       if (recorded[i]) this.emitOutcome(job, outcomes[i] as AttemptOutcome, now);
     });
