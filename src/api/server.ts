@@ -3,7 +3,13 @@
  * (`{"error": {"code", "message", "details"}}`), authentication per route, and the route modules.
  * Request validation is zod's (src/core/input.ts); route schemas exist for the OpenAPI document.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { HeraldError } from '../core/errors.ts';
@@ -11,6 +17,7 @@ import type { HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
 import type { Bus, Presence, Store } from '../core/ports.ts';
 import type { Auth, Caller } from './auth.ts';
+import { registerCors } from './cors.ts';
 import { registerDocs } from './docs.ts';
 import { Metrics } from './metrics.ts';
 import { notificationRoutes } from './routes-notifications.ts';
@@ -64,7 +71,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
               details: [{ field: 'url', message: error.message }],
             })
           : toHeraldError(error);
-      void reply.status(e.status).send(e.toJSON());
+      void (reply as FastifyReply).status(e.status).send(e.toJSON());
     },
   });
 
@@ -94,6 +101,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     }
   });
 
+  registerCors(app);
   app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (req) => {
     const mode = req.routeOptions.config.auth ?? 'none';

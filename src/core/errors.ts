@@ -13,7 +13,7 @@ export const ERRORS = {
   HERALD_ERR_INVALID_ENCODING: {
     status: 400,
     retryable: false,
-    summary: 'The body is not valid UTF-8, or a string holds a NUL or an unpaired surrogate.',
+    summary: 'The body is not valid UTF-8. (A string holding a NUL or an unpaired surrogate is HERALD_ERR_VALIDATION.)',
   },
   HERALD_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, summary: 'The body is not `application/json`.' },
   HERALD_ERR_BODY_TOO_LARGE: {

@@ -5,7 +5,13 @@
  * "resolved" still means "committed".
  *
  * Bounded: at most `maxPending` items wait; beyond that `submit` rejects with `OverloadedError`
- * instead of growing a queue without limit. At most `parallel` flushes run at once.
+ * instead of growing a queue without limit. At most `parallel` flushes run at once, each with at
+ * most `maxBatch` items and `maxWeight` weight.
+ *
+ * Batches grow under load: while a flush runs, a second one starts only once `overlapMinBatch`
+ * items wait or the oldest has waited `overlapMaxWaitMs`. Every flush costs a round trip and a
+ * commit whatever its size, so a few large flushes carry more than many small ones; when nothing
+ * runs, a lone item is flushed at once.
  */
 
 export class OverloadedError extends Error {
@@ -15,17 +21,27 @@ export class OverloadedError extends Error {
   }
 }
 
-export interface GroupCommitOptions {
+export interface GroupCommitOptions<I = unknown> {
   /** Largest batch handed to one flush. */
   maxBatch: number;
   /** Items allowed to wait (not counting those being flushed). */
   maxPending: number;
   /** Flushes allowed to run at once (1 for a single-connection store). */
   parallel: number;
+  /** Items waiting before a flush starts beside a running one; default 1 (as soon as `parallel` allows). */
+  overlapMinBatch?: number;
+  /** Longest wait for `overlapMinBatch` items before a flush starts beside a running one anyway; default 2 ms. */
+  overlapMaxWaitMs?: number;
+  /** Weight of an item (e.g. the rows it writes); default 1. */
+  weight?: (item: I) => number;
+  /** Most weight in one flush; an item heavier than this is flushed alone. Default: no limit. */
+  maxWeight?: number;
 }
 
 interface Waiting<I, O> {
   item: I;
+  /** When it was submitted (performance.now()). */
+  at: number;
   resolve: (o: O) => void;
   reject: (e: unknown) => void;
 }
@@ -35,10 +51,11 @@ export class GroupCommit<I, O> {
   private running = 0;
   private scheduled = false;
   private idle: (() => void)[] = [];
+  private overlapTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly flush: (items: I[]) => Promise<O[]>,
-    private readonly options: GroupCommitOptions,
+    private readonly options: GroupCommitOptions<I>,
   ) {}
 
   get pending(): number {
@@ -48,7 +65,7 @@ export class GroupCommit<I, O> {
   submit(item: I): Promise<O> {
     if (this.queue.length >= this.options.maxPending) return Promise.reject(new OverloadedError(this.queue.length));
     return new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, at: performance.now(), resolve, reject });
       this.schedule();
     });
   }
@@ -70,8 +87,20 @@ export class GroupCommit<I, O> {
   }
 
   private pump(): void {
-    while (this.running < this.options.parallel && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.options.maxBatch);
+    const { parallel, overlapMinBatch = 1, overlapMaxWaitMs = 2 } = this.options;
+    while (this.running < parallel && this.queue.length > 0) {
+      if (this.running > 0 && this.queue.length < overlapMinBatch) {
+        // Let the batch grow while a flush runs, but not for longer than overlapMaxWaitMs.
+        const waited = performance.now() - (this.queue[0] as Waiting<I, O>).at;
+        if (waited < overlapMaxWaitMs) {
+          this.overlapTimer ??= setTimeout(() => {
+            this.overlapTimer = null;
+            this.pump();
+          }, overlapMaxWaitMs - waited);
+          return;
+        }
+      }
+      const batch = this.queue.splice(0, this.batchLength());
       this.running++;
       this.run(batch).finally(() => {
         this.running--;
@@ -79,6 +108,19 @@ export class GroupCommit<I, O> {
         else if (this.running === 0) for (const r of this.idle.splice(0)) r();
       });
     }
+  }
+
+  /** How many of the oldest waiting items the next flush takes: within maxBatch and maxWeight, at least one. */
+  private batchLength(): number {
+    const { maxBatch, weight, maxWeight } = this.options;
+    const n = Math.min(maxBatch, this.queue.length);
+    if (!weight || maxWeight === undefined) return n;
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      total += weight((this.queue[i] as Waiting<I, O>).item);
+      if (total > maxWeight) return Math.max(1, i);
+    }
+    return n;
   }
 
   private async run(batch: Waiting<I, O>[]): Promise<void> {

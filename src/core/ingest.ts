@@ -2,7 +2,8 @@
  * Ingest: turns a validated request into committed rows, then announces them on the bus.
  *
  * Promises: the returned outcome is given only after the notification and all its deliveries are
- * committed (group commit: concurrent requests share one transaction). Announcing on the bus
+ * committed (group commit: concurrent requests share one transaction; under load a commit waits
+ * briefly for more requests rather than running beside another with a handful). Announcing on the bus
  * happens after the commit and may fail without losing anything: the reconciler finds committed
  * rows that are due and re-announces them. When too many requests wait for a commit, new ones are
  * refused with HERALD_ERR_OVERLOADED (429) instead of queueing without bound.
@@ -22,6 +23,10 @@ export interface IngestOptions {
   parallel: number;
   /** Notifications per transaction; default 500. */
   maxBatch?: number;
+  /** Deliveries (recipients × channels) per transaction; default 50,000. A larger notification commits alone. */
+  maxDeliveries?: number;
+  /** While a commit runs, another starts only once this many requests wait (or after 2 ms); default 32. */
+  overlapMinBatch?: number;
 }
 
 export interface IngestLog {
@@ -42,6 +47,9 @@ export class Ingest {
       maxBatch: options.maxBatch ?? 500,
       maxPending: options.maxPending,
       parallel: options.parallel,
+      overlapMinBatch: options.overlapMinBatch ?? 32,
+      weight: (n) => n.to.length * n.channels.length,
+      maxWeight: options.maxDeliveries ?? 50_000,
     });
   }
 

@@ -11,8 +11,8 @@
  * before its first store read, so nothing committed after that read can be missed.
  *
  * Bounded: replay is paced by the socket (each page waits until the previous one is written out);
- * a live frame finding more than `maxBufferedBytes` queued closes the socket with 4408, and the
- * client resumes from its last seq.
+ * a live frame finding more than `maxBufferedBytes` queued (beyond what the paced replay itself
+ * has in flight) closes the socket with 4408, and the client resumes from its last seq.
  */
 import type { InboxStore } from './ports.ts';
 import type { InboxItem } from './types.ts';
@@ -72,11 +72,18 @@ export function notificationFrame(item: InboxItem): Buffer {
   );
 }
 
+/** Header of an unmasked server frame carrying `n` bytes (RFC 6455, 5.2): counted in `bufferedAmount`. */
+function frameHeaderBytes(n: number): number {
+  return n < 126 ? 2 : n < 65_536 ? 4 : 10;
+}
+
 export class RealtimeSession {
   private lastSent = 0;
   private syncing = true;
   private held: LiveFrame[] = [];
   private badFrames = 0;
+  /** Bytes of replayed frames (with their frame headers) not yet handed to the network. */
+  private replayBytes = 0;
   closed = false;
 
   constructor(
@@ -202,13 +209,24 @@ export class RealtimeSession {
   private write(frame: Buffer, track?: true): Promise<void> | void {
     if (this.closed) return track ? Promise.resolve() : undefined;
     if (!track) return this.socket.send(frame, TEXT);
-    return new Promise((resolve) => this.socket.send(frame, TEXT, () => resolve()));
+    const bytes = frame.length + frameHeaderBytes(frame.length);
+    this.replayBytes += bytes;
+    return new Promise((resolve) =>
+      this.socket.send(frame, TEXT, () => {
+        this.replayBytes -= bytes;
+        resolve();
+      }),
+    );
   }
 
-  /** A live write; a socket that cannot keep up is closed (the client resumes from its seq). */
+  /**
+   * A live write; a socket that cannot keep up is closed (the client resumes from its seq). What
+   * the paced replay has queued itself does not count: a pong or an unread count written during a
+   * replay must not cut off a client that is reading.
+   */
   private writeLive(frame: Buffer): boolean {
     if (this.closed) return false;
-    if (this.socket.bufferedAmount > this.deps.maxBufferedBytes) {
+    if (this.socket.bufferedAmount - this.replayBytes > this.deps.maxBufferedBytes) {
       this.close(CLOSE.slowConsumer, 'slow consumer; reconnect with after');
       return false;
     }

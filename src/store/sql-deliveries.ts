@@ -15,11 +15,15 @@ export class SqlDeliveryStore implements DeliveryStore {
 
   async startAttempts(ids: readonly string[], leaseMs: number): Promise<DeliveryJob[]> {
     if (!ids.length) return [];
+    // The compare (pending and due) is written as a CASE so that the planner can only find the rows
+    // by primary key. Written plainly, a table without fresh statistics (PGlite never autovacuums; a
+    // fresh backlog on PostgreSQL) gets a plan that scans every due row of every lane through
+    // `deliveries_due`: each claim then costs O(backlog), and a critical claim waits behind bulk.
     const rows = await this.sql.query<JobRow>(
       `WITH s AS (
          UPDATE deliveries SET state = 'processing', attempts = attempts + 1, lease_token = gen_random_uuid(),
            lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
-         WHERE id = ANY($1::uuid[]) AND state = 'pending' AND next_attempt_at <= now()
+         WHERE id = ANY($1::uuid[]) AND CASE WHEN state = 'pending' THEN next_attempt_at <= now() ELSE false END
          RETURNING id, lease_token, attempts, channel, lane, user_id, notification_id)
        SELECT s.*, n.category, n.priority, n.title, n.body, n.data, n.group_key, n.created_at,
               u.id AS u_id, u.email, u.phone, u.timezone, u.locale, u.webhook_url
@@ -75,6 +79,28 @@ export class SqlDeliveryStore implements DeliveryStore {
           [events.map((e) => e.nid), events.map((e) => e.did), events.map((e) => e.event), events.map((e) => e.detail)],
         );
       }
+      // An in-app entry reaches open sockets before its outcome is recorded here, so the client's
+      // ack or read may already be in the inbox: apply it now. (This statement's snapshot is taken
+      // after the rows above were locked, and an ack or read locks its deliveries before looking at
+      // their state; see SqlInboxStore.markDelivered and markRead. Either this sees the ack, or the
+      // ack sees 'sent'.)
+      const sentInApp = outcomes
+        .filter((o) => o.result === 'sent' && byId.get(o.deliveryId)?.channel === 'in_app')
+        .map((o) => o.deliveryId);
+      if (sentInApp.length) {
+        await tx.query(
+          `WITH p AS (
+             UPDATE deliveries d SET state = CASE WHEN i.read_at IS NOT NULL THEN 'read' ELSE 'delivered' END,
+               updated_at = now()
+             FROM inbox i
+             WHERE d.id = ANY($1::uuid[]) AND i.delivery_id = d.id AND d.state = 'sent'
+               AND (i.delivered_at IS NOT NULL OR i.read_at IS NOT NULL)
+             RETURNING d.id, d.notification_id, d.user_id, d.channel, d.state)
+           INSERT INTO timeline (notification_id, delivery_id, event, detail)
+           SELECT notification_id, id, state, jsonb_build_object('userId', user_id, 'channel', channel) FROM p`,
+          [sentInApp],
+        );
+      }
       return outcomes.map((o) => byId.has(o.deliveryId));
     });
   }
@@ -126,7 +152,8 @@ export class SqlDeliveryStore implements DeliveryStore {
     nextCursor: string | null;
   }> {
     const c = decodeCursor(options.cursor);
-    const [at, id] = c && typeof c[0] === 'string' && typeof c[1] === 'string' && UUID_RE.test(c[1]) ? c : [null, null];
+    // A cursor Herald did not issue counts as none (as an undecodable one does) rather than reaching SQL.
+    const [at, id] = c && isCursorTime(c[0]) && typeof c[1] === 'string' && UUID_RE.test(c[1]) ? c : [null, null];
     const rows = await this.sql.query<{
       id: string;
       notification_id: string;
@@ -183,4 +210,11 @@ export class SqlDeliveryStore implements DeliveryStore {
       return { result: 'replayed', lane: row.lane };
     });
   }
+}
+
+/** A timestamp as the dead-letter cursor writes it (microseconds, UTC) that is a real instant PostgreSQL accepts. */
+function isCursorTime(s: unknown): s is string {
+  if (typeof s !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(s)) return false;
+  const ms = new Date(`${s.slice(0, 23)}Z`);
+  return !Number.isNaN(ms.getTime()) && ms.getUTCFullYear() >= 1 && ms.toISOString().slice(0, 23) === s.slice(0, 23);
 }

@@ -116,6 +116,10 @@ export class SqlInboxStore implements InboxStore {
         [userId, arg],
       );
       if (marked.length) {
+        await lockDeliveries(
+          tx,
+          marked.map((m) => m.delivery_id),
+        );
         await tx.query(
           `WITH d AS (
              UPDATE deliveries SET state = 'read', updated_at = now()
@@ -150,20 +154,27 @@ export class SqlInboxStore implements InboxStore {
 
   async markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void> {
     if (!acks.length) return;
-    await this.sql.query(
-      `WITH i AS (
-         UPDATE inbox SET delivered_at = now()
+    await this.sql.transaction(async (tx) => {
+      const marked = await tx.query<{ delivery_id: string }>(
+        `UPDATE inbox SET delivered_at = now()
          FROM unnest($1::text[], $2::bigint[]) AS a(user_id, seq)
          WHERE inbox.user_id = a.user_id AND inbox.seq = a.seq AND inbox.delivered_at IS NULL
-         RETURNING inbox.delivery_id),
-       d AS (
-         UPDATE deliveries SET state = 'delivered', updated_at = now()
-         WHERE id IN (SELECT delivery_id FROM i) AND state = 'sent'
-         RETURNING id, notification_id, user_id, channel)
-       INSERT INTO timeline (notification_id, delivery_id, event, detail)
-       SELECT notification_id, id, 'delivered', jsonb_build_object('userId', user_id, 'channel', channel) FROM d`,
-      [acks.map((a) => a.userId), acks.map((a) => a.seq)],
-    );
+         RETURNING inbox.delivery_id`,
+        [acks.map((a) => a.userId), acks.map((a) => a.seq)],
+      );
+      if (!marked.length) return;
+      const ids = marked.map((m) => m.delivery_id);
+      await lockDeliveries(tx, ids);
+      await tx.query(
+        `WITH d AS (
+           UPDATE deliveries SET state = 'delivered', updated_at = now()
+           WHERE id = ANY($1::uuid[]) AND state = 'sent'
+           RETURNING id, notification_id, user_id, channel)
+         INSERT INTO timeline (notification_id, delivery_id, event, detail)
+         SELECT notification_id, id, 'delivered', jsonb_build_object('userId', user_id, 'channel', channel) FROM d`,
+        [ids],
+      );
+    });
   }
 
   private async unreadCount(q: SqlClient, userId: string): Promise<number> {
@@ -173,6 +184,17 @@ export class SqlInboxStore implements InboxStore {
     );
     return r?.n ?? 0;
   }
+}
+
+/**
+ * Locks deliveries (in id order) before an ack or a read looks at their state. A delivery whose
+ * outcome is being recorded is still `processing` until that commits, and its entry may already
+ * be on the client's screen: waiting here means this transaction either sees `sent` (and moves it
+ * on) or has committed its inbox change before the outcome's transaction reads the inbox (which
+ * then moves it on; see SqlDeliveryStore.finishAttempts).
+ */
+async function lockDeliveries(tx: SqlClient, ids: readonly string[]): Promise<void> {
+  await tx.query('SELECT id FROM deliveries WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE', [ids]);
 }
 
 /** Takes the next seqs of each user (in a stable user order, so concurrent batches cannot deadlock). */

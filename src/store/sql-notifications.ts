@@ -61,18 +61,24 @@ export class SqlNotificationStore implements NotificationStore {
       candidates.push(i);
     });
 
-    await this.sql.transaction(async (tx) => {
-      const fresh = await this.claimKeys(tx, batch, candidates, out);
+    const insert = async (q: SqlClient, fresh: number[]) => {
       if (!fresh.length) return;
       const jobs = await insertNotifications(
-        tx,
+        q,
         fresh.map((i) => batch[i] as NewNotification),
       );
       for (const [k, i] of fresh.entries()) {
         const n = batch[i] as NewNotification;
         out[i] = { kind: 'accepted', answer: answerOf(n), jobs: jobs[k] ?? [] };
       }
-    });
+    };
+    if (candidates.some((i) => batch[i]?.idempotencyKey !== null)) {
+      // Keys are claimed and the rows inserted in one transaction: a lost race inserts nothing.
+      await this.sql.transaction(async (tx) => insert(tx, await this.claimKeys(tx, batch, candidates, out)));
+    } else {
+      // Without keys the insert is one statement, atomic by itself: no BEGIN/COMMIT round trips.
+      await insert(this.sql, candidates);
+    }
 
     for (const [i, first] of sameKeyAs) {
       const a = batch[i] as NewNotification;
@@ -94,7 +100,12 @@ export class SqlNotificationStore implements NotificationStore {
     candidates: number[],
     out: AcceptOutcome[],
   ): Promise<number[]> {
-    const keyed = candidates.filter((i) => batch[i]?.idempotencyKey !== null);
+    // Claimed in key order: concurrent batches (in this process or another) then lock the keys they
+    // share in the same order, and wait for each other instead of deadlocking.
+    const keyOf = (i: number) => batch[i]?.idempotencyKey as string;
+    const keyed = candidates
+      .filter((i) => batch[i]?.idempotencyKey !== null)
+      .sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
     const lost = new Set<number>();
     if (keyed.length) {
       const ns = keyed.map((i) => batch[i] as NewNotification);
@@ -146,26 +157,32 @@ export class SqlNotificationStore implements NotificationStore {
     options: { cursor?: string | null; limit?: number } = {},
   ): Promise<NotificationView | null> {
     if (!UUID_RE.test(id)) return null;
-    const [n] = await this.sql.query<NotificationRow>('SELECT * FROM notifications WHERE id = $1', [id]);
-    if (!n) return null;
     const limit = Math.min(Math.max(options.limit ?? 1000, 1), 1000);
     const after = decodeCursor(options.cursor)?.[0];
-    const [counts, deliveries, timeline] = await Promise.all([
-      this.sql.query<{ state: DeliveryState; n: number; started: number }>(
+    // One snapshot for every read: the counts (hence the status), the deliveries and the timeline
+    // then agree, even while workers change states in between the statements.
+    const read = await this.sql.transaction(async (tx) => {
+      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const [n] = await tx.query<NotificationRow>('SELECT * FROM notifications WHERE id = $1', [id]);
+      if (!n) return null;
+      const counts = await tx.query<{ state: DeliveryState; n: number; started: number }>(
         `SELECT state, count(*)::int AS n, count(*) FILTER (WHERE attempts > 0)::int AS started
          FROM deliveries WHERE notification_id = $1 GROUP BY state`,
         [id],
-      ),
-      this.sql.query<DeliveryRow>(
+      );
+      const deliveries = await tx.query<DeliveryRow>(
         `SELECT id, notification_id, user_id, channel, state, attempts, last_error, next_attempt_at, updated_at
          FROM deliveries WHERE notification_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3`,
         [id, typeof after === 'string' && UUID_RE.test(after) ? after : null, limit + 1],
-      ),
-      this.sql.query<{ at: Date; event: string; detail: TimelineEvent['detail'] }>(
+      );
+      const timeline = await tx.query<{ at: Date; event: string; detail: TimelineEvent['detail'] }>(
         'SELECT at, event, detail FROM timeline WHERE notification_id = $1 ORDER BY id LIMIT 1000',
         [id],
-      ),
-    ]);
+      );
+      return { n, counts, deliveries, timeline };
+    });
+    if (!read) return null;
+    const { n, counts, deliveries, timeline } = read;
     const page = deliveries.slice(0, limit);
     const stateCounts: NotificationView['stateCounts'] = {};
     let started = 0;
@@ -245,58 +262,57 @@ export class SqlNotificationStore implements NotificationStore {
   }
 }
 
-/** Inserts the notifications and their deliveries; returns each notification's deliveries as bus jobs. */
-async function insertNotifications(tx: SqlClient, ns: NewNotification[]): Promise<BusJob[][]> {
-  await tx.query(
-    `INSERT INTO notifications (id, category, priority, channels, title, body, data, send_at, group_key, recipients, created_at)
-     SELECT id, category, priority, string_to_array(channels, ','), title, body, data::jsonb, send_at, group_key, recipients, created_at
-     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
-                 $9::text[], $10::int[], $11::timestamptz[])
-       AS u(id, category, priority, channels, title, body, data, send_at, group_key, recipients, created_at)`,
-    [
-      ns.map((n) => n.id),
-      ns.map((n) => n.category),
-      ns.map((n) => n.priority),
-      ns.map((n) => n.channels.join(',')),
-      ns.map((n) => n.title),
-      ns.map((n) => n.body),
-      ns.map((n) => (n.data === null ? null : JSON.stringify(n.data))),
-      ns.map((n) => n.sendAt?.toISOString() ?? null),
-      ns.map((n) => n.groupKey),
-      ns.map((n) => n.to.length),
-      ns.map((n) => n.createdAt.toISOString()),
-    ],
-  );
-  const ids: string[] = [];
-  const nids: string[] = [];
-  const users: string[] = [];
-  const channels: string[] = [];
-  const lanes: string[] = [];
-  const due: string[] = [];
+/**
+ * Inserts the notifications and their deliveries in one statement; returns each notification's
+ * deliveries as bus jobs. The rows travel as one JSON document per table: JSON.stringify is much
+ * cheaper than encoding a dozen array parameters, and the server parses each document once.
+ */
+async function insertNotifications(q: SqlClient, ns: NewNotification[]): Promise<BusJob[][]> {
+  const notifications: object[] = [];
+  const deliveries: object[] = [];
   const jobs: BusJob[][] = [];
   for (const n of ns) {
+    notifications.push({
+      id: n.id,
+      category: n.category,
+      priority: n.priority,
+      channels: n.channels,
+      title: n.title,
+      body: n.body,
+      data: n.data,
+      send_at: n.sendAt,
+      group_key: n.groupKey,
+      recipients: n.to.length,
+      created_at: n.createdAt,
+    });
     const runAt = n.sendAt ?? n.createdAt;
-    const at = runAt.toISOString();
     const mine: BusJob[] = [];
     jobs.push(mine);
     for (const user of n.to) {
       for (const channel of n.channels) {
         const id = uuidv7();
         mine.push({ id, lane: n.priority, runAt });
-        ids.push(id);
-        nids.push(n.id);
-        users.push(user);
-        channels.push(channel);
-        lanes.push(n.priority);
-        due.push(at);
+        deliveries.push({
+          id,
+          notification_id: n.id,
+          user_id: user,
+          channel,
+          lane: n.priority,
+          next_attempt_at: runAt,
+        });
       }
     }
   }
-  await tx.query(
-    `INSERT INTO deliveries (id, notification_id, user_id, channel, lane, next_attempt_at, updated_at)
-     SELECT id, nid, uid, ch, lane, due, now()
-     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS u(id, nid, uid, ch, lane, due)`,
-    [ids, nids, users, channels, lanes, due],
+  await q.query(
+    `WITH n AS (
+       INSERT INTO notifications (id, category, priority, channels, title, body, data, send_at, group_key, recipients, created_at)
+       SELECT * FROM json_to_recordset($1::json) AS r(id uuid, category text, priority text, channels text[], title text,
+         body text, data jsonb, send_at timestamptz, group_key text, recipients int, created_at timestamptz))
+     INSERT INTO deliveries (id, notification_id, user_id, channel, lane, next_attempt_at, updated_at)
+     SELECT id, notification_id, user_id, channel, lane, next_attempt_at, now()
+     FROM json_to_recordset($2::json) AS r(id uuid, notification_id uuid, user_id text, channel text, lane text,
+       next_attempt_at timestamptz)`,
+    [JSON.stringify(notifications), JSON.stringify(deliveries)],
   );
   return jobs;
 }

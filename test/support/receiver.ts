@@ -24,7 +24,11 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-export type Respond = (req: ReceivedWebhook, nthForThisId: number) => { status: number; delayMs?: number } | number;
+/** How to answer one request: a status, or a status with a delay before answering and extra headers. */
+export type Respond = (
+  req: ReceivedWebhook,
+  nthForThisId: number,
+) => { status: number; delayMs?: number; headers?: Record<string, string> } | number;
 
 export async function startReceiver(respond: Respond = () => 200, secret = TEST_WEBHOOK_SECRET): Promise<Receiver> {
   const key = webhookKey(secret);
@@ -54,9 +58,11 @@ export async function startReceiver(respond: Respond = () => 200, secret = TEST_
       const n = (perId.get(id) ?? 0) + 1;
       perId.set(id, n);
       const answer = respond(r, n);
-      const { status, delayMs = 0 } = typeof answer === 'number' ? { status: answer } : answer;
+      const { status, delayMs = 0, headers = {} } = typeof answer === 'number' ? { status: answer } : answer;
       setTimeout(() => {
+        if (res.destroyed) return; // the sender gave up waiting (timeout)
         res.statusCode = status;
+        for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
         res.end();
       }, delayMs);
     });
