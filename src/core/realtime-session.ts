@@ -95,7 +95,8 @@ export class RealtimeSession {
   /** Sends `ready`, then everything after `after` (if given), then goes live. */
   async start(after: number | null): Promise<void> {
     const { lastSeq, unreadCount } = await this.deps.inbox.inboxState(this.userId);
-    this.lastSent = after ?? lastSeq;
+    // An `after` beyond the user's history (say, the store was reset) would silence the socket.
+    this.lastSent = Math.min(after ?? lastSeq, lastSeq);
     this.write(Buffer.from(JSON.stringify({ type: 'ready', userId: this.userId, lastSeq, unreadCount })));
     await this.sync();
   }
