@@ -10,7 +10,8 @@
  * lock, so a visible seq N+1 implies a visible N). The session is registered for live frames
  * before its first store read, so nothing committed after that read can be missed.
  *
- * Bounded: replay is paced by the socket (each page waits until the previous one is written out);
+ * Bounded: at most MAX_HELD live frames are held during a sync (beyond that they are dropped and
+ * the sync reads the store again, which has them); replay is paced by the socket (each page waits until the previous one is written out);
  * a live frame finding more than `maxBufferedBytes` queued (beyond what the paced replay itself
  * has in flight) closes the socket with 4408, and the client resumes from its last seq.
  */
@@ -54,6 +55,8 @@ const PONG = Buffer.from('{"type":"pong"}');
 /** Every frame is JSON text, sent from a Buffer that was serialized once. */
 const TEXT = { binary: false } as const;
 const MAX_BAD_FRAMES = 10;
+/** Live frames held back during a sync; beyond this they are dropped and read from the store instead. */
+const MAX_HELD = 1000;
 
 export function notificationFrame(item: InboxItem): Buffer {
   return Buffer.from(
@@ -81,6 +84,8 @@ export class RealtimeSession {
   private lastSent = 0;
   private syncing = true;
   private held: LiveFrame[] = [];
+  /** Live frames were dropped while syncing: the sync must read the store once more. */
+  private overflowed = false;
   private badFrames = 0;
   /** Bytes of replayed frames (with their frame headers) not yet handed to the network. */
   private replayBytes = 0;
@@ -105,7 +110,8 @@ export class RealtimeSession {
   deliver(f: LiveFrame): void {
     if (this.closed || f.seq <= this.lastSent) return;
     if (this.syncing) {
-      this.held.push(f);
+      if (this.held.length < MAX_HELD) this.held.push(f);
+      else this.overflowed = true;
     } else if (f.seq === this.lastSent + 1) {
       if (this.writeLive(f.frame)) this.lastSent = f.seq;
     } else {
@@ -190,6 +196,11 @@ export class RealtimeSession {
   private releaseHeld(): boolean {
     const held = this.held.sort((a, b) => a.seq - b.seq);
     this.held = [];
+    if (this.overflowed) {
+      // Some live frames were dropped: everything after lastSent is in the store, read it from there.
+      this.overflowed = false;
+      return false;
+    }
     for (let i = 0; i < held.length; i++) {
       const f = held[i] as LiveFrame;
       if (f.seq <= this.lastSent) continue;
