@@ -4,24 +4,32 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
+import { type Receiver, startReceiver } from './support/receiver.ts';
 
 const RECIPIENTS = 120;
 
 describe.each(['pglite', 'postgres'] as const)('notification view consistency (%s)', (store) => {
   let t: TestHerald;
+  let receiver: Receiver;
 
   beforeAll(async () => {
-    // A narrow lane, so that the deliveries change state over many reads.
+    // Single sends (webhooks) to a slow receiver through a narrow lane, so that the deliveries
+    // change state over many reads.
+    receiver = await startReceiver(() => ({ status: 200, delayMs: 15 }));
     t = await startTestHerald({ store, env: { HERALD_LANE_CONCURRENCY: 'normal=2' } });
   });
 
   afterAll(async () => {
     await t?.stop();
+    await receiver?.close();
   });
 
   it('status, counts and deliveries agree in every answer while deliveries progress', async () => {
     const to = Array.from({ length: RECIPIENTS }, (_, i) => `view-${i}`);
-    const posted = await t.api('POST', '/v1/notifications', { to, category: 'feed.digest' });
+    for (const user of to) {
+      expect((await t.api('PUT', `/v1/users/${user}`, { webhookUrl: receiver.url })).status).toBe(200);
+    }
+    const posted = await t.api('POST', '/v1/notifications', { to, category: 'feed.digest', channels: ['webhook'] });
     expect(posted.status).toBe(202);
     let reads = 0;
     let midway = 0;
