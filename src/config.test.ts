@@ -47,9 +47,10 @@ describe('configuration', () => {
 
   it('refuses a webhook timeout that could outlive the lease', () => {
     expect(() => loadConfig({ HERALD_LEASE_MS: '2000' })).toThrow(
-      /HERALD_WEBHOOK_TIMEOUT_MS=10000: must be below HERALD_LEASE_MS=2000/,
+      /HERALD_WEBHOOK_TIMEOUT_MS=10000: must be at most 1600 with HERALD_LEASE_MS=2000/,
     );
-    expect(loadConfig({ HERALD_LEASE_MS: '2000', HERALD_WEBHOOK_TIMEOUT_MS: '1000' }).leaseMs).toBe(2000);
+    expect(() => loadConfig({ HERALD_LEASE_MS: '30000', HERALD_WEBHOOK_TIMEOUT_MS: '28001' })).toThrow(/at most 28000/);
+    expect(loadConfig({ HERALD_LEASE_MS: '2000', HERALD_WEBHOOK_TIMEOUT_MS: '1600' }).leaseMs).toBe(2000);
   });
 
   it('docs/configuration.md documents exactly the settings the code reads', () => {

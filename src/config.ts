@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { LANES, type Lane } from './core/types.ts';
+import { leaseMarginMs } from './core/worker.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -117,10 +118,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const c = r.data;
-  if (c.HERALD_WEBHOOK_TIMEOUT_MS >= c.HERALD_LEASE_MS) {
+  // A send must finish, and its outcome be recorded, within its lease; otherwise it may go out twice.
+  const longestSend = c.HERALD_LEASE_MS - 2 * leaseMarginMs(c.HERALD_LEASE_MS);
+  if (c.HERALD_WEBHOOK_TIMEOUT_MS > longestSend) {
     throw new ConfigError(
-      `invalid configuration:\n  HERALD_WEBHOOK_TIMEOUT_MS=${c.HERALD_WEBHOOK_TIMEOUT_MS}: must be below HERALD_LEASE_MS=${c.HERALD_LEASE_MS} ` +
-        '(a send that outlives its lease may be sent twice)',
+      `invalid configuration:\n  HERALD_WEBHOOK_TIMEOUT_MS=${c.HERALD_WEBHOOK_TIMEOUT_MS}: must be at most ${longestSend} with ` +
+        `HERALD_LEASE_MS=${c.HERALD_LEASE_MS} (a send that outlives its lease may be sent twice)`,
     );
   }
   return {

@@ -49,6 +49,14 @@ export interface WorkerLog {
   error(obj: object, msg: string): void;
 }
 
+/**
+ * Lease time kept in reserve for recording an outcome. A single send starts only while at least its
+ * budget plus this margin is left, so configuration must leave room for both plus a start window.
+ */
+export function leaseMarginMs(leaseMs: number): number {
+  return Math.min(1000, leaseMs / 10);
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class DeliveryWorker {
@@ -56,7 +64,8 @@ export class DeliveryWorker {
   /** Single sends leased but waiting for a slot. */
   private readonly waiting = new Map<Lane, Waiting[]>(LANES.map((l) => [l, []]));
   /** Whether the lane's last claim was mostly for batch providers (then claims prefetch). */
-  private readonly batchable = new Map<Lane, boolean>(LANES.map((l) => [l, true]));
+  /** Starts false: a lane's first claim takes one delivery per slot until it has seen batchable work. */
+  private readonly batchable = new Map<Lane, boolean>(LANES.map((l) => [l, false]));
   private readonly batchCalls = new Map<Lane, number>(LANES.map((l) => [l, 0]));
   private readonly batchCallsPerLane: number;
   private readonly slotWaiters = new Map<Lane, (() => void) | null>(LANES.map((l) => [l, null]));
@@ -122,11 +131,13 @@ export class DeliveryWorker {
           await Promise.race([this.bus.waitForWork(lane, this.options.pollMs), this.stopped]);
           continue;
         }
+        // Before the lease is taken, so the worker never overestimates the lease time left.
+        const leasedAt = Date.now();
         const jobs = await this.store.startAttempts(ids, this.options.leaseMs);
         const taken = new Set(jobs.map((j) => j.deliveryId));
         const others = ids.filter((id) => !taken.has(id));
         if (others.length) await this.bus.ack(lane, others);
-        if (jobs.length) this.dispatch(lane, jobs, Date.now());
+        if (jobs.length) this.dispatch(lane, jobs, leasedAt);
       } catch (error) {
         this.events.emit('worker:error', { lane, error });
         this.log.error({ err: error, lane }, 'claim failed; retrying after the poll interval');
@@ -166,7 +177,8 @@ export class DeliveryWorker {
   private startWaiting(lane: Lane): void {
     const queue = this.waitingFor(lane);
     const limit = this.options.laneConcurrency[lane];
-    const budget = this.options.sendBudgetMs ?? this.options.leaseMs / 2;
+    // The send itself, plus room to record its outcome before the lease runs out.
+    const budget = (this.options.sendBudgetMs ?? this.options.leaseMs / 2) + leaseMarginMs(this.options.leaseMs);
     while (queue.length && (this.inflight.get(lane) ?? 0) < limit) {
       const { job, leasedAt } = queue.shift() as Waiting;
       // Too little lease left to finish: let it lapse and be reclaimed rather than risk two senders.
