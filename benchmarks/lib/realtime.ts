@@ -1,0 +1,177 @@
+/**
+ * Shared by the real-time scenarios (ws-storm, reconnect-chaos, e2e-latency): their command-line
+ * options, Herald started with the gateway role and a known HERALD_JWT_SECRET, and Herald's memory.
+ */
+import { readFile } from 'node:fs/promises';
+import { BENCH_API_KEY, type HeraldProcess, type StoreKind, startHeraldProcess } from './herald-process.ts';
+import { connectInspector, freeLocalPort, type Inspector, inspectorEnv } from './inspector.ts';
+import type { BenchOptions } from './scenario.ts';
+import { median, sleep } from './stats.ts';
+import { BENCH_JWT_SECRET } from './user-token.ts';
+
+/** Options only the real-time scenarios take (parseArgs definitions, for run.ts). */
+export const REALTIME_FLAGS = {
+  'connect-concurrency': { type: 'string' },
+  fanout: { type: 'string' },
+  reconnects: { type: 'string' },
+  ack: { type: 'boolean', default: false },
+} as const;
+
+export const REALTIME_USAGE = `  --users n                      ws-storm: sockets (default 10000); reconnect-chaos: clients (1000);
+                                 e2e-latency: connected users (200)
+  --count n                      reconnect-chaos: in-app notifications in all (default 20000)
+  --rate n                       reconnect-chaos: notifications/s (default 1000); e2e-latency: POSTs/s (default 1000)
+  --duration s, --warmup s       e2e-latency: measured and warm-up seconds (default 20 and 2)
+  --connect-concurrency n        real-time scenarios: WebSocket connects in flight (default 200)
+  --fanout n                     reconnect-chaos: recipients per POST (default 10)
+  --reconnects n                 reconnect-chaos: drops per client during the run (default 3)
+  --ack                          real-time scenarios: clients ack every notification`;
+
+/** Real-time settings; undefined where the flag was not given (each scenario has its own default). */
+export interface RealtimeOptions {
+  users: number | undefined;
+  count: number | undefined;
+  rate: number | undefined;
+  duration: number | undefined;
+  warmup: number | undefined;
+  connectConcurrency: number;
+  fanout: number | undefined;
+  reconnects: number;
+  ack: boolean;
+}
+
+type RawValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/**
+ * From run.ts's parsed flags; spread into its options (`...realtimeOptions(values, usage)`), read
+ * back by the scenarios with realtimeOf().
+ */
+export function realtimeOptions(values: RawValues, usage: (message: string) => never): { realtime: RealtimeOptions } {
+  const num = (name: string, integer = true): number | undefined => {
+    const raw = values[name];
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+      usage(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not ${JSON.stringify(raw)}`);
+    }
+    return n;
+  };
+  return {
+    realtime: {
+      users: num('users'),
+      count: num('count'),
+      rate: num('rate', false),
+      duration: num('duration', false),
+      warmup: num('warmup', false),
+      connectConcurrency: num('connect-concurrency') ?? 200,
+      fanout: num('fanout'),
+      reconnects: num('reconnects') ?? 3,
+      ack: values.ack === true,
+    },
+  };
+}
+
+export function realtimeOf(o: BenchOptions): RealtimeOptions {
+  const r = (o as BenchOptions & { realtime?: RealtimeOptions }).realtime;
+  return (
+    r ?? {
+      users: undefined,
+      count: undefined,
+      rate: undefined,
+      duration: undefined,
+      warmup: undefined,
+      connectConcurrency: 200,
+      fanout: undefined,
+      reconnects: 3,
+      ack: false,
+    }
+  );
+}
+
+/** Herald with every role including the WebSocket gateway, whose user tokens the clients can sign. */
+export function startRealtimeHerald(store: StoreKind, o: BenchOptions): Promise<HeraldProcess> {
+  return startHeraldProcess({
+    store,
+    roles: 'api,gateway,worker,scheduler',
+    env: { ...o.env, HERALD_JWT_SECRET: BENCH_JWT_SECRET },
+    ...(o.cpuProfDir ? { cpuProfDir: o.cpuProfDir } : {}),
+  });
+}
+
+/** The same, with the V8 inspector on (for forced garbage collections and heap snapshots). */
+export async function startInspectedHerald(
+  store: StoreKind,
+  o: BenchOptions,
+): Promise<{ herald: HeraldProcess; inspector: Inspector }> {
+  const port = await freeLocalPort();
+  const herald = await startRealtimeHerald(store, { ...o, env: inspectorEnv(port, o.env) });
+  try {
+    return { herald, inspector: await connectInspector(port) };
+  } catch (e) {
+    await herald.cleanup();
+    throw e;
+  }
+}
+
+export interface HeraldMemory {
+  /** VmRSS from /proc/<pid>/status, bytes. */
+  rss: number;
+  /** V8 heap in use (herald_process_nodejs_heap_size_used_bytes), bytes. */
+  heapUsed: number;
+  /** Memory outside the V8 heap held by JS objects: Buffers, PGlite's WASM memory (…_external_memory_bytes). */
+  external: number;
+}
+
+async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
+  if (!kb) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(kb) * 1024;
+}
+
+function metric(text: string, name: string): number {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)`, 'm').exec(text);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+/** One reading of Herald's memory. */
+export async function heraldMemory(herald: HeraldProcess): Promise<HeraldMemory> {
+  const [rss, text] = await Promise.all([
+    rssBytes(herald.pid),
+    fetch(`${herald.url}/metrics`, { headers: { authorization: `Bearer ${BENCH_API_KEY}` } }).then((r) => r.text()),
+  ]);
+  return {
+    rss,
+    heapUsed: metric(text, 'herald_process_nodejs_heap_size_used_bytes'),
+    external: metric(text, 'herald_process_nodejs_external_memory_bytes'),
+  };
+}
+
+/**
+ * The median of a few readings, `intervalMs` apart, after `settleMs` of quiet; with an inspector,
+ * after a forced full garbage collection (so garbage not yet collected does not count).
+ */
+export async function settledMemory(
+  herald: HeraldProcess,
+  inspector: Inspector | null = null,
+  settleMs = 2_000,
+  readings = 5,
+  intervalMs = 300,
+): Promise<HeraldMemory> {
+  await sleep(settleMs);
+  if (inspector) {
+    await inspector.collectGarbage();
+    await inspector.collectGarbage();
+    await sleep(500);
+  }
+  const all: HeraldMemory[] = [];
+  for (let i = 0; i < readings; i++) {
+    if (i) await sleep(intervalMs);
+    all.push(await heraldMemory(herald));
+  }
+  return {
+    rss: median(all.map((m) => m.rss)),
+    heapUsed: median(all.map((m) => m.heapUsed)),
+    external: median(all.map((m) => m.external)),
+  };
+}
