@@ -27,6 +27,8 @@ export const scenario: Scenario = {
     { key: 'blastP99', label: 'blast p99 ms', digits: 1 },
     { key: 'blastMax', label: 'blast max ms', digits: 1 },
     { key: 'ratio', label: 'p99 ratio', better: 'lower', digits: 2 },
+    { key: 'idleAccept99', label: 'idle POST→202 p99', digits: 1 },
+    { key: 'blastAccept99', label: 'blast POST→202 p99', digits: 1 },
     { key: 'target', label: '≤ 2×' },
     { key: 'bulkLeft', label: 'bulk left after' },
     { key: 'bulkRate', label: 'bulk deliveries/s' },
@@ -83,6 +85,8 @@ export const scenario: Scenario = {
             blastP99: blast.p99,
             blastMax: blast.max,
             ratio,
+            idleAccept99: idle.accept.p99,
+            blastAccept99: blast.accept.p99,
             target: ratio <= 2 ? 'yes' : 'no',
             bulkLeft,
             bulkRate,
@@ -101,10 +105,16 @@ export const scenario: Scenario = {
   },
 };
 
+interface PhaseResult extends LatencySummary {
+  /** POST → 202 alone (the ingest part of the latency). */
+  accept: LatencySummary;
+}
+
 /** Posts `o.critical` critical webhook notifications at `o.rate`/s; latency POST send → receiver arrival. */
-async function criticalPhase(client: Client, receiver: WebhookReceiver, o: BenchOptions): Promise<LatencySummary> {
+async function criticalPhase(client: Client, receiver: WebhookReceiver, o: BenchOptions): Promise<PhaseResult> {
   const base = receiver.arrivals.size;
   const sentAt = new Map<string, number>();
+  const acceptMs: number[] = [];
   const start = performance.now();
   const sends: Promise<void>[] = [];
   for (let i = 0; i < o.critical; i++) {
@@ -124,6 +134,7 @@ async function criticalPhase(client: Client, receiver: WebhookReceiver, o: Bench
         })
         .then((id) => {
           sentAt.set(id, at);
+          acceptMs.push(performance.now() - at);
         }),
     );
   }
@@ -134,7 +145,7 @@ async function criticalPhase(client: Client, receiver: WebhookReceiver, o: Bench
     const s = sentAt.get(a.notificationId);
     if (s !== undefined) latencies.push(a.at - s);
   }
-  return summarize(latencies);
+  return { ...summarize(latencies), accept: summarize(acceptMs) };
 }
 
 /** Deliveries of these notifications not yet in a final state. */

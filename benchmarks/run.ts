@@ -145,6 +145,7 @@ const columns = [
 
 for (const store of stores) {
   const machine = machineNote();
+  const startedAt = new Date().toISOString();
   process.stderr.write(
     `\n${scenario.name} on ${store} (${repeat} run${repeat > 1 ? 's' : ''}; load ${machine.loadavg1m})\n`,
   );
@@ -162,7 +163,8 @@ for (const store of stores) {
     scenario: scenario.name,
     store,
     command,
-    startedAt: new Date().toISOString(),
+    startedAt,
+    finishedAt: new Date().toISOString(),
     machine,
     options,
     columns: scenario.columns,
