@@ -12,10 +12,9 @@
 import { HeraldClient } from './lib/api-client.ts';
 import { processCpuMs } from './lib/cpu.ts';
 import { paced } from './lib/pace.ts';
-import { realtimeOf, startRealtimeHerald } from './lib/realtime.ts';
+import { connectResuming, realtimeOf, startRealtimeHerald } from './lib/realtime.ts';
 import type { Scenario } from './lib/scenario.ts';
 import { percentile } from './lib/stats.ts';
-import { BENCH_JWT_SECRET } from './lib/user-token.ts';
 import { type Fleet, startFleet } from './lib/ws-fleet.ts';
 import { monotonicMs } from './lib/ws-fleet-protocol.ts';
 
@@ -54,16 +53,7 @@ export const scenario: Scenario = {
     const client = new HeraldClient(herald.url, 64);
     try {
       fleet = await startFleet();
-      const c = await fleet.connect({
-        url: herald.url,
-        users,
-        secret: BENCH_JWT_SECRET,
-        concurrency: r.connectConcurrency,
-        reconnect: true,
-        ack: r.ack,
-        timeoutMs: 120_000,
-      });
-      if (c.failed) throw new Error(`${c.failed} of ${users.length} sockets did not connect: ${c.errors.join('; ')}`);
+      await connectResuming(fleet, herald.url, users, r);
 
       let next = 0;
       const phase = async (seconds: number) => {

@@ -8,6 +8,7 @@ import { connectInspector, freeLocalPort, type Inspector, inspectorEnv } from '.
 import type { BenchOptions } from './scenario.ts';
 import { median, sleep } from './stats.ts';
 import { BENCH_JWT_SECRET } from './user-token.ts';
+import type { Fleet } from './ws-fleet.ts';
 
 /** Options only the real-time scenarios take (parseArgs definitions, for run.ts). */
 export const REALTIME_FLAGS = {
@@ -174,4 +175,22 @@ export async function settledMemory(
     heapUsed: median(all.map((m) => m.heapUsed)),
     external: median(all.map((m) => m.external)),
   };
+}
+
+/**
+ * Connects one resuming client per user (each reconnects with `after` when dropped); throws naming
+ * how many did not connect.
+ */
+export async function connectResuming(fleet: Fleet, url: string, users: string[], r: RealtimeOptions) {
+  const c = await fleet.connect({
+    url,
+    users,
+    secret: BENCH_JWT_SECRET,
+    concurrency: r.connectConcurrency,
+    reconnect: true,
+    ack: r.ack,
+    timeoutMs: 120_000,
+  });
+  if (c.failed) throw new Error(`${c.failed} of ${users.length} sockets did not connect: ${c.errors.join('; ')}`);
+  return c;
 }
