@@ -161,14 +161,10 @@ export class DeliveryWorker {
         batched += list.length;
         this.take(lane);
         this.batchCalls.set(lane, (this.batchCalls.get(lane) ?? 0) + 1);
-        // The batch-call token limits store contention, so it returns when the call does; the slot
-        // (the duplicate bound) is held until the outcomes are recorded.
-        const send = () =>
-          provider.sendBatch(list).finally(() => {
-            this.batchCalls.set(lane, (this.batchCalls.get(lane) ?? 0) - 1);
-            this.wakeLane(lane);
-          });
-        void this.settle(lane, list, send);
+        void this.settle(lane, list, () => provider.sendBatch(list)).finally(() => {
+          this.batchCalls.set(lane, (this.batchCalls.get(lane) ?? 0) - 1);
+          this.wakeLane(lane);
+        });
       } else {
         for (const job of list) this.waitingFor(lane).push({ job, leasedAt });
       }
