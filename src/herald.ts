@@ -8,7 +8,6 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Auth } from './api/auth.ts';
 import { buildServer } from './api/server.ts';
-import { InAppProvider } from './channels/provider-in-app.ts';
 import type { Config } from './config.ts';
 import { HeraldEmitter } from './core/events.ts';
 import { Ingest } from './core/ingest.ts';
@@ -87,9 +86,6 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         heartbeatMs: config.wsHeartbeatMs,
       })
     : null;
-  // In this deployment in-app entries reach the gateway in-process.
-  const inApp = providers.get('in_app');
-  if (gateway && inApp instanceof InAppProvider) inApp.subscribe(gateway);
 
   let server: FastifyInstance | null = null;
   let url: string | null = null;

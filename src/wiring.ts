@@ -32,9 +32,8 @@ export async function wireAdapters(config: Config, secrets: Secrets, preopened?:
       'REDIS_URL is set, but this version has no Redis adapters yet: bus, presence and routing run in-process',
     );
   }
-  const bus = new QueueTableBus(store.sql);
+  const bus = new QueueTableBus();
   const providers = buildProviders({
-    inbox: store,
     webhookSecret: secrets.webhookSecret,
     webhookTimeoutMs: config.webhookTimeoutMs,
   });

@@ -4,12 +4,17 @@
  * an outcome) is returned to pending by the maintenance reclaim once the lease expires, delivered
  * by a live worker exactly once, and the dead worker's late outcome is ignored.
  *
+ * In-app deliveries have no lease to lose: `startAttempts` completes them in its own transaction
+ * (inbox entry, `sent`), so a worker dying right after taking one leaves it delivered, and the
+ * reclaim never brings it back.
+ *
  * Workers poll rarely here (HERALD_POLL_MS=60000) and the notification is written straight to the
  * store (no bus announcement), so nothing but the reclaim can bring the delivery to a worker.
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uuidv7 } from '../src/core/ids.ts';
-import type { DeliveryJob, NewNotification } from '../src/core/types.ts';
+import type { Channel, NewNotification } from '../src/core/types.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
 import { type Receiver, startReceiver } from './support/receiver.ts';
@@ -46,14 +51,17 @@ describe.each(['pglite', 'postgres'] as const)('lease expiry and reclaim (%s)', 
 
   const store = () => t.herald.adapters.store as SqlStore;
 
-  /** Writes a notification straight to the store (no bus announcement); returns its delivery ids by channel. */
-  async function acceptDirectly(userId: string): Promise<Map<string, string>> {
+  /** Writes a notification straight to the store (no bus announcement); returns its id and delivery ids by channel. */
+  async function acceptDirectly(
+    userId: string,
+    channels: Channel[] = ['in_app', 'webhook'],
+  ): Promise<{ id: string; ids: Map<string, string> }> {
     const n: NewNotification = {
       id: uuidv7(),
       to: [userId],
       category: 'payment.receipt',
       priority: 'critical',
-      channels: ['in_app', 'webhook'],
+      channels,
       title: 'Payment received',
       body: '€42.00',
       data: { amount: 4200 },
@@ -69,12 +77,12 @@ describe.each(['pglite', 'postgres'] as const)('lease expiry and reclaim (%s)', 
       'SELECT id, channel FROM deliveries WHERE notification_id = $1',
       [n.id],
     );
-    return new Map(rows.map((r) => [r.channel, r.id]));
+    return { id: n.id, ids: new Map(rows.map((r) => [r.channel, r.id])) };
   }
 
   async function stateOf(id: string) {
-    const [r] = await store().sql.query<{ state: string; attempts: number; notification_id: string }>(
-      'SELECT state, attempts, notification_id FROM deliveries WHERE id = $1',
+    const [r] = await store().sql.query<{ state: string; attempts: number; lease_until: Date | null }>(
+      'SELECT state, attempts, lease_until FROM deliveries WHERE id = $1',
       [id],
     );
     return r;
@@ -83,37 +91,40 @@ describe.each(['pglite', 'postgres'] as const)('lease expiry and reclaim (%s)', 
   it('a lease that is never finished expires, the delivery comes back and is delivered exactly once', async () => {
     const user = `reclaim-${kind}`;
     expect((await t.api('PUT', `/v1/users/${user}`, { webhookUrl: receiver.url })).status).toBe(200);
-    const ids = await acceptDirectly(user);
+    const { id, ids } = await acceptDirectly(user);
     const inApp = ids.get('in_app') as string;
     const webhook = ids.get('webhook') as string;
     const reclaimedBefore = reclaimed;
 
-    // A worker takes both leases (1 ms), writes the inbox entry ("sent" in_app), then dies before
-    // recording anything and before calling the webhook.
-    const held: DeliveryJob[] = await store().startAttempts([inApp, webhook], 1);
-    expect(held.map((j) => j.deliveryId).sort()).toEqual([inApp, webhook].sort());
-    const inAppJob = held.find((j) => j.channel === 'in_app') as DeliveryJob;
-    const [entry] = await store().appendInbox([inAppJob]);
+    // A worker takes both (a 1 ms lease), then dies before calling the webhook or recording anything.
+    // The in-app delivery was completed by the take itself: in the inbox and sent, with no lease.
+    const held = await store().startAttempts({ ids: [inApp, webhook] }, 1);
+    expect(held.jobs.map((j) => j.deliveryId)).toEqual([webhook]);
+    expect(held.inbox.map((e) => e.deliveryId)).toEqual([inApp]);
+    const entry = held.inbox[0];
     expect(entry?.item.seq).toBe(1);
-    expect((await stateOf(webhook))?.state).toBe('processing');
+    expect(await stateOf(webhook)).toMatchObject({ state: 'processing', attempts: 1 });
+    expect(await stateOf(inApp)).toEqual({ state: 'sent', attempts: 1, lease_until: null });
 
-    // The reclaim returns both; a live worker delivers them.
+    // The reclaim returns the webhook; a live worker delivers it.
     const notification = await eventually(
       async () => {
-        const r = await t.api('GET', `/v1/notifications/${(await stateOf(webhook))?.notification_id}`);
+        const r = await t.api('GET', `/v1/notifications/${id}`);
         return r.json.deliveries.every((d: any) => d.status === 'sent') ? r.json : null;
       },
-      'both deliveries to be sent after the reclaim',
+      'the webhook delivery to be sent after the reclaim',
       10_000,
     );
-    expect(reclaimed - reclaimedBefore).toBeGreaterThanOrEqual(2);
-    const events = notification.timeline.map((e: any) => e.event);
+    expect(reclaimed - reclaimedBefore).toBeGreaterThanOrEqual(1);
     const story = JSON.stringify(notification.timeline.map((e: any) => [e.event, e.detail?.channel]));
-    // Attempt 1 was the dead worker's, attempt 2 the live one's: nothing else was tried.
-    for (const d of notification.deliveries) expect(d.attempts, story).toBe(2);
-    expect(events.filter((e: string) => e === 'lease_expired')).toHaveLength(2);
-    expect(events.filter((e: string) => e === 'sent')).toHaveLength(2);
-    expect(events.lastIndexOf('lease_expired')).toBeLessThan(events.indexOf('sent'));
+    const eventsOf = (channel: string) =>
+      notification.timeline.filter((e: any) => e.detail?.channel === channel).map((e: any) => e.event);
+    // Webhook: attempt 1 was the dead worker's, attempt 2 the live one's: nothing else was tried.
+    // In-app: its one attempt was the take, which delivered it; there was nothing to expire.
+    const attempts = Object.fromEntries(notification.deliveries.map((d: any) => [d.channel, d.attempts]));
+    expect(attempts, story).toEqual({ webhook: 2, in_app: 1 });
+    expect(eventsOf('webhook'), story).toEqual(['lease_expired', 'sent']);
+    expect(eventsOf('in_app'), story).toEqual(['sent']);
 
     // Several reclaim ticks later: still exactly one webhook request and one inbox entry (same seq).
     await new Promise((r) => setTimeout(r, 3 * RECLAIM_EVERY_MS));
@@ -123,34 +134,66 @@ describe.each(['pglite', 'postgres'] as const)('lease expiry and reclaim (%s)', 
     expect(got[0]?.json.userId).toBe(user);
     const inbox = await t.api('GET', `/v1/users/${user}/inbox`);
     expect(inbox.json.items).toHaveLength(1);
-    expect(inbox.json.items[0]).toMatchObject({ seq: entry?.item.seq, id: notification.id });
+    expect(inbox.json.items[0]).toMatchObject({ seq: entry?.item.seq, id });
 
-    // The "dead" worker comes back and tries to record its outcome with its old lease: ignored.
-    const late = await store().finishAttempts(
-      held.map((j) => ({ deliveryId: j.deliveryId, leaseToken: j.leaseToken, result: 'failed', error: 'zombie' })),
-    );
+    // The "dead" worker comes back and tries to record outcomes: its old lease is ignored, and the
+    // in-app delivery (never leased) cannot be changed by an outcome either.
+    const late = await store().finishAttempts([
+      ...held.jobs.map((j) => ({
+        deliveryId: j.deliveryId,
+        leaseToken: j.leaseToken,
+        result: 'failed' as const,
+        error: 'zombie',
+      })),
+      { deliveryId: inApp, leaseToken: randomUUID(), result: 'failed', error: 'zombie' },
+    ]);
     expect(late).toEqual([false, false]);
     expect((await stateOf(webhook))?.state).toBe('sent');
     expect((await stateOf(inApp))?.state).toBe('sent');
   });
 
+  it('an in-app delivery taken by a worker that then dies is delivered already, and never again', async () => {
+    const user = `inapp-${kind}`;
+    const { id, ids } = await acceptDirectly(user, ['in_app']);
+    const inApp = ids.get('in_app') as string;
+    const reclaimedBefore = reclaimed;
+
+    // Taken with a 1 ms "lease" by a worker that dies at once: the take already did the whole job.
+    const taken = await store().startAttempts({ ids: [inApp] }, 1);
+    expect(taken.jobs).toEqual([]);
+    expect(taken.inbox).toMatchObject([{ deliveryId: inApp, userId: user, item: { id, seq: 1 } }]);
+    expect(await stateOf(inApp)).toEqual({ state: 'sent', attempts: 1, lease_until: null });
+
+    // Several reclaim ticks: nothing to reclaim, nothing delivered again, nobody can take it again.
+    await new Promise((r) => setTimeout(r, 3 * RECLAIM_EVERY_MS));
+    expect(reclaimed - reclaimedBefore).toBe(0);
+    expect(await store().startAttempts({ ids: [inApp] }, 1)).toEqual({ jobs: [], inbox: [] });
+    expect(await stateOf(inApp)).toMatchObject({ state: 'sent', attempts: 1 });
+    const view = (await t.api('GET', `/v1/notifications/${id}`)).json;
+    expect(view.timeline.map((e: any) => e.event)).toEqual(['accepted', 'sent']);
+    const inbox = await t.api('GET', `/v1/users/${user}/inbox`);
+    expect(inbox.json.items.map((i: any) => [i.seq, i.id])).toEqual([[1, id]]);
+  });
+
   it('a lease that is still valid is not reclaimed', async () => {
     const user = `held-${kind}`;
-    const ids = await acceptDirectly(user);
+    const { ids } = await acceptDirectly(user);
     const inApp = ids.get('in_app') as string;
     const webhook = ids.get('webhook') as string;
     // Held for much longer than the test: the worker holding it is alive (just slow).
-    const held = await store().startAttempts([inApp, webhook], 60_000);
-    expect(held).toHaveLength(2);
+    const held = await store().startAttempts({ ids: [inApp, webhook] }, 60_000);
+    expect(held.jobs.map((j) => j.deliveryId)).toEqual([webhook]);
+    expect(held.inbox.map((e) => e.deliveryId)).toEqual([inApp]);
     await new Promise((r) => setTimeout(r, 3 * RECLAIM_EVERY_MS));
-    expect((await stateOf(inApp))?.state).toBe('processing');
     expect((await stateOf(webhook))?.state).toBe('processing');
+    expect((await stateOf(inApp))?.state).toBe('sent');
     expect(receiver.received.some((r) => r.id === webhook)).toBe(false);
     // Its owner finishes it: recorded.
     const done = await store().finishAttempts(
-      held.map((j) => ({ deliveryId: j.deliveryId, leaseToken: j.leaseToken, result: 'sent', detail: null })),
+      held.jobs.map((j) => ({ deliveryId: j.deliveryId, leaseToken: j.leaseToken, result: 'sent', detail: null })),
     );
-    expect(done).toEqual([true, true]);
+    expect(done).toEqual([true]);
+    expect((await stateOf(webhook))?.state).toBe('sent');
   });
 });
 

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { uuidv7 } from '../src/core/ids.ts';
+import type { InboxDelivery } from '../src/core/ports.ts';
 import type { DeliveryJob, DeliveryView, NewNotification, UserProfile } from '../src/core/types.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { forEachStore } from './support/databases.ts';
@@ -64,14 +65,45 @@ async function delivery(store: SqlStore, notificationId: string, deliveryId: str
   return d;
 }
 
-/** Accepts a notification and leases all its deliveries; returns the jobs ordered by user, channel. */
+/**
+ * Accepts a notification and leases all its deliveries; returns the jobs ordered by user, channel.
+ * Its channels default to `webhook` (in-app deliveries are never leased: see acceptAndDeliver).
+ */
 async function acceptAndStart(store: SqlStore, overrides: Partial<NewNotification> = {}) {
-  const id = await acceptOne(store, overrides);
+  const id = await acceptOne(store, { channels: ['webhook'], ...overrides });
   const ids = await deliveryIds(store, id);
-  const jobs = await store.startAttempts(ids, LEASE);
+  const { jobs, inbox } = await store.startAttempts({ ids }, LEASE);
+  expect(inbox).toEqual([]);
   expect(jobs).toHaveLength(ids.length);
   return { id, jobs: ids.map((d) => jobs.find((j) => j.deliveryId === d) as DeliveryJob) };
 }
+
+/**
+ * Accepts an in-app notification and takes its deliveries, which the store completes at once; returns
+ * their inbox deliveries ordered by user.
+ */
+async function acceptAndDeliver(store: SqlStore, overrides: Partial<NewNotification> = {}) {
+  const id = await acceptOne(store, { ...overrides, channels: ['in_app'] });
+  const ids = await deliveryIds(store, id);
+  const { jobs, inbox } = await store.startAttempts({ ids }, LEASE);
+  expect(jobs).toEqual([]);
+  expect(inbox).toHaveLength(ids.length);
+  return { id, ids, inbox: ids.map((d) => inbox.find((e) => e.deliveryId === d) as InboxDelivery) };
+}
+
+/** Inbox deliveries as [userId, seq] pairs, ordered by user then seq. */
+function seqsOf(inbox: readonly InboxDelivery[]): [string, number][] {
+  return inbox
+    .map((e): [string, number] => [e.userId, e.item.seq])
+    .sort((x, y) => x[0].localeCompare(y[0]) || x[1] - y[1]);
+}
+
+/** The ids taken by a startAttempts call, leased or completed in-app, sorted. */
+function takenIds(work: { jobs: readonly DeliveryJob[]; inbox: readonly InboxDelivery[] }): string[] {
+  return [...work.jobs.map((j) => j.deliveryId), ...work.inbox.map((e) => e.deliveryId)].sort();
+}
+
+const NOTHING = { jobs: [], inbox: [] };
 
 function sent(job: DeliveryJob) {
   return { deliveryId: job.deliveryId, leaseToken: job.leaseToken, result: 'sent' as const, detail: null };
@@ -241,11 +273,15 @@ forEachStore('Store contract', ({ store }) => {
   it('startAttempts leases only pending deliveries that are due', async () => {
     const n = request({ to: ['alice', 'bob'], priority: 'high', channels: ['email'], groupKey: 'g' });
     await store().accept([n]);
-    const later = await acceptOne(store(), { sendAt: new Date(Date.now() + HOUR) });
+    const later = await acceptOne(store(), {
+      channels: ['email', 'in_app'],
+      sendAt: new Date(Date.now() + HOUR),
+    });
     const due = await deliveryIds(store(), n.id);
     const scheduled = await deliveryIds(store(), later);
 
-    const jobs = await store().startAttempts([...due, ...scheduled], LEASE);
+    const { jobs, inbox } = await store().startAttempts({ ids: [...due, ...scheduled] }, LEASE);
+    expect(inbox).toEqual([]);
     expect(jobs.map((j) => j.deliveryId).sort()).toEqual([...due].sort());
     const job = jobs.find((j) => j.userId === 'alice');
     expect(job).toMatchObject({
@@ -270,7 +306,8 @@ forEachStore('Store contract', ({ store }) => {
       status: 'processing',
       attempts: 1,
     });
-    expect((await view(store(), later)).stateCounts).toEqual({ pending: 1 });
+    expect((await view(store(), later)).stateCounts).toEqual({ pending: 2 });
+    expect(await countRows(store(), 'inbox')).toBe(0);
   });
 
   it('startAttempts includes the recipient profile when the user is known', async () => {
@@ -288,12 +325,14 @@ forEachStore('Store contract', ({ store }) => {
   });
 
   it('startAttempts hands a delivery out once, even to concurrent callers', async () => {
-    const id = await acceptOne(store(), { to: ['a', 'b', 'c', 'd'] });
+    const id = await acceptOne(store(), { to: ['a', 'b', 'c', 'd'], channels: ['webhook'] });
     const ids = await deliveryIds(store(), id);
-    const [x, y] = await Promise.all([store().startAttempts(ids, LEASE), store().startAttempts(ids, LEASE)]);
-    const all = [...x, ...y].map((j) => j.deliveryId);
+    const [x, y] = await Promise.all([store().startAttempts({ ids }, LEASE), store().startAttempts({ ids }, LEASE)]);
+    expect([...x.inbox, ...y.inbox]).toEqual([]);
+    const all = [...x.jobs, ...y.jobs].map((j) => j.deliveryId);
     expect(all.sort()).toEqual([...ids].sort());
-    expect(await store().startAttempts(ids, LEASE)).toEqual([]);
+    expect(await store().startAttempts({ ids }, LEASE)).toEqual(NOTHING);
+    expect((await view(store(), id)).stateCounts).toEqual({ processing: 4 });
   });
 
   it('finishAttempts ignores a wrong or stale lease token', async () => {
@@ -320,7 +359,7 @@ forEachStore('Store contract', ({ store }) => {
     expect(v.deliveries[0]).toMatchObject({ status: 'sent', attempts: 1, lastError: null, nextAttemptAt: null });
     expect(v.timeline.at(-1)).toMatchObject({
       event: 'sent',
-      detail: { userId: 'alice', channel: 'in_app', attempt: 1, messageId: 'm-1' },
+      detail: { userId: 'alice', channel: 'webhook', attempt: 1, messageId: 'm-1' },
     });
   });
 
@@ -348,9 +387,9 @@ forEachStore('Store contract', ({ store }) => {
     });
     expect(v.timeline.at(-1)).toMatchObject({
       event: 'attempt_failed',
-      detail: { userId: 'alice', channel: 'in_app', attempt: 1, error: 'smtp 451', nextAttemptAt: next.toISOString() },
+      detail: { userId: 'alice', channel: 'webhook', attempt: 1, error: 'smtp 451', nextAttemptAt: next.toISOString() },
     });
-    expect(await store().startAttempts([job.deliveryId], LEASE)).toEqual([]);
+    expect(await store().startAttempts({ ids: [job.deliveryId] }, LEASE)).toEqual(NOTHING);
   });
 
   it('a retry that is due is leased again as the next attempt', async () => {
@@ -365,7 +404,9 @@ forEachStore('Store contract', ({ store }) => {
         nextAttemptAt: new Date(),
       },
     ]);
-    const [again] = await store().startAttempts([job.deliveryId], LEASE);
+    const {
+      jobs: [again],
+    } = await store().startAttempts({ ids: [job.deliveryId] }, LEASE);
     expect(again).toMatchObject({ deliveryId: job.deliveryId, attempt: 2 });
     expect(again?.leaseToken).not.toBe(job.leaseToken);
   });
@@ -436,7 +477,9 @@ forEachStore('Store contract', ({ store }) => {
     expect((await store().listDeadLetters({ limit: 10 })).items).toEqual([]);
     expect(await store().replay(job.deliveryId)).toEqual({ result: 'not_replayable' });
 
-    const [again] = await store().startAttempts([job.deliveryId], LEASE);
+    const {
+      jobs: [again],
+    } = await store().startAttempts({ ids: [job.deliveryId] }, LEASE);
     expect(again).toMatchObject({ deliveryId: job.deliveryId, attempt: 1 });
   });
 
@@ -449,10 +492,13 @@ forEachStore('Store contract', ({ store }) => {
   });
 
   it('reclaimExpired returns an expired lease to pending and voids its token', async () => {
-    const id = await acceptOne(store(), { to: ['alice', 'bob'], priority: 'bulk' });
+    const id = await acceptOne(store(), { to: ['alice', 'bob'], priority: 'bulk', channels: ['webhook'] });
     const [a, b] = (await deliveryIds(store(), id)) as [string, string];
-    const [old] = await store().startAttempts([a], 1);
-    await store().startAttempts([b], LEASE);
+    const {
+      jobs: [old],
+    } = await store().startAttempts({ ids: [a] }, 1);
+    expect(old?.deliveryId).toBe(a);
+    expect((await store().startAttempts({ ids: [b] }, LEASE)).jobs).toHaveLength(1);
     await sleep(20);
 
     expect(await store().reclaimExpired(10)).toEqual([{ id: a, lane: 'bulk' }]);
@@ -460,7 +506,9 @@ forEachStore('Store contract', ({ store }) => {
     expect(await delivery(store(), id, b)).toMatchObject({ status: 'processing' });
     expect((await view(store(), id)).timeline.at(-1)).toMatchObject({ event: 'lease_expired' });
 
-    const [fresh] = await store().startAttempts([a], LEASE);
+    const {
+      jobs: [fresh],
+    } = await store().startAttempts({ ids: [a] }, LEASE);
     expect(fresh).toMatchObject({ deliveryId: a, attempt: 2 });
     expect(fresh?.leaseToken).not.toBe(old?.leaseToken);
     expect(await store().finishAttempts([sent(old as DeliveryJob)])).toEqual([false]);
@@ -492,13 +540,18 @@ forEachStore('Store contract', ({ store }) => {
     expect(v.stateCounts).toEqual({ cancelled: 4 });
     expect(v.timeline.at(-1)).toMatchObject({ event: 'cancelled' });
     expect(await store().cancel(id)).toBe('cancelled');
-    expect(await store().startAttempts(await deliveryIds(store(), id), LEASE)).toEqual([]);
+    expect(await store().startAttempts({ ids: await deliveryIds(store(), id) }, LEASE)).toEqual(NOTHING);
+    expect(await store().startAttempts({ lane: 'normal', max: 10 }, LEASE)).toEqual(NOTHING);
+    expect(await countRows(store(), 'inbox')).toBe(0);
   });
 
   it('cancel refuses once a delivery was started', async () => {
-    const id = await acceptOne(store(), { to: ['alice', 'bob'] });
+    const id = await acceptOne(store(), { to: ['alice', 'bob'], channels: ['webhook'] });
     const [a] = (await deliveryIds(store(), id)) as [string, string];
-    const [job] = await store().startAttempts([a], LEASE);
+    const {
+      jobs: [job],
+    } = await store().startAttempts({ ids: [a] }, LEASE);
+    expect(job?.deliveryId).toBe(a);
     expect(await store().cancel(id)).toBe('not_cancellable');
 
     // Back to pending after a failed attempt: it was still started, so still not cancellable.
@@ -511,70 +564,226 @@ forEachStore('Store contract', ({ store }) => {
     expect(v.stateCounts).toEqual({ pending: 2 });
   });
 
+  it('cancel refuses once an in-app delivery was delivered', async () => {
+    const id = await acceptOne(store(), { to: ['alice', 'bob'] });
+    const [a] = (await deliveryIds(store(), id)) as [string, string];
+    const { inbox } = await store().startAttempts({ ids: [a] }, LEASE);
+    expect(inbox.map((e) => e.deliveryId)).toEqual([a]);
+    expect(await store().cancel(id)).toBe('not_cancellable');
+    const v = await view(store(), id);
+    expect(v.cancelledAt).toBeNull();
+    expect(v.stateCounts).toEqual({ sent: 1, pending: 1 });
+    expect((await store().listInbox('alice', { limit: 10 })).items).toHaveLength(1);
+  });
+
   it('cancel answers not_found for unknown ids', async () => {
     expect(await store().cancel(uuidv7())).toBe('not_found');
     expect(await store().cancel('not-a-uuid')).toBe('not_found');
   });
 
   it('a cancel racing a worker lets exactly one of them win', async () => {
+    let delivered = 0;
     for (let round = 0; round < 5; round++) {
       const id = await acceptOne(store(), { to: ['alice', 'bob', 'carol'], channels: ['in_app', 'email'] });
       const ids = await deliveryIds(store(), id);
-      const [cancelled, jobs] = await Promise.all([store().cancel(id), store().startAttempts(ids, LEASE)]);
+      const [cancelled, work] = await Promise.all([store().cancel(id), store().startAttempts({ ids }, LEASE)]);
       const v = await view(store(), id);
       if (cancelled === 'cancelled') {
-        expect(jobs).toEqual([]);
+        expect(work).toEqual(NOTHING);
         expect(v.stateCounts).toEqual({ cancelled: 6 });
       } else {
         expect(cancelled).toBe('not_cancellable');
-        expect(jobs).toHaveLength(6);
-        expect(v.stateCounts).toEqual({ processing: 6 });
+        // The emails are leased; the in-app deliveries are delivered in the same transaction.
+        expect(work.jobs.map((j) => j.channel)).toEqual(['email', 'email', 'email']);
+        expect(work.inbox.map((e) => e.userId).sort()).toEqual(['alice', 'bob', 'carol']);
+        expect(takenIds(work)).toEqual([...ids].sort());
+        expect(v.stateCounts).toEqual({ processing: 3, sent: 3 });
+        delivered++;
       }
+      // The inbox holds exactly the in-app deliveries of the rounds the worker won.
+      expect(await countRows(store(), 'inbox')).toBe(3 * delivered);
     }
   });
 
-  // ─── inbox ─────────────────────────────────────────────────────────────────────────────────
+  // ─── in-app deliveries and the inbox ───────────────────────────────────────────────────────
 
-  it('appendInbox assigns each user their own seqs 1, 2, 3… across batches', async () => {
-    const one = await acceptAndStart(store(), { to: ['alice', 'bob'], title: 'one' });
-    const two = await acceptAndStart(store(), { to: ['alice'], title: 'two' });
-    const three = await acceptAndStart(store(), { to: ['alice', 'bob'], title: 'three' });
+  it('startAttempts delivers in-app deliveries at once: sent, in the inbox, with seqs 1, 2, 3… per user', async () => {
+    const one = await acceptOne(store(), { to: ['alice', 'bob'], title: 'one', priority: 'high' });
+    const two = await acceptOne(store(), { to: ['alice'], title: 'two' });
+    const three = await acceptOne(store(), { to: ['alice', 'bob'], title: 'three' });
+    const oneIds = (await deliveryIds(store(), one)) as [string, string];
 
-    const first = await store().appendInbox(one.jobs);
-    expect(first.map((e) => [e.userId, e.item.seq])).toEqual([
+    const first = await store().startAttempts({ ids: oneIds }, LEASE);
+    expect(first.jobs).toEqual([]);
+    expect(seqsOf(first.inbox)).toEqual([
       ['alice', 1],
       ['bob', 1],
     ]);
-    expect(first[0]).toMatchObject({
-      deliveryId: one.jobs[0]?.deliveryId,
-      item: { id: one.id, title: 'one', category: 'order.shipped', priority: 'normal', readAt: null },
+    const aliceOne = first.inbox.find((e) => e.userId === 'alice');
+    expect(aliceOne).toEqual({
+      deliveryId: oneIds[0],
+      userId: 'alice',
+      lane: 'high',
+      attempt: 1,
+      item: {
+        id: one,
+        seq: 1,
+        category: 'order.shipped',
+        priority: 'high',
+        title: 'one',
+        body: 'It arrives tomorrow.',
+        data: { orderId: 42, lines: [{ sku: 'A-1', qty: 2 }], gift: false, note: null },
+        createdAt: expect.any(Date),
+        readAt: null,
+      },
     });
-    const rest = await store().appendInbox([...two.jobs, ...three.jobs]);
-    expect(rest.map((e) => [e.userId, e.item.seq, e.item.title])).toEqual([
+
+    // Completed, not leased: sent, with its attempt and seq on the timeline.
+    const v = await view(store(), one);
+    expect(v.stateCounts).toEqual({ sent: 2 });
+    expect(v.started).toBe(2);
+    expect(await delivery(store(), one, oneIds[0])).toMatchObject({
+      status: 'sent',
+      attempts: 1,
+      lastError: null,
+      nextAttemptAt: null,
+    });
+    const sentEvents = v.timeline.filter((t) => t.event === 'sent');
+    expect(sentEvents.map((t) => t.detail).sort((x: any, y: any) => x.userId.localeCompare(y.userId))).toEqual([
+      { userId: 'alice', channel: 'in_app', attempt: 1, seq: 1 },
+      { userId: 'bob', channel: 'in_app', attempt: 1, seq: 1 },
+    ]);
+    expect(await store().reclaimExpired(10)).toEqual([]);
+
+    // The next call continues each user's seqs; within it, alice's deliveries get them in delivery order.
+    const rest = await store().startAttempts(
+      { ids: [...(await deliveryIds(store(), three)), ...(await deliveryIds(store(), two))] },
+      LEASE,
+    );
+    expect(rest.jobs).toEqual([]);
+    expect(
+      rest.inbox
+        .map((e) => [e.userId, e.item.seq, e.item.title])
+        .sort((x, y) => String(x[0]).localeCompare(String(y[0])) || Number(x[1]) - Number(y[1])),
+    ).toEqual([
       ['alice', 2, 'two'],
       ['alice', 3, 'three'],
       ['bob', 2, 'three'],
     ]);
+    expect((await view(store(), two)).stateCounts).toEqual({ sent: 1 });
+    expect((await view(store(), three)).stateCounts).toEqual({ sent: 2 });
+
+    // The inbox has them.
+    const alice = await store().listInbox('alice', { limit: 10 });
+    expect(alice.items.map((i) => [i.seq, i.id, i.title, i.readAt])).toEqual([
+      [3, three, 'three', null],
+      [2, two, 'two', null],
+      [1, one, 'one', null],
+    ]);
+    expect(alice.unreadCount).toBe(3);
+    expect((await store().listInboxAfter('bob', 0, 10)).map((i) => [i.seq, i.id])).toEqual([
+      [1, one],
+      [2, three],
+    ]);
+    expect((await store().listInboxAfter('alice', 1, 10)).map((i) => i.seq)).toEqual([2, 3]);
+    expect(await store().inboxState('alice')).toEqual({ lastSeq: 3, unreadCount: 3 });
   });
 
-  it('appendInbox is idempotent per delivery', async () => {
-    const one = await acceptAndStart(store(), { to: ['alice', 'bob'] });
-    const first = await store().appendInbox(one.jobs);
-    const two = await acceptAndStart(store(), { to: ['alice'] });
+  it('startAttempts delivers an in-app delivery once: taking it again returns nothing', async () => {
+    const one = await acceptAndDeliver(store(), { to: ['alice', 'bob'] });
+    expect(await store().startAttempts({ ids: one.ids }, LEASE)).toEqual(NOTHING);
+    const two = await acceptOne(store(), { to: ['alice'] });
+    const [twoId] = await deliveryIds(store(), two);
 
-    const again = await store().appendInbox([...one.jobs, ...two.jobs]);
-    expect(again.map((e) => [e.deliveryId, e.item.seq])).toEqual([
-      ...first.map((e) => [e.deliveryId, e.item.seq]),
-      [two.jobs[0]?.deliveryId, 2],
-    ]);
+    const again = await store().startAttempts({ ids: [...one.ids, twoId as string] }, LEASE);
+    expect(again.jobs).toEqual([]);
+    expect(again.inbox.map((e) => [e.deliveryId, e.userId, e.item.seq])).toEqual([[twoId, 'alice', 2]]);
     expect(await countRows(store(), 'inbox')).toBe(3);
+    expect((await view(store(), one.id)).timeline.filter((t) => t.event === 'sent')).toHaveLength(2);
+    expect(await delivery(store(), one.id, one.ids[0] as string)).toMatchObject({ status: 'sent', attempts: 1 });
+  });
+
+  it("startAttempts assigns a user's seqs in delivery order within one call", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      ids.push(...(await deliveryIds(store(), await acceptOne(store(), { to: ['alice', 'bob'], title: `n${i}` }))));
+    }
+    // Handed over in reverse (and shuffled by user): the order of the ids given does not matter.
+    const { inbox } = await store().startAttempts({ ids: [...ids].reverse() }, LEASE);
+    expect(inbox).toHaveLength(12);
+    for (const user of ['alice', 'bob']) {
+      const mine = inbox.filter((e) => e.userId === user).sort((x, y) => x.item.seq - y.item.seq);
+      expect(mine.map((e) => e.item.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(mine.map((e) => e.item.title)).toEqual(['n0', 'n1', 'n2', 'n3', 'n4', 'n5']);
+      expect(mine.map((e) => e.deliveryId)).toEqual(mine.map((e) => e.deliveryId).sort());
+    }
+  });
+
+  it('startAttempts from a lane takes at most `max` due deliveries of that lane, oldest due first', async () => {
+    const now = Date.now();
+    const oldest = await acceptOne(store(), {
+      to: ['alice'],
+      priority: 'high',
+      channels: ['webhook'],
+      sendAt: new Date(now - 3000),
+    });
+    const middle = await acceptOne(store(), {
+      to: ['alice'],
+      priority: 'high',
+      channels: ['in_app', 'webhook'],
+      sendAt: new Date(now - 2000),
+    });
+    const newest = await acceptOne(store(), {
+      to: ['bob'],
+      priority: 'high',
+      channels: ['in_app'],
+      sendAt: new Date(now - 1000),
+    });
+    const otherLane = await acceptOne(store(), { to: ['carol'], priority: 'normal', channels: ['in_app', 'webhook'] });
+    const future = await acceptOne(store(), {
+      to: ['dave'],
+      priority: 'high',
+      channels: ['in_app', 'webhook'],
+      sendAt: new Date(now + HOUR),
+    });
+    const [oldestId] = (await deliveryIds(store(), oldest)) as [string];
+    const [middleInApp, middleWebhook] = (await deliveryIds(store(), middle)) as [string, string];
+    const [newestId] = (await deliveryIds(store(), newest)) as [string];
+
+    // The three oldest: one call leases the webhooks and delivers the in-app one.
+    const first = await store().startAttempts({ lane: 'high', max: 3 }, LEASE);
+    expect(first.jobs.map((j) => j.deliveryId).sort()).toEqual([oldestId, middleWebhook].sort());
+    for (const j of first.jobs) expect(j).toMatchObject({ lane: 'high', channel: 'webhook', attempt: 1 });
+    expect(first.inbox).toEqual([
+      expect.objectContaining({
+        deliveryId: middleInApp,
+        userId: 'alice',
+        lane: 'high',
+        item: expect.objectContaining({ id: middle, seq: 1 }),
+      }),
+    ]);
+    expect(await delivery(store(), oldest, oldestId)).toMatchObject({ status: 'processing' });
+    expect((await view(store(), middle)).stateCounts).toEqual({ processing: 1, sent: 1 });
+    expect((await view(store(), newest)).stateCounts).toEqual({ pending: 1 });
+
+    // What is left that is due; never the scheduled ones, nor another lane's.
+    const second = await store().startAttempts({ lane: 'high', max: 10 }, LEASE);
+    expect(second.jobs).toEqual([]);
+    expect(second.inbox.map((e) => [e.deliveryId, e.userId, e.item.seq])).toEqual([[newestId, 'bob', 1]]);
+    expect(await store().startAttempts({ lane: 'high', max: 10 }, LEASE)).toEqual(NOTHING);
+    expect((await view(store(), future)).stateCounts).toEqual({ pending: 2 });
+    expect((await view(store(), otherLane)).stateCounts).toEqual({ pending: 2 });
+
+    expect(await store().startAttempts({ lane: 'normal', max: 0 }, LEASE)).toEqual(NOTHING);
+    const one = await store().startAttempts({ lane: 'normal', max: 1 }, LEASE);
+    expect(takenIds(one)).toHaveLength(1);
+    const other = await store().startAttempts({ lane: 'normal', max: 10 }, LEASE);
+    expect([...takenIds(one), ...takenIds(other)].sort()).toEqual([...(await deliveryIds(store(), otherLane))].sort());
+    expect((await view(store(), otherLane)).stateCounts).toEqual({ processing: 1, sent: 1 });
   });
 
   it('listInbox lists newest first and pages with before', async () => {
-    for (let i = 1; i <= 5; i++) {
-      const { jobs } = await acceptAndStart(store(), { to: ['alice'], title: `n${i}` });
-      await store().appendInbox(jobs);
-    }
+    for (let i = 1; i <= 5; i++) await acceptAndDeliver(store(), { to: ['alice'], title: `n${i}` });
     const p1 = await store().listInbox('alice', { limit: 2 });
     expect(p1.items.map((i) => [i.seq, i.title])).toEqual([
       [5, 'n5'],
@@ -591,8 +800,8 @@ forEachStore('Store contract', ({ store }) => {
   });
 
   it('markRead by seqs, up to a seq, or all answers the new unread count', async () => {
-    for (let i = 1; i <= 5; i++) await store().appendInbox((await acceptAndStart(store(), { to: ['alice'] })).jobs);
-    await store().appendInbox((await acceptAndStart(store(), { to: ['bob'] })).jobs);
+    for (let i = 1; i <= 5; i++) await acceptAndDeliver(store(), { to: ['alice'] });
+    await acceptAndDeliver(store(), { to: ['bob'] });
 
     expect(await store().markRead('alice', { seqs: [1, 3] })).toBe(3);
     const unread = await store().listInbox('alice', { limit: 10, unread: true });
@@ -609,11 +818,9 @@ forEachStore('Store contract', ({ store }) => {
   });
 
   it('markRead moves the sent deliveries it reads to read', async () => {
-    const one = await acceptAndStart(store(), { to: ['alice'] });
-    const two = await acceptAndStart(store(), { to: ['alice'] });
-    const jobs = [...one.jobs, ...two.jobs];
-    await store().appendInbox(jobs);
-    await store().finishAttempts(jobs.map(sent));
+    const one = await acceptAndDeliver(store(), { to: ['alice'] });
+    const two = await acceptAndDeliver(store(), { to: ['alice'] });
+    expect((await view(store(), one.id)).stateCounts).toEqual({ sent: 1 });
 
     await store().markRead('alice', { seqs: [1] });
     const v1 = await view(store(), one.id);
@@ -622,30 +829,54 @@ forEachStore('Store contract', ({ store }) => {
     expect((await view(store(), two.id)).stateCounts).toEqual({ sent: 1 });
   });
 
-  it('concurrent appends for one user get seqs 1..N with no gap and no duplicate', async () => {
-    const batches: DeliveryJob[][] = [];
+  it('concurrent takes for one user get seqs 1..N with no gap and no duplicate, consecutive per take', async () => {
+    const batches: string[][] = [];
     for (let i = 0; i < 10; i++) {
-      const jobs: DeliveryJob[] = [];
-      for (let k = 0; k < 3; k++) jobs.push(...(await acceptAndStart(store(), { to: ['dana'] })).jobs);
-      batches.push(jobs);
+      const ids: string[] = [];
+      for (let k = 0; k < 3; k++) ids.push(...(await deliveryIds(store(), await acceptOne(store(), { to: ['dana'] }))));
+      batches.push(ids);
     }
-    const entries = (await Promise.all(batches.map((b) => store().appendInbox(b)))).flat();
+    const takes = await Promise.all(batches.map((ids) => store().startAttempts({ ids }, LEASE)));
+    for (const [i, t] of takes.entries()) {
+      expect(t.jobs).toEqual([]);
+      expect(t.inbox.map((e) => e.deliveryId).sort()).toEqual([...(batches[i] as string[])].sort());
+      // One take's entries hold consecutive seqs, in delivery order.
+      const mine = [...t.inbox].sort((x, y) => x.item.seq - y.item.seq);
+      const low = mine[0]?.item.seq as number;
+      expect(mine.map((e) => e.item.seq)).toEqual([low, low + 1, low + 2]);
+      expect(mine.map((e) => e.deliveryId)).toEqual(mine.map((e) => e.deliveryId).sort());
+    }
+    const entries = takes.flatMap((t) => t.inbox);
     expect(entries.map((e) => e.item.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
     const page = await store().listInbox('dana', { limit: 100 });
     expect(page.items.map((i) => i.seq)).toEqual(Array.from({ length: 30 }, (_, i) => 30 - i));
   });
 
-  it('concurrent appends of the same job create one entry', async () => {
-    // A worker whose lease expired may still append while the job's new holder appends too.
+  it('concurrent takes of the same in-app deliveries deliver each exactly once', async () => {
+    // Two workers handed the same ids (the bus is at-least-once): only one of them may deliver each.
     for (let round = 0; round < 10; round++) {
       const user = `erin-${round}`;
-      const { jobs } = await acceptAndStart(store(), { to: [user] });
-      const [x, y] = await Promise.all([store().appendInbox(jobs), store().appendInbox(jobs)]);
-      expect([x[0]?.item.seq, y[0]?.item.seq]).toEqual([1, 1]);
-      const { jobs: next } = await acceptAndStart(store(), { to: [user] });
-      expect((await store().appendInbox(next))[0]?.item.seq).toBe(2);
+      const ids: string[] = [];
+      for (let k = 0; k < 3; k++) {
+        ids.push(...(await deliveryIds(store(), await acceptOne(store(), { to: [user, `frank-${round}`] }))));
+      }
+      const takes = await Promise.all([1, 2, 3].map(() => store().startAttempts({ ids }, LEASE)));
+      const entries = takes.flatMap((t) => t.inbox);
+      expect(takes.flatMap((t) => t.jobs)).toEqual([]);
+      expect(entries.map((e) => e.deliveryId).sort()).toEqual([...ids].sort());
+      expect(seqsOf(entries)).toEqual([
+        [`erin-${round}`, 1],
+        [`erin-${round}`, 2],
+        [`erin-${round}`, 3],
+        [`frank-${round}`, 1],
+        [`frank-${round}`, 2],
+        [`frank-${round}`, 3],
+      ]);
+      expect((await store().listInboxAfter(user, 0, 10)).map((i) => i.seq)).toEqual([1, 2, 3]);
+      const next = await acceptAndDeliver(store(), { to: [user] });
+      expect(next.inbox[0]?.item.seq).toBe(4);
     }
-    expect(await countRows(store(), 'inbox')).toBe(20);
+    expect(await countRows(store(), 'inbox')).toBe(70);
   });
 
   // ─── users ─────────────────────────────────────────────────────────────────────────────────

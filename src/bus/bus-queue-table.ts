@@ -1,27 +1,25 @@
 /**
  * The embedded bus: the deliveries table is the queue. A committed pending row *is* the published
- * job, so `publish` only wakes local consumers; `claim` picks due rows of one lane with
- * `FOR UPDATE SKIP LOCKED`, oldest due first, served from the partial index `deliveries_due`.
+ * job, so `publish` only wakes local consumers, and `claim` tells the worker to take a lane's due
+ * rows straight from the store: the store finds them (`FOR UPDATE SKIP LOCKED`, oldest due first,
+ * from the partial index `deliveries_due`) and starts them in the same statement.
  *
  * Guarantees: at-least-once by construction (the row stays pending until the store's
  * compare-and-set moves it), nothing to lose (no second copy of the work exists), lanes are
  * independent queries so a deep bulk lane costs a critical claim nothing but an index probe.
- * Not promised: exclusive claims across processes — two processes may be handed the same id; the
- * store's compare-and-set lets exactly one of them work on it. Across processes a consumer learns
+ * Takers in several processes skip each other's locked rows, and the store's compare-and-set lets
+ * exactly one of them start a delivery. Across processes a consumer learns
  * of new work by polling (`HERALD_POLL_MS`); within the process it is woken at once.
  */
-import type { Bus } from '../core/ports.ts';
+import type { Bus, TakeFrom } from '../core/ports.ts';
 import type { BusJob } from '../core/types.ts';
 import { LANES, type Lane } from '../core/types.ts';
-import type { SqlClient } from '../store/sql.ts';
 
 export class QueueTableBus implements Bus {
   readonly kind = 'queue-table';
   private readonly waiters = new Map<Lane, Set<() => void>>(LANES.map((l) => [l, new Set()]));
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
-
-  constructor(private readonly sql: SqlClient) {}
 
   async publish(jobs: readonly BusJob[]): Promise<void> {
     const now = Date.now();
@@ -47,14 +45,9 @@ export class QueueTableBus implements Bus {
     }
   }
 
-  async claim(lane: Lane, max: number): Promise<string[]> {
-    if (max <= 0 || this.closed) return [];
-    const rows = await this.sql.query<{ id: string }>(
-      `SELECT id FROM deliveries WHERE lane = $1 AND state = 'pending' AND next_attempt_at <= now()
-       ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
-      [lane, max],
-    );
-    return rows.map((r) => r.id);
+  /** The store takes the lane's due rows itself (`FOR UPDATE SKIP LOCKED`, oldest due first) as it starts them. */
+  async claim(lane: Lane, max: number): Promise<TakeFrom> {
+    return { lane, max: this.closed ? 0 : max };
   }
 
   async ack(): Promise<void> {

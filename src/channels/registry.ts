@@ -1,20 +1,18 @@
 /**
  * The provider table: one line per provider, tagged by channel. Adding a provider is one new file
  * and one line here. Channels without a provider fail their deliveries permanently, with a reason.
+ * `in_app` has none: its send is the inbox write, which the store makes as it starts the delivery.
  */
-import type { ChannelProvider, InboxStore } from '../core/ports.ts';
+import type { ChannelProvider } from '../core/ports.ts';
 import type { Channel } from '../core/types.ts';
-import { InAppProvider } from './provider-in-app.ts';
 import { WebhookProvider } from './provider-webhook.ts';
 
 export interface ProviderDeps {
-  inbox: InboxStore;
   webhookSecret: string;
   webhookTimeoutMs: number;
 }
 
 const PROVIDERS: Partial<Record<Channel, (deps: ProviderDeps) => ChannelProvider & { close?(): Promise<void> }>> = {
-  in_app: (d) => new InAppProvider(d.inbox),
   webhook: (d) => new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs }),
 };
 

@@ -1,5 +1,6 @@
 /** Typed events emitted by the core; metrics, logs and the real-time gateway subscribe to them. */
 import { EventEmitter } from 'node:events';
+import type { InboxEntry } from './ports.ts';
 import type { Channel, Lane } from './types.ts';
 
 export interface DeliveryEvent {
@@ -21,6 +22,8 @@ export interface HeraldEvents {
   'delivery:failed': [DeliveryEvent];
   'delivery:dead': [DeliveryEvent];
   'delivery:reclaimed': [{ count: number }];
+  /** In-app entries just committed (in seq order per user): the gateway pushes them to open sockets. */
+  'inbox:entries': [readonly InboxEntry[]];
   /** A user's read state changed (HTTP or WebSocket); every open socket of the user is told. */
   'inbox:unread': [{ userId: string; unreadCount: number }];
   'worker:error': [{ lane: Lane; error: unknown }];

@@ -42,10 +42,17 @@ export interface NotificationStore {
  */
 export interface DeliveryStore {
   /**
-   * pending (due) → processing for the given ids, each with a fresh lease token valid for
-   * `leaseMs`. Ids that are not pending and due are left out of the answer: somebody else has them.
+   * Takes due work and starts it, in one transaction. `from` is what the bus's claim said: the ids
+   * it handed out, or (when the bus is the store's own queue) a lane and how many to take, oldest
+   * due first, skipping rows another taker holds.
+   *
+   * Every delivery taken goes pending (due) → processing with a fresh lease token valid for
+   * `leaseMs` (`jobs`), except in-app ones: their send *is* a store write, so they are completed in
+   * the same transaction (inbox entry with the user's next seq, state `sent`, timeline) and come
+   * back as `inbox` — no lease, no second commit, and no way to be sent twice. Ids that are not
+   * pending and due are left out: somebody else has them.
    */
-  startAttempts(ids: readonly string[], leaseMs: number): Promise<DeliveryJob[]>;
+  startAttempts(from: TakeFrom, leaseMs: number): Promise<StartedWork>;
   /** Records outcomes; an outcome whose lease token no longer matches is ignored (returns false at its index). */
   finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]>;
   /** processing with an expired lease → pending. Returns what became claimable again. */
@@ -72,13 +79,23 @@ export interface InboxEntry {
   item: InboxItem;
 }
 
+/** Where a worker takes its next work from: ids a bus handed out, or a lane of the store's own queue. */
+export type TakeFrom = { readonly ids: readonly string[] } | { readonly lane: Lane; readonly max: number };
+
+/** An in-app delivery the store completed while starting it (see DeliveryStore.startAttempts). */
+export interface InboxDelivery extends InboxEntry {
+  lane: Lane;
+  attempt: number;
+}
+
+export interface StartedWork {
+  /** Leased deliveries to send through their channel's provider. */
+  jobs: DeliveryJob[];
+  /** In-app deliveries already written to their users' inboxes and recorded `sent`. */
+  inbox: InboxDelivery[];
+}
+
 export interface InboxStore {
-  /**
-   * Appends one inbox entry per job, idempotently: a delivery that already has its entry gets the
-   * existing one back (so a redelivered job never creates a second entry nor a second seq).
-   * Seqs are assigned under a per-user lock, so a higher seq is never visible before a lower one.
-   */
-  appendInbox(jobs: readonly DeliveryJob[]): Promise<InboxEntry[]>;
   listInbox(userId: string, options: { limit: number; before?: number | null; unread?: boolean }): Promise<InboxPage>;
   markRead(userId: string, selection: ReadSelection): Promise<number>;
   /** The user's highest seq so far (0 if none) and unread count, for a connecting client. */
@@ -118,8 +135,12 @@ export interface Store extends NotificationStore, DeliveryStore, UserStore, Inbo
 export interface Bus {
   readonly kind: string;
   publish(jobs: readonly BusJob[]): Promise<void>;
-  /** Up to `max` ids of due jobs in `lane`. */
-  claim(lane: Lane, max: number): Promise<string[]>;
+  /**
+   * Where to take up to `max` due jobs of `lane` from: ids the bus hands out, or — for a bus whose
+   * queue is the store's deliveries table — `{ lane, max }`, so that the store finds and starts them
+   * in one statement.
+   */
+  claim(lane: Lane, max: number): Promise<TakeFrom>;
   /** Forget ids that were handled (whatever their outcome: the store holds it). */
   ack(lane: Lane, ids: readonly string[]): Promise<void>;
   /** Resolves when work may have arrived in `lane`, or after `timeoutMs`. */
@@ -137,20 +158,6 @@ export interface ChannelProvider {
   readonly channel: Channel;
   readonly name: string;
   send(job: DeliveryJob): Promise<SendResult>;
-}
-
-/** Optional capability: a provider that does better with a batch (one round trip, one transaction). */
-export interface BatchChannelProvider extends ChannelProvider {
-  sendBatch(jobs: readonly DeliveryJob[]): Promise<SendResult[]>;
-}
-
-export function isBatchProvider(p: ChannelProvider): p is BatchChannelProvider {
-  return typeof (p as Partial<BatchChannelProvider>).sendBatch === 'function';
-}
-
-/** Where in-app entries go once written (the real-time gateway listens here). */
-export interface InboxListener {
-  onInboxEntries(entries: readonly InboxEntry[]): void;
 }
 
 export interface Clock {

@@ -20,6 +20,7 @@ export type Channel = (typeof CHANNELS)[number];
  *      └────────replay──────────── failed | dead
  *   pending ──cancel──▶ cancelled   (only while every delivery of the notification is pending)
  *   processing ──lease expired──▶ pending     (the worker that held it is presumed dead)
+ *   pending ──take──▶ sent          (in_app: the inbox write is the send, in the same transaction)
  */
 export type DeliveryState =
   | 'pending'

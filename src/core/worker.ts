@@ -2,18 +2,17 @@
  * Delivery workers: one claim loop per lane, each with its own reserved concurrency, so a deep
  * bulk lane never takes a slot a critical delivery needs (no head-of-line blocking).
  *
- * For each claimed delivery: take the lease (store compare-and-set pending → processing), send
- * through the channel's provider, record the outcome (compare-and-set on the lease token; group-
- * committed with other outcomes), then ack the bus. A slot is one send in flight: one message, or
- * one call of a batch provider (the in-app inbox writes a whole batch in one transaction). A slot is
- * released only after the outcome is committed, so at a crash at most `concurrency` sends of a
- * lane can have happened without being recorded — the only ones that may be repeated (with the
- * same delivery id).
+ * A claim asks the bus where to take work from, and the store starts what is taken in one
+ * transaction: in-app deliveries are completed there (inbox entry, seq, `sent`: their send is that
+ * write), every other delivery is leased (compare-and-set pending → processing). A leased delivery
+ * is sent through its channel's provider, its outcome recorded (compare-and-set on the lease
+ * token; group-committed with other outcomes), then the bus is acked. A slot is one send in
+ * flight, released only after its outcome is committed, so at a crash at most `concurrency` sends
+ * of a lane can have happened without being recorded — the only ones that may be repeated (with
+ * the same delivery id).
  *
- * While a lane's work is mostly batchable, a claim takes a whole batch (`claimBatch`), and at most
- * `batchCallsPerLane` batch calls run at once (the store's parallelism: one on the single-
- * connection embedded store, so a bulk batch never queues many transactions ahead of a critical
- * claim). Otherwise a claim takes one delivery per free slot. Single sends beyond the free slots
+ * While a lane's work is mostly in-app, a claim takes a whole batch (`claimBatch`): one statement
+ * delivers it. Otherwise a claim takes one delivery per free slot. Sends beyond the free slots
  * wait in the worker; one whose lease has less than `sendBudgetMs` left is not started (its lease
  * lapses and it is reclaimed), so waiting can delay a delivery but never make it go out twice.
  *
@@ -22,7 +21,7 @@
  */
 import type { DeliveryEvent, HeraldEmitter } from './events.ts';
 import { GroupCommit } from './group-commit.ts';
-import { type Bus, type ChannelProvider, type DeliveryStore, isBatchProvider, type SendResult } from './ports.ts';
+import type { Bus, ChannelProvider, DeliveryStore, InboxDelivery, SendResult } from './ports.ts';
 import { afterFailure, type RetryPolicy } from './retry-policy.ts';
 import { type AttemptOutcome, type Channel, type DeliveryJob, LANES, type Lane } from './types.ts';
 
@@ -63,11 +62,11 @@ export class DeliveryWorker {
   private readonly inflight = new Map<Lane, number>(LANES.map((l) => [l, 0]));
   /** Single sends leased but waiting for a slot. */
   private readonly waiting = new Map<Lane, Waiting[]>(LANES.map((l) => [l, []]));
-  /** Whether the lane's last claim was mostly for batch providers (then claims prefetch). */
-  /** Starts false: a lane's first claim takes one delivery per slot until it has seen batchable work. */
-  private readonly batchable = new Map<Lane, boolean>(LANES.map((l) => [l, false]));
-  private readonly batchCalls = new Map<Lane, number>(LANES.map((l) => [l, 0]));
-  private readonly batchCallsPerLane: number;
+  /**
+   * Whether the lane's last take was mostly in-app deliveries (then a claim takes a whole batch).
+   * Starts false: a lane's first claim takes one delivery per slot until it has seen in-app work.
+   */
+  private readonly inAppMostly = new Map<Lane, boolean>(LANES.map((l) => [l, false]));
   private readonly slotWaiters = new Map<Lane, (() => void) | null>(LANES.map((l) => [l, null]));
   private readonly loops: Promise<void>[] = [];
   private readonly outcomes: GroupCommit<AttemptOutcome, boolean>;
@@ -88,7 +87,6 @@ export class DeliveryWorker {
     storeParallelism = 1,
   ) {
     const total = LANES.reduce((s, l) => s + options.laneConcurrency[l], 0);
-    this.batchCallsPerLane = Math.max(1, Math.floor(storeParallelism / 2));
     this.outcomes = new GroupCommit((batch) => this.store.finishAttempts(batch), {
       maxBatch: 500,
       maxPending: total * 2,
@@ -119,25 +117,34 @@ export class DeliveryWorker {
     const batch = this.options.claimBatch ?? 256;
     while (!this.stopping) {
       const free = limit - (this.inflight.get(lane) ?? 0);
-      const batchable = this.batchable.get(lane) as boolean;
-      const busy = batchable && (this.batchCalls.get(lane) ?? 0) >= this.batchCallsPerLane;
-      if (free <= 0 || busy || this.waitingFor(lane).length > 0) {
+      if (free <= 0 || this.waitingFor(lane).length > 0) {
         await new Promise<void>((r) => this.slotWaiters.set(lane, r));
         continue;
       }
       try {
-        const ids = await this.bus.claim(lane, batchable ? batch : Math.min(free, batch));
-        if (!ids.length) {
+        const from = await this.bus.claim(lane, this.inAppMostly.get(lane) ? batch : Math.min(free, batch));
+        // Before the lease is taken, so the worker never overestimates the lease time left.
+        const leasedAt = Date.now();
+        const { jobs, inbox } =
+          'ids' in from && !from.ids.length
+            ? { jobs: [], inbox: [] }
+            : await this.store.startAttempts(from, this.options.leaseMs);
+        if ('ids' in from) {
+          // Whatever was not leased is finished with: delivered in-app, or somebody else's.
+          const leased = new Set(jobs.map((j) => j.deliveryId));
+          const others = from.ids.filter((id) => !leased.has(id));
+          if (others.length) await this.bus.ack(lane, others);
+        }
+        if (!jobs.length && !inbox.length) {
           await Promise.race([this.bus.waitForWork(lane, this.options.pollMs), this.stopped]);
           continue;
         }
-        // Before the lease is taken, so the worker never overestimates the lease time left.
-        const leasedAt = Date.now();
-        const jobs = await this.store.startAttempts(ids, this.options.leaseMs);
-        const taken = new Set(jobs.map((j) => j.deliveryId));
-        const others = ids.filter((id) => !taken.has(id));
-        if (others.length) await this.bus.ack(lane, others);
-        if (jobs.length) this.dispatch(lane, jobs, leasedAt);
+        this.inAppMostly.set(lane, inbox.length >= jobs.length);
+        if (inbox.length) this.delivered(inbox);
+        if (jobs.length) {
+          for (const job of jobs) this.waitingFor(lane).push({ job, leasedAt });
+          this.startWaiting(lane);
+        }
       } catch (error) {
         this.events.emit('worker:error', { lane, error });
         this.log.error({ err: error, lane }, 'claim failed; retrying after the poll interval');
@@ -146,34 +153,24 @@ export class DeliveryWorker {
     }
   }
 
-  /** Starts sending `jobs` (already leased): batches at once, single sends as slots free up. */
-  private dispatch(lane: Lane, jobs: DeliveryJob[], leasedAt: number): void {
-    const byChannel = new Map<Channel, DeliveryJob[]>();
-    for (const j of jobs) {
-      const list = byChannel.get(j.channel);
-      if (list) list.push(j);
-      else byChannel.set(j.channel, [j]);
+  /** In-app deliveries the store completed: to the gateway, and to whoever counts deliveries. */
+  private delivered(inbox: InboxDelivery[]): void {
+    this.events.emit('inbox:entries', inbox);
+    const now = Date.now();
+    for (const d of inbox) {
+      this.events.emit('delivery:sent', {
+        deliveryId: d.deliveryId,
+        notificationId: d.item.id,
+        userId: d.userId,
+        lane: d.lane,
+        channel: 'in_app',
+        attempt: d.attempt,
+        latencyMs: now - d.item.createdAt.getTime(),
+      });
     }
-    let batched = 0;
-    for (const [channel, list] of byChannel) {
-      const provider = this.providers.get(channel);
-      if (provider && isBatchProvider(provider)) {
-        batched += list.length;
-        this.take(lane);
-        this.batchCalls.set(lane, (this.batchCalls.get(lane) ?? 0) + 1);
-        void this.settle(lane, list, () => provider.sendBatch(list)).finally(() => {
-          this.batchCalls.set(lane, (this.batchCalls.get(lane) ?? 0) - 1);
-          this.wakeLane(lane);
-        });
-      } else {
-        for (const job of list) this.waitingFor(lane).push({ job, leasedAt });
-      }
-    }
-    this.batchable.set(lane, batched * 2 >= jobs.length);
-    this.startWaiting(lane);
   }
 
-  /** Starts waiting single sends while the lane has free slots and their leases have time left. */
+  /** Starts waiting sends while the lane has free slots and their leases have time left. */
   private startWaiting(lane: Lane): void {
     const queue = this.waitingFor(lane);
     const limit = this.options.laneConcurrency[lane];
@@ -185,7 +182,7 @@ export class DeliveryWorker {
       if (Date.now() - leasedAt > this.options.leaseMs - budget) continue;
       this.take(lane);
       const provider = this.providers.get(job.channel);
-      void this.settle(lane, [job], async () => [await sendOne(provider, job)]);
+      void this.settle(lane, job, () => sendOne(provider, job));
     }
   }
 
@@ -206,39 +203,30 @@ export class DeliveryWorker {
     return this.waiting.get(lane) as Waiting[];
   }
 
-  private async settle(lane: Lane, jobs: DeliveryJob[], send: () => Promise<SendResult[]>): Promise<void> {
-    let results: SendResult[];
+  private async settle(lane: Lane, job: DeliveryJob, send: () => Promise<SendResult>): Promise<void> {
+    let result: SendResult;
     try {
-      results = await send();
+      result = await send();
     } catch (e) {
-      const error = `provider error: ${e instanceof Error ? e.message : String(e)}`;
-      results = jobs.map(() => ({ ok: false, permanent: false, error }));
+      result = { ok: false, permanent: false, error: `provider error: ${e instanceof Error ? e.message : String(e)}` };
     }
     const now = new Date();
-    const outcomes = jobs.map((job, i) => this.outcomeOf(job, results[i], now));
-    const recorded = await Promise.all(outcomes.map((o) => this.record(o)));
-    await this.bus
-      .ack(
-        lane,
-        jobs.map((j) => j.deliveryId),
-      )
-      .catch(() => {});
+    const outcome = this.outcomeOf(job, result, now);
+    const recorded = await this.record(outcome);
+    await this.bus.ack(lane, [job.deliveryId]).catch(() => {});
     this.inflight.set(lane, (this.inflight.get(lane) ?? 0) - 1);
     this.startWaiting(lane);
     this.wakeLane(lane);
-    jobs.forEach((job, i) => {
-      if (recorded[i]) this.emitOutcome(job, outcomes[i] as AttemptOutcome, now);
-    });
+    if (recorded) this.emitOutcome(job, outcome, now);
   }
 
-  private outcomeOf(job: DeliveryJob, result: SendResult | undefined, now: Date): AttemptOutcome {
+  private outcomeOf(job: DeliveryJob, result: SendResult, now: Date): AttemptOutcome {
     const lease = { deliveryId: job.deliveryId, leaseToken: job.leaseToken };
-    if (result?.ok) return { ...lease, result: 'sent', detail: result.detail ?? null };
-    const failure = result ?? { ok: false, permanent: false, error: 'provider returned no result' };
-    const next = afterFailure(this.options.retry, job.attempt, failure, now);
+    if (result.ok) return { ...lease, result: 'sent', detail: result.detail ?? null };
+    const next = afterFailure(this.options.retry, job.attempt, result, now);
     return next.result === 'retry'
-      ? { ...lease, result: 'retry', error: failure.error, nextAttemptAt: next.nextAttemptAt }
-      : { ...lease, result: next.result, error: failure.error };
+      ? { ...lease, result: 'retry', error: result.error, nextAttemptAt: next.nextAttemptAt }
+      : { ...lease, result: next.result, error: result.error };
   }
 
   /** Commits an outcome, retrying while the store is unreachable (the lease bounds how long that helps). */

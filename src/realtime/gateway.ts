@@ -14,7 +14,7 @@ import type { Auth } from '../api/auth.ts';
 import { HeraldError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import { GroupCommit } from '../core/group-commit.ts';
-import type { InboxEntry, InboxListener, InboxStore, Presence } from '../core/ports.ts';
+import type { InboxEntry, InboxStore, Presence } from '../core/ports.ts';
 import { CLOSE, notificationFrame, RealtimeSession } from '../core/realtime-session.ts';
 
 export interface GatewayOptions {
@@ -40,7 +40,7 @@ interface Conn {
 
 const PATH = '/v1/realtime';
 
-export class Gateway implements InboxListener {
+export class Gateway {
   private readonly wss: WebSocketServer;
   private readonly byUser = new Map<string, Set<Conn>>();
   private readonly acks: GroupCommit<{ userId: string; seq: number }, undefined>;
@@ -69,6 +69,7 @@ export class Gateway implements InboxListener {
       },
       { maxBatch: 1000, maxPending: 100_000, parallel: 1 },
     );
+    this.events.on('inbox:entries', (entries) => this.onInboxEntries(entries));
     this.events.on('inbox:unread', ({ userId, unreadCount }) => this.pushUnread(userId, unreadCount));
     this.sweep = setInterval(() => this.heartbeat(), options.heartbeatMs);
     this.sweep.unref();
@@ -88,7 +89,7 @@ export class Gateway implements InboxListener {
   }
 
   /** In-app entries just committed: each goes, serialized once, to every socket of its user. */
-  onInboxEntries(entries: readonly InboxEntry[]): void {
+  private onInboxEntries(entries: readonly InboxEntry[]): void {
     for (const e of entries) {
       const conns = this.byUser.get(e.userId);
       if (!conns) continue;

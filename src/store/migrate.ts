@@ -35,10 +35,23 @@ export async function migrate(sql: Sql): Promise<number[]> {
   return applied;
 }
 
-/** Migrations are plain statements separated by `;` at the end of a line (no functions or DO blocks). */
+/**
+ * Migrations are statements separated by `;` at the end of a line; a `$$`-quoted body (a function)
+ * is one piece whatever it contains.
+ */
 function splitStatements(text: string): string[] {
-  return text
-    .split(/;\s*$/m)
-    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
-    .filter(Boolean);
+  const statements: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const line of text.split('\n')) {
+    if (!quoted && /^\s*--/.test(line)) continue;
+    current += `${line}\n`;
+    if ((line.match(/\$\$/g) ?? []).length % 2 === 1) quoted = !quoted;
+    if (!quoted && /;\s*$/.test(line)) {
+      statements.push(current.trim().replace(/;$/, ''));
+      current = '';
+    }
+  }
+  if (current.trim()) statements.push(current.trim());
+  return statements.filter(Boolean);
 }

@@ -1,4 +1,5 @@
 /** Row shapes of the SQL store and their mapping to domain types. */
+import type { InboxDelivery } from '../core/ports.ts';
 import type { Channel, DeliveryJob, DeliveryState, JsonValue, Lane, Priority, UserProfile } from '../core/types.ts';
 
 export interface UserRow {
@@ -73,6 +74,31 @@ export function toJob(r: JobRow): DeliveryJob {
             locale: r.locale,
             webhook_url: r.webhook_url,
           }),
+  };
+}
+
+/** A row of DeliveryStore.startAttempts: a leased job (`seq` null) or a completed in-app delivery. */
+export interface StartedRow extends JobRow {
+  seq: string | number | null;
+}
+
+export function toInboxDelivery(r: StartedRow, seq: number): InboxDelivery {
+  return {
+    deliveryId: r.id,
+    userId: r.user_id,
+    lane: r.lane,
+    attempt: r.attempts,
+    item: {
+      id: r.notification_id,
+      seq,
+      category: r.category,
+      priority: r.priority,
+      title: r.title,
+      body: r.body,
+      data: r.data,
+      createdAt: r.created_at,
+      readAt: null,
+    },
   };
 }
 

@@ -5,32 +5,28 @@
  */
 
 import { UUID_RE } from '../core/ids.ts';
-import type { DeliveryStore } from '../core/ports.ts';
-import type { AttemptOutcome, DeadLetter, DeliveryJob, Lane } from '../core/types.ts';
-import { decodeCursor, encodeCursor, type JobRow, toJob } from './rows.ts';
+import type { DeliveryStore, StartedWork, TakeFrom } from '../core/ports.ts';
+import type { AttemptOutcome, DeadLetter, Lane } from '../core/types.ts';
+import { decodeCursor, encodeCursor, type StartedRow, toInboxDelivery, toJob } from './rows.ts';
 import type { Sql } from './sql.ts';
 
 export class SqlDeliveryStore implements DeliveryStore {
   constructor(private readonly sql: Sql) {}
 
-  async startAttempts(ids: readonly string[], leaseMs: number): Promise<DeliveryJob[]> {
-    if (!ids.length) return [];
-    // The compare (pending and due) is written as a CASE so that the planner can only find the rows
-    // by primary key. Written plainly, a table without fresh statistics (PGlite never autovacuums; a
-    // fresh backlog on PostgreSQL) gets a plan that scans every due row of every lane through
-    // `deliveries_due`: each claim then costs O(backlog), and a critical claim waits behind bulk.
-    const rows = await this.sql.query<JobRow>(
-      `WITH s AS (
-         UPDATE deliveries SET state = 'processing', attempts = attempts + 1, lease_token = gen_random_uuid(),
-           lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
-         WHERE id = ANY($1::uuid[]) AND CASE WHEN state = 'pending' THEN next_attempt_at <= now() ELSE false END
-         RETURNING id, lease_token, attempts, channel, lane, user_id, notification_id)
-       SELECT s.*, n.category, n.priority, n.title, n.body, n.data, n.group_key, n.created_at,
-              u.id AS u_id, u.email, u.phone, u.timezone, u.locale, u.webhook_url
-       FROM s JOIN notifications n ON n.id = s.notification_id LEFT JOIN users u ON u.id = s.user_id`,
-      [ids, leaseMs],
+  async startAttempts(from: TakeFrom, leaseMs: number): Promise<StartedWork> {
+    if ('ids' in from && !from.ids.length) return { jobs: [], inbox: [] };
+    // One call of migrations/0002_take_function.sql (a function, so that its plan is prepared once
+    // per connection): takes the rows, leases or completes them, and returns both kinds.
+    const rows = await this.sql.query<StartedRow>(
+      'SELECT * FROM herald_take($1, $2::uuid[], $3, $4)',
+      'ids' in from ? [leaseMs, from.ids, null, null] : [leaseMs, null, from.lane, from.max],
     );
-    return rows.map(toJob);
+    const out: StartedWork = { jobs: [], inbox: [] };
+    for (const r of rows) {
+      if (r.seq === null) out.jobs.push(toJob(r));
+      else out.inbox.push(toInboxDelivery(r, Number(r.seq)));
+    }
+    return out;
   }
 
   async finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]> {
@@ -77,28 +73,6 @@ export class SqlDeliveryStore implements DeliveryStore {
           `INSERT INTO timeline (notification_id, delivery_id, event, detail)
            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[])`,
           [events.map((e) => e.nid), events.map((e) => e.did), events.map((e) => e.event), events.map((e) => e.detail)],
-        );
-      }
-      // An in-app entry reaches open sockets before its outcome is recorded here, so the client's
-      // ack or read may already be in the inbox: apply it now. (This statement's snapshot is taken
-      // after the rows above were locked, and an ack or read locks its deliveries before looking at
-      // their state; see SqlInboxStore.markDelivered and markRead. Either this sees the ack, or the
-      // ack sees 'sent'.)
-      const sentInApp = outcomes
-        .filter((o) => o.result === 'sent' && byId.get(o.deliveryId)?.channel === 'in_app')
-        .map((o) => o.deliveryId);
-      if (sentInApp.length) {
-        await tx.query(
-          `WITH p AS (
-             UPDATE deliveries d SET state = CASE WHEN i.read_at IS NOT NULL THEN 'read' ELSE 'delivered' END,
-               updated_at = now()
-             FROM inbox i
-             WHERE d.id = ANY($1::uuid[]) AND i.delivery_id = d.id AND d.state = 'sent'
-               AND (i.delivered_at IS NOT NULL OR i.read_at IS NOT NULL)
-             RETURNING d.id, d.notification_id, d.user_id, d.channel, d.state)
-           INSERT INTO timeline (notification_id, delivery_id, event, detail)
-           SELECT notification_id, id, state, jsonb_build_object('userId', user_id, 'channel', channel) FROM p`,
-          [sentInApp],
         );
       }
       return outcomes.map((o) => byId.has(o.deliveryId));

@@ -1,9 +1,9 @@
 /**
- * The in-app inbox in SQL. Seqs come from a per-user counter row taken with an upsert: the row lock
- * is held until commit, so for one user a higher seq never commits before a lower one.
+ * The in-app inbox in SQL: reading it, and the read and delivered states. Entries are written by
+ * SqlDeliveryStore.startAttempts, in the transaction that completes their in-app delivery.
  */
-import type { InboxEntry, InboxStore } from '../core/ports.ts';
-import type { DeliveryJob, InboxItem, InboxPage, JsonValue, Priority, ReadSelection } from '../core/types.ts';
+import type { InboxStore } from '../core/ports.ts';
+import type { InboxItem, InboxPage, JsonValue, Priority, ReadSelection } from '../core/types.ts';
 import type { Sql, SqlClient } from './sql.ts';
 
 interface InboxRow {
@@ -32,60 +32,8 @@ function toItem(r: InboxRow): InboxItem {
   };
 }
 
-function itemOf(job: DeliveryJob, seq: number, readAt: Date | null): InboxItem {
-  const n = job.notification;
-  return {
-    id: n.id,
-    seq,
-    category: n.category,
-    priority: n.priority,
-    title: n.title,
-    body: n.body,
-    data: n.data,
-    createdAt: n.createdAt,
-    readAt,
-  };
-}
-
 export class SqlInboxStore implements InboxStore {
   constructor(private readonly sql: Sql) {}
-
-  async appendInbox(jobs: readonly DeliveryJob[]): Promise<InboxEntry[]> {
-    if (!jobs.length) return [];
-    return this.sql.transaction(async (tx) => {
-      // Lock the users' counter rows first (in a stable order): an append of the same delivery running
-      // concurrently waits here, then finds the other's entry below instead of inserting a second one.
-      await tx.query(
-        `INSERT INTO inbox_counters (user_id, last_seq) SELECT unnest($1::text[]), 0
-         ON CONFLICT (user_id) DO UPDATE SET last_seq = inbox_counters.last_seq`,
-        [[...new Set(jobs.map((j) => j.userId))].sort()],
-      );
-      const existing = await tx.query<{ delivery_id: string; seq: number; read_at: Date | null }>(
-        'SELECT delivery_id, seq, read_at FROM inbox WHERE delivery_id = ANY($1::uuid[])',
-        [jobs.map((j) => j.deliveryId)],
-      );
-      const known = new Map(existing.map((r) => [r.delivery_id, r]));
-      const fresh = jobs.filter((j) => !known.has(j.deliveryId));
-      const seqOf = await assignSeqs(tx, fresh);
-      if (fresh.length) {
-        await tx.query(
-          `INSERT INTO inbox (user_id, seq, notification_id, delivery_id)
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::uuid[])`,
-          [
-            fresh.map((j) => j.userId),
-            fresh.map((j) => seqOf.get(j.deliveryId)),
-            fresh.map((j) => j.notification.id),
-            fresh.map((j) => j.deliveryId),
-          ],
-        );
-      }
-      return jobs.map((j) => {
-        const prior = known.get(j.deliveryId);
-        const seq = prior ? prior.seq : (seqOf.get(j.deliveryId) as number);
-        return { deliveryId: j.deliveryId, userId: j.userId, item: itemOf(j, seq, prior?.read_at ?? null) };
-      });
-    });
-  }
 
   async listInbox(
     userId: string,
@@ -187,37 +135,9 @@ export class SqlInboxStore implements InboxStore {
 }
 
 /**
- * Locks deliveries (in id order) before an ack or a read looks at their state. A delivery whose
- * outcome is being recorded is still `processing` until that commits, and its entry may already
- * be on the client's screen: waiting here means this transaction either sees `sent` (and moves it
- * on) or has committed its inbox change before the outcome's transaction reads the inbox (which
- * then moves it on; see SqlDeliveryStore.finishAttempts).
+ * Locks deliveries in id order before an ack or a read changes their state, so that concurrent acks
+ * and reads of the same deliveries (several tabs, the HTTP endpoint) take those locks in one order.
  */
 async function lockDeliveries(tx: SqlClient, ids: readonly string[]): Promise<void> {
   await tx.query('SELECT id FROM deliveries WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE', [ids]);
-}
-
-/** Takes the next seqs of each user (in a stable user order, so concurrent batches cannot deadlock). */
-async function assignSeqs(tx: SqlClient, jobs: readonly DeliveryJob[]): Promise<Map<string, number>> {
-  const perUser = new Map<string, DeliveryJob[]>();
-  for (const j of jobs) {
-    const list = perUser.get(j.userId);
-    if (list) list.push(j);
-    else perUser.set(j.userId, [j]);
-  }
-  const users = [...perUser.keys()].sort();
-  const seqOf = new Map<string, number>();
-  if (!users.length) return seqOf;
-  const rows = await tx.query<{ user_id: string; last_seq: number }>(
-    `INSERT INTO inbox_counters (user_id, last_seq) SELECT * FROM unnest($1::text[], $2::bigint[])
-     ON CONFLICT (user_id) DO UPDATE SET last_seq = inbox_counters.last_seq + EXCLUDED.last_seq
-     RETURNING user_id, last_seq`,
-    [users, users.map((u) => perUser.get(u)?.length ?? 0)],
-  );
-  for (const r of rows) {
-    const list = perUser.get(r.user_id) ?? [];
-    let seq = r.last_seq - list.length;
-    for (const j of list) seqOf.set(j.deliveryId, ++seq);
-  }
-  return seqOf;
 }

@@ -2,12 +2,11 @@
  * The Store port on SQL: one implementation for both adapters (PGlite embedded, PostgreSQL
  * server), which differ only in their driver. Each concern lives in its own file.
  */
-import type { InboxEntry, Store } from '../core/ports.ts';
+import type { StartedWork, Store, TakeFrom } from '../core/ports.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
   DeadLetter,
-  DeliveryJob,
   InboxItem,
   InboxPage,
   Lane,
@@ -54,8 +53,8 @@ export class SqlStore implements Store {
   purgeIdempotencyKeys(olderThan: Date): Promise<number> {
     return this.notifications.purgeIdempotencyKeys(olderThan);
   }
-  startAttempts(ids: readonly string[], leaseMs: number): Promise<DeliveryJob[]> {
-    return this.deliveries.startAttempts(ids, leaseMs);
+  startAttempts(from: TakeFrom, leaseMs: number): Promise<StartedWork> {
+    return this.deliveries.startAttempts(from, leaseMs);
   }
   finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]> {
     return this.deliveries.finishAttempts(outcomes);
@@ -80,9 +79,6 @@ export class SqlStore implements Store {
   }
   getUser(id: string): Promise<UserProfile | null> {
     return this.users.getUser(id);
-  }
-  appendInbox(jobs: readonly DeliveryJob[]): Promise<InboxEntry[]> {
-    return this.inbox.appendInbox(jobs);
   }
   listInbox(userId: string, options: { limit: number; before?: number | null; unread?: boolean }): Promise<InboxPage> {
     return this.inbox.listInbox(userId, options);
