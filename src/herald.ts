@@ -19,6 +19,9 @@ import { resolveSecrets, type Secrets } from './secrets.ts';
 import type { SqlStore } from './store/store-sql.ts';
 import { type Adapters, wireAdapters } from './wiring.ts';
 
+/** Recipients up to which an in-app notification is delivered as it is accepted (Ingest `inAppUpTo`). */
+const INLINE_IN_APP_RECIPIENTS = 100;
+
 export const ROLES = ['api', 'gateway', 'worker', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -56,6 +59,9 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   const ingest = new Ingest(store, bus, events, logger, {
     maxPending: config.ingestMaxPending,
     parallel: Math.max(1, Math.min(8, store.parallelism)),
+    // Small in-app notifications are delivered in the accepting transaction where this process
+    // delivers (and pushes to its sockets); elsewhere they wait for a worker like everything else.
+    inAppUpTo: roles.has('worker') ? INLINE_IN_APP_RECIPIENTS : 0,
   });
   const worker = roles.has('worker')
     ? new DeliveryWorker(

@@ -5,8 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { uuidv7 } from '../src/core/ids.ts';
-import type { InboxDelivery } from '../src/core/ports.ts';
-import type { DeliveryJob, DeliveryView, NewNotification, UserProfile } from '../src/core/types.ts';
+import type { DeliveryJob, DeliveryView, InboxDelivery, NewNotification, UserProfile } from '../src/core/types.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { forEachStore } from './support/databases.ts';
 
@@ -117,6 +116,54 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 forEachStore('Store contract', ({ store }) => {
   // ─── accept ────────────────────────────────────────────────────────────────────────────────
+
+  it('accept with inAppUpTo delivers small in-app notifications in the accepting transaction', async () => {
+    const small = request({ to: ['ann', 'bob'], channels: ['in_app', 'webhook'] });
+    const big = request({ to: ['ann', 'bob', 'cid'], channels: ['in_app'] });
+    const later = request({ to: ['ann'], sendAt: new Date(Date.now() + HOUR) });
+    const prior = request({ to: ['ann'] });
+    await store().accept([prior]);
+    const out = await store().accept([small, big, later], { inAppUpTo: 2 });
+
+    // small: its in-app deliveries come back delivered (ann's second seq: `prior` was never taken, so 1),
+    // its webhook deliveries are left to announce.
+    const [s, b, l] = out;
+    if (s?.kind !== 'accepted' || b?.kind !== 'accepted' || l?.kind !== 'accepted') throw new Error('not accepted');
+    expect(seqsOf(s.delivered)).toEqual([
+      ['ann', 1],
+      ['bob', 1],
+    ]);
+    expect(s.delivered.every((d) => d.item.id === small.id && d.lane === 'normal' && d.attempt === 1)).toBe(true);
+    expect(s.jobs).toHaveLength(2);
+    const states = (await view(store(), small.id)).deliveries.map((d) => [d.userId, d.channel, d.status]).sort();
+    expect(states).toEqual([
+      ['ann', 'in_app', 'sent'],
+      ['ann', 'webhook', 'pending'],
+      ['bob', 'in_app', 'sent'],
+      ['bob', 'webhook', 'pending'],
+    ]);
+    expect(s.jobs.map((j) => j.id).sort()).toEqual(
+      (await view(store(), small.id)).deliveries
+        .filter((d) => d.channel === 'webhook')
+        .map((d) => d.id)
+        .sort(),
+    );
+    // More recipients than inAppUpTo, or scheduled: nothing delivered, everything pending for a worker.
+    expect(b.delivered).toEqual([]);
+    expect(b.jobs).toHaveLength(3);
+    expect(l.delivered).toEqual([]);
+    expect((await view(store(), big.id)).stateCounts).toEqual({ pending: 3 });
+    expect((await view(store(), later.id)).stateCounts).toEqual({ pending: 1 });
+    // The inbox has exactly the delivered entries, and a later take does not deliver them again.
+    expect((await store().listInbox('ann', { limit: 10 })).items.map((i) => [i.id, i.seq])).toEqual([[small.id, 1]]);
+    const again = await store().startAttempts({ ids: s.delivered.map((d) => d.deliveryId) }, LEASE);
+    expect(again).toEqual(NOTHING);
+    // Without the option nothing is delivered at accept.
+    const plain = request({ to: ['dan'] });
+    const [p] = await store().accept([plain]);
+    expect(p?.kind === 'accepted' && p.delivered).toEqual([]);
+    expect((await view(store(), plain.id)).stateCounts).toEqual({ pending: 1 });
+  });
 
   it('accept creates one pending delivery per recipient × channel', async () => {
     const n = request({

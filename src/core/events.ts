@@ -1,7 +1,6 @@
 /** Typed events emitted by the core; metrics, logs and the real-time gateway subscribe to them. */
 import { EventEmitter } from 'node:events';
-import type { InboxEntry } from './ports.ts';
-import type { Channel, Lane } from './types.ts';
+import type { Channel, InboxDelivery, InboxEntry, Lane } from './types.ts';
 
 export interface DeliveryEvent {
   deliveryId: string;
@@ -29,4 +28,22 @@ export interface HeraldEvents {
   'worker:error': [{ lane: Lane; error: unknown }];
 }
 
-export class HeraldEmitter extends EventEmitter<HeraldEvents> {}
+export class HeraldEmitter extends EventEmitter<HeraldEvents> {
+  /** In-app deliveries just committed: their entries to the gateway, and one `delivery:sent` each. */
+  inboxDelivered(delivered: readonly InboxDelivery[]): void {
+    if (!delivered.length) return;
+    this.emit('inbox:entries', delivered);
+    const now = Date.now();
+    for (const d of delivered) {
+      this.emit('delivery:sent', {
+        deliveryId: d.deliveryId,
+        notificationId: d.item.id,
+        userId: d.userId,
+        lane: d.lane,
+        channel: 'in_app',
+        attempt: d.attempt,
+        latencyMs: now - d.item.createdAt.getTime(),
+      });
+    }
+  }
+}

@@ -13,7 +13,7 @@ import { HeraldError } from './errors.ts';
 import type { HeraldEmitter } from './events.ts';
 import { GroupCommit, OverloadedError } from './group-commit.ts';
 import { uuidv7 } from './ids.ts';
-import type { Bus, NotificationStore } from './ports.ts';
+import type { AcceptOptions, Bus, NotificationStore } from './ports.ts';
 import type { AcceptOutcome, NewNotification, NotificationRequest } from './types.ts';
 
 export interface IngestOptions {
@@ -27,6 +27,12 @@ export interface IngestOptions {
   maxDeliveries?: number;
   /** While a commit runs, another starts only once this many requests wait (or after 2 ms); default 32. */
   overlapMinBatch?: number;
+  /**
+   * In-app deliveries of notifications due now with at most this many recipients are delivered in
+   * the accepting transaction (NotificationStore.accept's `inAppUpTo`); default 0. Only a process
+   * that also delivers (the worker role) should: the entries reach sockets through its events.
+   */
+  inAppUpTo?: number;
 }
 
 export interface IngestLog {
@@ -35,6 +41,7 @@ export interface IngestLog {
 
 export class Ingest {
   private readonly commits: GroupCommit<NewNotification, AcceptOutcome>;
+  private readonly acceptOptions: AcceptOptions;
 
   constructor(
     private readonly store: NotificationStore,
@@ -43,6 +50,7 @@ export class Ingest {
     private readonly log: IngestLog,
     options: IngestOptions,
   ) {
+    this.acceptOptions = { inAppUpTo: options.inAppUpTo ?? 0 };
     this.commits = new GroupCommit((batch) => this.commit(batch), {
       maxBatch: options.maxBatch ?? 500,
       maxPending: options.maxPending,
@@ -94,18 +102,22 @@ export class Ingest {
   }
 
   private async commit(batch: NewNotification[]): Promise<AcceptOutcome[]> {
-    const out = await this.store.accept(batch);
-    const jobs = out.flatMap((o) => (o.kind === 'accepted' ? o.jobs : []));
+    const out = await this.store.accept(batch, this.acceptOptions);
+    const accepted = out.flatMap((o) => (o.kind === 'accepted' ? [o] : []));
+    for (const o of accepted) {
+      const lane = o.jobs[0]?.lane ?? o.delivered[0]?.lane ?? 'normal';
+      this.events.emit('notification:accepted', {
+        id: o.answer.id,
+        lane,
+        deliveries: o.jobs.length + o.delivered.length,
+      });
+    }
+    this.events.inboxDelivered(accepted.flatMap((o) => o.delivered));
+    const jobs = accepted.flatMap((o) => o.jobs);
     if (jobs.length) {
       await this.bus.publish(jobs).catch((error: unknown) => {
         this.log.warn({ err: error, jobs: jobs.length }, 'bus publish failed; the reconciler will announce these');
       });
-    }
-    for (const o of out) {
-      if (o.kind === 'accepted') {
-        const lane = o.jobs[0]?.lane ?? 'normal';
-        this.events.emit('notification:accepted', { id: o.answer.id, lane, deliveries: o.jobs.length });
-      }
     }
     return out;
   }

@@ -9,6 +9,7 @@ import type {
   Channel,
   DeadLetter,
   DeliveryJob,
+  InboxDelivery,
   InboxItem,
   InboxPage,
   JsonValue,
@@ -19,6 +20,15 @@ import type {
   UserProfile,
 } from './types.ts';
 
+export interface AcceptOptions {
+  /**
+   * In the accepting transaction, also complete the in-app deliveries of every notification that is
+   * due now and has at most this many recipients, exactly as DeliveryStore.startAttempts would (inbox
+   * entry, seq, `sent`). Default 0: none; every delivery is left pending for the workers.
+   */
+  inAppUpTo?: number;
+}
+
 /**
  * Notifications and their deliveries: the source of truth.
  *
@@ -28,7 +38,7 @@ import type {
  * processes.
  */
 export interface NotificationStore {
-  accept(batch: readonly NewNotification[]): Promise<AcceptOutcome[]>;
+  accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]>;
   getNotification(id: string, options?: { cursor?: string | null; limit?: number }): Promise<NotificationView | null>;
   /** Cancels only while every delivery is still pending; atomically with respect to workers. */
   cancel(id: string): Promise<'cancelled' | 'not_found' | 'not_cancellable'>;
@@ -72,21 +82,8 @@ export interface UserStore {
   getUser(id: string): Promise<UserProfile | null>;
 }
 
-/** Inbox entry written by the in_app channel; `seq` grows per user in commit order. */
-export interface InboxEntry {
-  deliveryId: string;
-  userId: string;
-  item: InboxItem;
-}
-
 /** Where a worker takes its next work from: ids a bus handed out, or a lane of the store's own queue. */
 export type TakeFrom = { readonly ids: readonly string[] } | { readonly lane: Lane; readonly max: number };
-
-/** An in-app delivery the store completed while starting it (see DeliveryStore.startAttempts). */
-export interface InboxDelivery extends InboxEntry {
-  lane: Lane;
-  attempt: number;
-}
 
 export interface StartedWork {
   /** Leased deliveries to send through their channel's provider. */

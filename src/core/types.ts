@@ -91,9 +91,25 @@ export interface BusJob {
   runAt: Date;
 }
 
+/** Inbox entry written by the in_app channel; `seq` grows per user in commit order. */
+export interface InboxEntry {
+  deliveryId: string;
+  userId: string;
+  item: InboxItem;
+}
+
+/** An in-app delivery the store completed (its inbox entry committed, the delivery `sent`). */
+export interface InboxDelivery extends InboxEntry {
+  lane: Lane;
+  attempt: number;
+}
+
 export type AcceptOutcome =
-  /** Committed, with the deliveries it created (to announce on the bus). */
-  | { kind: 'accepted'; answer: AcceptedAnswer; jobs: BusJob[] }
+  /**
+   * Committed, with the deliveries it created that are still to do (to announce on the bus) and the
+   * in-app ones completed in the same transaction (see NotificationStore.accept).
+   */
+  | { kind: 'accepted'; answer: AcceptedAnswer; jobs: BusJob[]; delivered: InboxDelivery[] }
   /** Same idempotency key, same body: the first answer again. */
   | { kind: 'replayed'; answer: AcceptedAnswer }
   /** Same idempotency key, another body. */

@@ -21,7 +21,7 @@
  */
 import type { DeliveryEvent, HeraldEmitter } from './events.ts';
 import { GroupCommit } from './group-commit.ts';
-import type { Bus, ChannelProvider, DeliveryStore, InboxDelivery, SendResult } from './ports.ts';
+import type { Bus, ChannelProvider, DeliveryStore, SendResult } from './ports.ts';
 import { afterFailure, type RetryPolicy } from './retry-policy.ts';
 import { type AttemptOutcome, type Channel, type DeliveryJob, LANES, type Lane } from './types.ts';
 
@@ -140,7 +140,7 @@ export class DeliveryWorker {
           continue;
         }
         this.inAppMostly.set(lane, inbox.length >= jobs.length);
-        if (inbox.length) this.delivered(inbox);
+        this.events.inboxDelivered(inbox);
         if (jobs.length) {
           for (const job of jobs) this.waitingFor(lane).push({ job, leasedAt });
           this.startWaiting(lane);
@@ -150,23 +150,6 @@ export class DeliveryWorker {
         this.log.error({ err: error, lane }, 'claim failed; retrying after the poll interval');
         await Promise.race([sleep(this.options.pollMs), this.stopped]);
       }
-    }
-  }
-
-  /** In-app deliveries the store completed: to the gateway, and to whoever counts deliveries. */
-  private delivered(inbox: InboxDelivery[]): void {
-    this.events.emit('inbox:entries', inbox);
-    const now = Date.now();
-    for (const d of inbox) {
-      this.events.emit('delivery:sent', {
-        deliveryId: d.deliveryId,
-        notificationId: d.item.id,
-        userId: d.userId,
-        lane: d.lane,
-        channel: 'in_app',
-        attempt: d.attempt,
-        latencyMs: now - d.item.createdAt.getTime(),
-      });
     }
   }
 

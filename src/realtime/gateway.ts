@@ -14,8 +14,9 @@ import type { Auth } from '../api/auth.ts';
 import { HeraldError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import { GroupCommit } from '../core/group-commit.ts';
-import type { InboxEntry, InboxStore, Presence } from '../core/ports.ts';
+import type { InboxStore, Presence } from '../core/ports.ts';
 import { CLOSE, notificationFrame, RealtimeSession } from '../core/realtime-session.ts';
+import type { InboxEntry } from '../core/types.ts';
 
 export interface GatewayOptions {
   /** HERALD_WS_MAX_BUFFER_BYTES: queued bytes beyond which a socket is a slow consumer. */

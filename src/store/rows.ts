@@ -1,6 +1,14 @@
 /** Row shapes of the SQL store and their mapping to domain types. */
-import type { InboxDelivery } from '../core/ports.ts';
-import type { Channel, DeliveryJob, DeliveryState, JsonValue, Lane, Priority, UserProfile } from '../core/types.ts';
+import type {
+  Channel,
+  DeliveryJob,
+  DeliveryState,
+  InboxDelivery,
+  JsonValue,
+  Lane,
+  Priority,
+  UserProfile,
+} from '../core/types.ts';
 
 export interface UserRow {
   id: string;

@@ -4,7 +4,7 @@
  */
 
 import { UUID_RE, uuidv7 } from '../core/ids.ts';
-import type { NotificationStore } from '../core/ports.ts';
+import type { AcceptOptions, NotificationStore } from '../core/ports.ts';
 import type {
   AcceptedAnswer,
   AcceptOutcome,
@@ -16,6 +16,7 @@ import type {
 } from '../core/types.ts';
 import { type DeliveryRow, decodeCursor, encodeCursor } from './rows.ts';
 import type { Sql, SqlClient } from './sql.ts';
+import { takeDeliveries } from './sql-deliveries.ts';
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600_000;
 
@@ -42,7 +43,7 @@ function answerOf(n: NewNotification): AcceptedAnswer {
 export class SqlNotificationStore implements NotificationStore {
   constructor(private readonly sql: Sql) {}
 
-  async accept(batch: readonly NewNotification[]): Promise<AcceptOutcome[]> {
+  async accept(batch: readonly NewNotification[], options: AcceptOptions = {}): Promise<AcceptOutcome[]> {
     const out: AcceptOutcome[] = new Array(batch.length);
     // A key used twice in one batch: the first request owns it, the others are its retries.
     const owner = new Map<string, number>();
@@ -61,22 +62,33 @@ export class SqlNotificationStore implements NotificationStore {
       candidates.push(i);
     });
 
+    const upTo = options.inAppUpTo ?? 0;
+    const inline = (n: NewNotification) => n.to.length <= upTo && n.sendAt === null && n.channels.includes('in_app');
     const insert = async (q: SqlClient, fresh: number[]) => {
       if (!fresh.length) return;
-      const jobs = await insertNotifications(
-        q,
-        fresh.map((i) => batch[i] as NewNotification),
-      );
+      const ns = fresh.map((i) => batch[i] as NewNotification);
+      const created = await insertNotifications(q, ns);
+      // Small in-app notifications are delivered here and now: the same take a worker would do, in the
+      // accepting transaction, so the entry commits with the notification (one commit, not two).
+      const due = ns.flatMap((n, k) => (inline(n) ? (created[k]?.inApp ?? []) : []));
+      const { inbox } = await takeDeliveries(q, { ids: due }, 0);
+      const done = new Map(inbox.map((d) => [d.deliveryId, d]));
       for (const [k, i] of fresh.entries()) {
-        const n = batch[i] as NewNotification;
-        out[i] = { kind: 'accepted', answer: answerOf(n), jobs: jobs[k] ?? [] };
+        const all = created[k]?.jobs ?? [];
+        out[i] = {
+          kind: 'accepted',
+          answer: answerOf(batch[i] as NewNotification),
+          jobs: done.size ? all.filter((j) => !done.has(j.id)) : all,
+          delivered: done.size ? all.flatMap((j) => done.get(j.id) ?? []) : [],
+        };
       }
     };
-    if (candidates.some((i) => batch[i]?.idempotencyKey !== null)) {
+    if (candidates.some((i) => batch[i]?.idempotencyKey !== null || inline(batch[i] as NewNotification))) {
       // Keys are claimed and the rows inserted in one transaction: a lost race inserts nothing.
       await this.sql.transaction(async (tx) => insert(tx, await this.claimKeys(tx, batch, candidates, out)));
     } else {
-      // Without keys the insert is one statement, atomic by itself: no BEGIN/COMMIT round trips.
+      // Without keys or in-app deliveries to complete, the insert is one statement, atomic by itself:
+      // no BEGIN/COMMIT round trips.
       await insert(this.sql, candidates);
     }
 
@@ -267,10 +279,14 @@ export class SqlNotificationStore implements NotificationStore {
  * deliveries as bus jobs. The rows travel as one JSON document per table: JSON.stringify is much
  * cheaper than encoding a dozen array parameters, and the server parses each document once.
  */
-async function insertNotifications(q: SqlClient, ns: NewNotification[]): Promise<BusJob[][]> {
+/** Inserts notifications and their deliveries; returns each one's deliveries, and which are in-app. */
+async function insertNotifications(
+  q: SqlClient,
+  ns: NewNotification[],
+): Promise<{ jobs: BusJob[]; inApp: string[] }[]> {
   const notifications: object[] = [];
   const deliveries: object[] = [];
-  const jobs: BusJob[][] = [];
+  const out: { jobs: BusJob[]; inApp: string[] }[] = [];
   for (const n of ns) {
     notifications.push({
       id: n.id,
@@ -286,12 +302,13 @@ async function insertNotifications(q: SqlClient, ns: NewNotification[]): Promise
       created_at: n.createdAt,
     });
     const runAt = n.sendAt ?? n.createdAt;
-    const mine: BusJob[] = [];
-    jobs.push(mine);
+    const mine: { jobs: BusJob[]; inApp: string[] } = { jobs: [], inApp: [] };
+    out.push(mine);
     for (const user of n.to) {
       for (const channel of n.channels) {
         const id = uuidv7();
-        mine.push({ id, lane: n.priority, runAt });
+        mine.jobs.push({ id, lane: n.priority, runAt });
+        if (channel === 'in_app') mine.inApp.push(id);
         deliveries.push({
           id,
           notification_id: n.id,
@@ -314,5 +331,5 @@ async function insertNotifications(q: SqlClient, ns: NewNotification[]): Promise
        next_attempt_at timestamptz)`,
     [JSON.stringify(notifications), JSON.stringify(deliveries)],
   );
-  return jobs;
+  return out;
 }

@@ -2,7 +2,7 @@
  * The Store port on SQL: one implementation for both adapters (PGlite embedded, PostgreSQL
  * server), which differ only in their driver. Each concern lives in its own file.
  */
-import type { StartedWork, Store, TakeFrom } from '../core/ports.ts';
+import type { AcceptOptions, StartedWork, Store, TakeFrom } from '../core/ports.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
@@ -41,8 +41,8 @@ export class SqlStore implements Store {
     this.inbox = new SqlInboxStore(sql);
   }
 
-  accept(batch: readonly NewNotification[]): Promise<AcceptOutcome[]> {
-    return this.notifications.accept(batch);
+  accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
+    return this.notifications.accept(batch, options);
   }
   getNotification(id: string, options?: { cursor?: string | null; limit?: number }): Promise<NotificationView | null> {
     return this.notifications.getNotification(id, options);

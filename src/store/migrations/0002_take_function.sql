@@ -12,7 +12,14 @@ RETURNS TABLE (
   seq bigint, category text, priority text, title text, body text, data jsonb, group_key text,
   created_at timestamptz, u_id text, email text, phone text, timezone text, locale text, webhook_url text
 )
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Every row is found by key (primary key, or deliveries_due for a lane). The function's plans are
+-- cached, and a cached plan made while a table was small (a hash join over a sequential scan of
+-- notifications) would otherwise stay as the table grows: each take then reads the whole table.
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
 #variable_conflict use_column
 DECLARE
   taken uuid[];
