@@ -11,8 +11,8 @@
  * of a lane can have happened without being recorded — the only ones that may be repeated (with
  * the same delivery id).
  *
- * While a lane's work is mostly in-app, a claim takes a whole batch (`claimBatch`): one statement
- * delivers it. Otherwise a claim takes one delivery per free slot. Sends beyond the free slots
+ * While a lane's work is mostly in-app, a claim takes a whole batch: one statement delivers it. The
+ * batch adapts so that a take holds the store about `takeBudgetMs` at most (up to `claimBatch`). Otherwise a claim takes one delivery per free slot. Sends beyond the free slots
  * wait in the worker; one whose lease has less than `sendBudgetMs` left is not started (its lease
  * lapses and it is reclaimed), so waiting can delay a delivery but never make it go out twice.
  *
@@ -34,6 +34,13 @@ export interface WorkerOptions {
   retry: RetryPolicy;
   /** Most deliveries claimed at once per lane; default 256. */
   claimBatch?: number;
+  /**
+   * How long one take may hold the store, roughly; default 10 ms on a single-connection store, 25 ms
+   * otherwise. A lane's batch halves when a take runs longer and doubles back (up to `claimBatch`)
+   * when full takes run well under it: on the embedded store every other statement — a critical
+   * lane's take, an accepting commit — waits for the running one.
+   */
+  takeBudgetMs?: number;
   /** Lease time a single send needs (the longest provider timeout); default half the lease. */
   sendBudgetMs?: number;
 }
@@ -67,6 +74,7 @@ export class DeliveryWorker {
    * Starts false: a lane's first claim takes one delivery per slot until it has seen in-app work.
    */
   private readonly inAppMostly = new Map<Lane, boolean>(LANES.map((l) => [l, false]));
+  private readonly takeBudgetMs: number;
   private readonly slotWaiters = new Map<Lane, (() => void) | null>(LANES.map((l) => [l, null]));
   private readonly loops: Promise<void>[] = [];
   private readonly outcomes: GroupCommit<AttemptOutcome, boolean>;
@@ -87,6 +95,7 @@ export class DeliveryWorker {
     storeParallelism = 1,
   ) {
     const total = LANES.reduce((s, l) => s + options.laneConcurrency[l], 0);
+    this.takeBudgetMs = options.takeBudgetMs ?? (storeParallelism > 1 ? 25 : 10);
     this.outcomes = new GroupCommit((batch) => this.store.finishAttempts(batch), {
       maxBatch: 500,
       maxPending: total * 2,
@@ -114,7 +123,9 @@ export class DeliveryWorker {
 
   private async runLane(lane: Lane): Promise<void> {
     const limit = this.options.laneConcurrency[lane];
-    const batch = this.options.claimBatch ?? 256;
+    const maxBatch = this.options.claimBatch ?? 256;
+    const minBatch = Math.min(16, maxBatch);
+    let batch = maxBatch;
     while (!this.stopping) {
       const free = limit - (this.inflight.get(lane) ?? 0);
       if (free <= 0 || this.waitingFor(lane).length > 0) {
@@ -122,9 +133,10 @@ export class DeliveryWorker {
         continue;
       }
       try {
-        const from = await this.bus.claim(lane, this.inAppMostly.get(lane) ? batch : Math.min(free, batch));
+        const from = await this.bus.claim(lane, this.inAppMostly.get(lane) ? batch : Math.min(free, maxBatch));
         // Before the lease is taken, so the worker never overestimates the lease time left.
         const leasedAt = Date.now();
+        const started = performance.now();
         const { jobs, inbox } =
           'ids' in from && !from.ids.length
             ? { jobs: [], inbox: [] }
@@ -140,6 +152,10 @@ export class DeliveryWorker {
           continue;
         }
         this.inAppMostly.set(lane, inbox.length >= jobs.length);
+        const took = performance.now() - started;
+        const n = jobs.length + inbox.length;
+        if (took > this.takeBudgetMs && n > minBatch) batch = Math.max(minBatch, Math.floor(n / 2));
+        else if (took < this.takeBudgetMs / 2 && n >= batch) batch = Math.min(maxBatch, batch * 2);
         this.events.inboxDelivered(inbox);
         if (jobs.length) {
           for (const job of jobs) this.waitingFor(lane).push({ job, leasedAt });
