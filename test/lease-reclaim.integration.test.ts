@@ -96,9 +96,11 @@ describe.each(['pglite', 'postgres'] as const)('lease expiry and reclaim (%s)', 
     const webhook = ids.get('webhook') as string;
     const reclaimedBefore = reclaimed;
 
-    // A worker takes both (a 1 ms lease), then dies before calling the webhook or recording anything.
+    // A worker takes both, then dies before calling the webhook or recording anything. (Its lease is
+    // half the configured one: long enough that no reclaim tick returns it before the checks below,
+    // even on a loaded machine, and shorter than a live worker's.)
     // The in-app delivery was completed by the take itself: in the inbox and sent, with no lease.
-    const held = await store().startAttempts({ ids: [inApp, webhook] }, 1);
+    const held = await store().startAttempts({ ids: [inApp, webhook] }, LEASE_MS / 2);
     expect(held.jobs.map((j) => j.deliveryId)).toEqual([webhook]);
     expect(held.inbox.map((e) => e.deliveryId)).toEqual([inApp]);
     const entry = held.inbox[0];

@@ -8,31 +8,25 @@ import { UUID_RE } from '../core/ids.ts';
 import type { DeliveryStore, StartedWork, TakeFrom } from '../core/ports.ts';
 import type { AttemptOutcome, DeadLetter, Lane } from '../core/types.ts';
 import { decodeCursor, encodeCursor, type StartedRow, toInboxDelivery, toJob } from './rows.ts';
-import type { Sql, SqlClient } from './sql.ts';
-
-/**
- * DeliveryStore.startAttempts on `q` (the store, or a transaction already open): one call of
- * migrations/0002_take_function.sql, a function so that its plan is prepared once per connection.
- */
-export async function takeDeliveries(q: SqlClient, from: TakeFrom, leaseMs: number): Promise<StartedWork> {
-  if ('ids' in from && !from.ids.length) return { jobs: [], inbox: [] };
-  const rows = await q.query<StartedRow>(
-    'SELECT * FROM herald_take($1, $2::uuid[], $3, $4)',
-    'ids' in from ? [leaseMs, from.ids, null, null] : [leaseMs, null, from.lane, from.max],
-  );
-  const out: StartedWork = { jobs: [], inbox: [] };
-  for (const r of rows) {
-    if (r.seq === null) out.jobs.push(toJob(r));
-    else out.inbox.push(toInboxDelivery(r, Number(r.seq)));
-  }
-  return out;
-}
+import type { Sql } from './sql.ts';
 
 export class SqlDeliveryStore implements DeliveryStore {
   constructor(private readonly sql: Sql) {}
 
-  startAttempts(from: TakeFrom, leaseMs: number): Promise<StartedWork> {
-    return takeDeliveries(this.sql, from, leaseMs);
+  async startAttempts(from: TakeFrom, leaseMs: number): Promise<StartedWork> {
+    if ('ids' in from && !from.ids.length) return { jobs: [], inbox: [] };
+    // One call of migrations/0002_take_function.sql: a function, so that its plan is prepared once per
+    // connection.
+    const rows = await this.sql.query<StartedRow>(
+      'SELECT * FROM herald_take($1, $2::uuid[], $3, $4)',
+      'ids' in from ? [leaseMs, from.ids, null, null] : [leaseMs, null, from.lane, from.max],
+    );
+    const out: StartedWork = { jobs: [], inbox: [] };
+    for (const r of rows) {
+      if (r.seq === null) out.jobs.push(toJob(r));
+      else out.inbox.push(toInboxDelivery(r, Number(r.seq)));
+    }
+    return out;
   }
 
   async finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]> {

@@ -102,27 +102,24 @@ export class SqlInboxStore implements InboxStore {
 
   async markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void> {
     if (!acks.length) return;
-    await this.sql.transaction(async (tx) => {
-      const marked = await tx.query<{ delivery_id: string }>(
-        `UPDATE inbox SET delivered_at = now()
+    // One statement (it commits by itself): the entries, then their deliveries locked in id order
+    // (see lockDeliveries), moved on and written to the timeline.
+    await this.sql.query(
+      `WITH marked AS (
+         UPDATE inbox SET delivered_at = now()
          FROM unnest($1::text[], $2::bigint[]) AS a(user_id, seq)
          WHERE inbox.user_id = a.user_id AND inbox.seq = a.seq AND inbox.delivered_at IS NULL
-         RETURNING inbox.delivery_id`,
-        [acks.map((a) => a.userId), acks.map((a) => a.seq)],
-      );
-      if (!marked.length) return;
-      const ids = marked.map((m) => m.delivery_id);
-      await lockDeliveries(tx, ids);
-      await tx.query(
-        `WITH d AS (
-           UPDATE deliveries SET state = 'delivered', updated_at = now()
-           WHERE id = ANY($1::uuid[]) AND state = 'sent'
-           RETURNING id, notification_id, user_id, channel)
-         INSERT INTO timeline (notification_id, delivery_id, event, detail)
-         SELECT notification_id, id, 'delivered', jsonb_build_object('userId', user_id, 'channel', channel) FROM d`,
-        [ids],
-      );
-    });
+         RETURNING inbox.delivery_id),
+       locked AS (
+         SELECT id FROM deliveries WHERE id = ANY(ARRAY(SELECT delivery_id FROM marked)) ORDER BY id FOR UPDATE),
+       d AS (
+         UPDATE deliveries SET state = 'delivered', updated_at = now()
+         WHERE id = ANY(ARRAY(SELECT id FROM locked)) AND state = 'sent'
+         RETURNING id, notification_id, user_id, channel)
+       INSERT INTO timeline (notification_id, delivery_id, event, detail)
+       SELECT notification_id, id, 'delivered', jsonb_build_object('userId', user_id, 'channel', channel) FROM d`,
+      [acks.map((a) => a.userId), acks.map((a) => a.seq)],
+    );
   }
 
   private async unreadCount(q: SqlClient, userId: string): Promise<number> {

@@ -10,13 +10,13 @@ import type {
   AcceptOutcome,
   BusJob,
   DeliveryState,
+  InboxDelivery,
   NewNotification,
   NotificationView,
   TimelineEvent,
 } from '../core/types.ts';
-import { type DeliveryRow, decodeCursor, encodeCursor } from './rows.ts';
+import { type DeliveryRow, decodeCursor, encodeCursor, type StartedRow, toInboxDelivery } from './rows.ts';
 import type { Sql, SqlClient } from './sql.ts';
-import { takeDeliveries } from './sql-deliveries.ts';
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600_000;
 
@@ -63,32 +63,26 @@ export class SqlNotificationStore implements NotificationStore {
     });
 
     const upTo = options.inAppUpTo ?? 0;
+    // Small in-app notifications are delivered here and now: the take a worker would do, in the same
+    // statement as the insert, so the entry commits with the notification (one commit, not two).
     const inline = (n: NewNotification) => n.to.length <= upTo && n.sendAt === null && n.channels.includes('in_app');
     const insert = async (q: SqlClient, fresh: number[]) => {
       if (!fresh.length) return;
-      const ns = fresh.map((i) => batch[i] as NewNotification);
-      const created = await insertNotifications(q, ns);
-      // Small in-app notifications are delivered here and now: the same take a worker would do, in the
-      // accepting transaction, so the entry commits with the notification (one commit, not two).
-      const due = ns.flatMap((n, k) => (inline(n) ? (created[k]?.inApp ?? []) : []));
-      const { inbox } = await takeDeliveries(q, { ids: due }, 0);
-      const done = new Map(inbox.map((d) => [d.deliveryId, d]));
+      const created = await insertNotifications(
+        q,
+        fresh.map((i) => batch[i] as NewNotification),
+        inline,
+      );
       for (const [k, i] of fresh.entries()) {
-        const all = created[k]?.jobs ?? [];
-        out[i] = {
-          kind: 'accepted',
-          answer: answerOf(batch[i] as NewNotification),
-          jobs: done.size ? all.filter((j) => !done.has(j.id)) : all,
-          delivered: done.size ? all.flatMap((j) => done.get(j.id) ?? []) : [],
-        };
+        const c = created[k] ?? { jobs: [], delivered: [] };
+        out[i] = { kind: 'accepted', answer: answerOf(batch[i] as NewNotification), ...c };
       }
     };
-    if (candidates.some((i) => batch[i]?.idempotencyKey !== null || inline(batch[i] as NewNotification))) {
+    if (candidates.some((i) => batch[i]?.idempotencyKey !== null)) {
       // Keys are claimed and the rows inserted in one transaction: a lost race inserts nothing.
       await this.sql.transaction(async (tx) => insert(tx, await this.claimKeys(tx, batch, candidates, out)));
     } else {
-      // Without keys or in-app deliveries to complete, the insert is one statement, atomic by itself:
-      // no BEGIN/COMMIT round trips.
+      // Without keys the insert is one statement, atomic by itself: no BEGIN/COMMIT round trips.
       await insert(this.sql, candidates);
     }
 
@@ -279,14 +273,20 @@ export class SqlNotificationStore implements NotificationStore {
  * deliveries as bus jobs. The rows travel as one JSON document per table: JSON.stringify is much
  * cheaper than encoding a dozen array parameters, and the server parses each document once.
  */
-/** Inserts notifications and their deliveries; returns each one's deliveries, and which are in-app. */
+/**
+ * Inserts notifications and their deliveries, and completes the in-app deliveries of those for which
+ * `deliverInApp` says so (herald_accept, one statement); returns each one's deliveries still to do,
+ * and those completed.
+ */
 async function insertNotifications(
   q: SqlClient,
   ns: NewNotification[],
-): Promise<{ jobs: BusJob[]; inApp: string[] }[]> {
+  deliverInApp: (n: NewNotification) => boolean,
+): Promise<{ jobs: BusJob[]; delivered: InboxDelivery[] }[]> {
   const notifications: object[] = [];
   const deliveries: object[] = [];
-  const out: { jobs: BusJob[]; inApp: string[] }[] = [];
+  const inApp: string[] = [];
+  const out: { jobs: BusJob[]; delivered: InboxDelivery[] }[] = [];
   for (const n of ns) {
     notifications.push({
       id: n.id,
@@ -302,13 +302,14 @@ async function insertNotifications(
       created_at: n.createdAt,
     });
     const runAt = n.sendAt ?? n.createdAt;
-    const mine: { jobs: BusJob[]; inApp: string[] } = { jobs: [], inApp: [] };
-    out.push(mine);
+    const jobs: BusJob[] = [];
+    out.push({ jobs, delivered: [] });
+    const now = deliverInApp(n);
     for (const user of n.to) {
       for (const channel of n.channels) {
         const id = uuidv7();
-        mine.jobs.push({ id, lane: n.priority, runAt });
-        if (channel === 'in_app') mine.inApp.push(id);
+        jobs.push({ id, lane: n.priority, runAt });
+        if (now && channel === 'in_app') inApp.push(id);
         deliveries.push({
           id,
           notification_id: n.id,
@@ -320,16 +321,17 @@ async function insertNotifications(
       }
     }
   }
-  await q.query(
-    `WITH n AS (
-       INSERT INTO notifications (id, category, priority, channels, title, body, data, send_at, group_key, recipients, created_at)
-       SELECT * FROM json_to_recordset($1::json) AS r(id uuid, category text, priority text, channels text[], title text,
-         body text, data jsonb, send_at timestamptz, group_key text, recipients int, created_at timestamptz))
-     INSERT INTO deliveries (id, notification_id, user_id, channel, lane, next_attempt_at, updated_at)
-     SELECT id, notification_id, user_id, channel, lane, next_attempt_at, now()
-     FROM json_to_recordset($2::json) AS r(id uuid, notification_id uuid, user_id text, channel text, lane text,
-       next_attempt_at timestamptz)`,
-    [JSON.stringify(notifications), JSON.stringify(deliveries)],
-  );
+  const rows = await q.query<StartedRow>('SELECT * FROM herald_accept($1::json, $2::json, $3::uuid[])', [
+    JSON.stringify(notifications),
+    JSON.stringify(deliveries),
+    inApp,
+  ]);
+  if (rows.length) {
+    const done = new Map(rows.map((r) => [r.id, toInboxDelivery(r, Number(r.seq))]));
+    for (const o of out) {
+      o.delivered = o.jobs.flatMap((j) => done.get(j.id) ?? []);
+      o.jobs = o.jobs.filter((j) => !done.has(j.id));
+    }
+  }
   return out;
 }
