@@ -31,52 +31,36 @@ export class SqlDeliveryStore implements DeliveryStore {
 
   async finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]> {
     if (!outcomes.length) return [];
-    const states = outcomes.map((o) => (o.result === 'retry' ? 'pending' : o.result));
-    const errors = outcomes.map((o) => (o.result === 'sent' ? null : o.error));
-    return this.sql.transaction(async (tx) => {
-      const done = await tx.query<{
-        id: string;
-        notification_id: string;
-        user_id: string;
-        channel: string;
-        attempts: number;
-      }>(
-        `UPDATE deliveries d SET state = u.state, last_error = u.err,
-           next_attempt_at = COALESCE(u.next_at, d.next_attempt_at), lease_token = NULL, lease_until = NULL, updated_at = now()
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) AS u(id, token, state, err, next_at)
-         WHERE d.id = u.id AND d.lease_token = u.token AND d.state = 'processing'
-         RETURNING d.id, d.notification_id, d.user_id, d.channel, d.attempts`,
-        [
-          outcomes.map((o) => o.deliveryId),
-          outcomes.map((o) => o.leaseToken),
-          states,
-          errors,
-          outcomes.map((o) => (o.result === 'retry' ? o.nextAttemptAt.toISOString() : null)),
-        ],
-      );
-      const byId = new Map(done.map((d) => [d.id, d]));
-      const events = outcomes.flatMap((o) => {
-        const d = byId.get(o.deliveryId);
-        if (!d) return [];
-        const base = { userId: d.user_id, channel: d.channel, attempt: d.attempts };
-        const detail =
-          o.result === 'sent'
-            ? { ...base, ...(o.detail && typeof o.detail === 'object' && !Array.isArray(o.detail) ? o.detail : {}) }
-            : o.result === 'retry'
-              ? { ...base, error: o.error, nextAttemptAt: o.nextAttemptAt.toISOString() }
-              : { ...base, error: o.error };
-        const event = o.result === 'retry' ? 'attempt_failed' : o.result;
-        return [{ nid: d.notification_id, did: d.id, event, detail: JSON.stringify(detail) }];
-      });
-      if (events.length) {
-        await tx.query(
-          `INSERT INTO timeline (notification_id, delivery_id, event, detail)
-           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[])`,
-          [events.map((e) => e.nid), events.map((e) => e.did), events.map((e) => e.event), events.map((e) => e.detail)],
-        );
-      }
-      return outcomes.map((o) => byId.has(o.deliveryId));
-    });
+    // One statement (it commits by itself): the compare-and-set on the lease token, and a timeline
+    // event for each outcome that matched. `d.id = ANY($1)` keeps the planner on the primary key.
+    const done = await this.sql.query<{ id: string }>(
+      `WITH u AS (
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[])
+           AS u(id, token, state, err, next_at, extra)),
+       done AS (
+         UPDATE deliveries d SET state = u.state, last_error = u.err,
+           next_attempt_at = COALESCE(u.next_at, d.next_attempt_at), lease_token = NULL, lease_until = NULL,
+           updated_at = now()
+         FROM u
+         WHERE d.id = ANY($1::uuid[]) AND d.id = u.id AND d.lease_token = u.token AND d.state = 'processing'
+         RETURNING d.id, d.notification_id, d.user_id, d.channel, d.attempts, u.state, u.extra),
+       events AS (
+         INSERT INTO timeline (notification_id, delivery_id, event, detail)
+         SELECT notification_id, id, CASE WHEN state = 'pending' THEN 'attempt_failed' ELSE state END,
+                jsonb_build_object('userId', user_id, 'channel', channel, 'attempt', attempts) || extra
+         FROM done)
+       SELECT id FROM done`,
+      [
+        outcomes.map((o) => o.deliveryId),
+        outcomes.map((o) => o.leaseToken),
+        outcomes.map((o) => (o.result === 'retry' ? 'pending' : o.result)),
+        outcomes.map((o) => (o.result === 'sent' ? null : o.error)),
+        outcomes.map((o) => (o.result === 'retry' ? o.nextAttemptAt.toISOString() : null)),
+        outcomes.map((o) => JSON.stringify(timelineDetail(o))),
+      ],
+    );
+    const recorded = new Set(done.map((d) => d.id));
+    return outcomes.map((o) => recorded.has(o.deliveryId));
   }
 
   async reclaimExpired(limit: number): Promise<{ id: string; lane: Lane }[]> {
@@ -191,4 +175,12 @@ function isCursorTime(s: unknown): s is string {
   if (typeof s !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(s)) return false;
   const ms = new Date(`${s.slice(0, 23)}Z`);
   return !Number.isNaN(ms.getTime()) && ms.getUTCFullYear() >= 1 && ms.toISOString().slice(0, 23) === s.slice(0, 23);
+}
+
+/** What an outcome adds to its timeline event (beside userId, channel and attempt). */
+function timelineDetail(o: AttemptOutcome): Record<string, unknown> {
+  if (o.result === 'sent') {
+    return o.detail && typeof o.detail === 'object' && !Array.isArray(o.detail) ? o.detail : {};
+  }
+  return o.result === 'retry' ? { error: o.error, nextAttemptAt: o.nextAttemptAt.toISOString() } : { error: o.error };
 }
