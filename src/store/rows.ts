@@ -4,6 +4,7 @@ import type {
   DeliveryJob,
   DeliveryState,
   InboxDelivery,
+  InboxItem,
   JsonValue,
   Lane,
   Priority,
@@ -96,17 +97,34 @@ export function toInboxDelivery(r: StartedRow, seq: number): InboxDelivery {
     userId: r.user_id,
     lane: r.lane,
     attempt: r.attempts,
-    item: {
-      id: r.notification_id,
-      seq,
-      category: r.category,
-      priority: r.priority,
-      title: r.title,
-      body: r.body,
-      data: r.data,
-      createdAt: r.created_at,
-      readAt: null,
-    },
+    item: toItem({ ...r, id: r.notification_id, seq, read_at: null }),
+  };
+}
+
+/** An inbox entry joined with its notification. */
+export interface InboxRow {
+  seq: number;
+  read_at: Date | null;
+  id: string;
+  category: string;
+  priority: Priority;
+  title: string | null;
+  body: string | null;
+  data: JsonValue;
+  created_at: Date;
+}
+
+export function toItem(r: InboxRow): InboxItem {
+  return {
+    id: r.id,
+    seq: r.seq,
+    category: r.category,
+    priority: r.priority,
+    title: r.title,
+    body: r.body,
+    data: r.data,
+    createdAt: r.created_at,
+    readAt: r.read_at,
   };
 }
 

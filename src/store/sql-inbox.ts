@@ -3,34 +3,9 @@
  * SqlDeliveryStore.startAttempts, in the transaction that completes their in-app delivery.
  */
 import type { InboxStore } from '../core/ports.ts';
-import type { InboxItem, InboxPage, JsonValue, Priority, ReadSelection } from '../core/types.ts';
+import type { InboxItem, InboxPage, ReadSelection } from '../core/types.ts';
+import { type InboxRow, toItem } from './rows.ts';
 import type { Sql, SqlClient } from './sql.ts';
-
-interface InboxRow {
-  seq: number;
-  read_at: Date | null;
-  id: string;
-  category: string;
-  priority: Priority;
-  title: string | null;
-  body: string | null;
-  data: JsonValue;
-  created_at: Date;
-}
-
-function toItem(r: InboxRow): InboxItem {
-  return {
-    id: r.id,
-    seq: r.seq,
-    category: r.category,
-    priority: r.priority,
-    title: r.title,
-    body: r.body,
-    data: r.data,
-    createdAt: r.created_at,
-    readAt: r.read_at,
-  };
-}
 
 export class SqlInboxStore implements InboxStore {
   constructor(private readonly sql: Sql) {}
