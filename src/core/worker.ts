@@ -12,8 +12,9 @@
  * the same delivery id).
  *
  * While a lane's work is mostly in-app, a claim takes a whole batch: one statement delivers it. The
- * batch adapts so that a take holds the store about `takeBudgetMs` at most (up to `claimBatch`). Otherwise a claim takes one delivery per free slot. Sends beyond the free slots
- * wait in the worker; one whose lease has less than `sendBudgetMs` left is not started (its lease
+ * batch adapts so that a take holds the store about `takeBudgetMs` at most (up to `claimBatch`).
+ * Otherwise a claim takes one delivery per free slot. Sends beyond the free slots wait in the
+ * worker; one whose lease has less than `sendBudgetMs` left is not started (its lease
  * lapses and it is reclaimed), so waiting can delay a delivery but never make it go out twice.
  *
  * Failures: transient → retry with exponential backoff and jitter; permanent → failed; attempts
