@@ -17,6 +17,7 @@ import { LANES, type Lane } from '../core/types.ts';
 
 export class QueueTableBus implements Bus {
   readonly kind = 'queue-table';
+  readonly queueIsStore = true;
   private readonly waiters = new Map<Lane, Set<() => void>>(LANES.map((l) => [l, new Set()]));
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;

@@ -3,7 +3,8 @@
  * - reclaim: deliveries whose lease expired (their worker died) go back to pending and are
  *   announced again;
  * - reconcile: pending deliveries that are overdue are announced again, in case the bus lost them
- *   (the store is the source of truth, the bus only distributes);
+ *   (the store is the source of truth, the bus only distributes); not scheduled for a bus whose
+ *   queue is the store (it would only scan every pending row of a backlog every 15 s);
  * - purge: idempotency keys older than 24 h are deleted.
  * Each task is safe to run in several processes at once.
  */
@@ -35,7 +36,8 @@ export class Maintenance {
   start(): void {
     const reclaimEvery = Math.max(100, Math.min(5_000, Math.floor(this.options.leaseMs / 4)));
     this.every(reclaimEvery, () => this.reclaim());
-    this.every(Math.max(1_000, (this.options.overdueMs ?? 30_000) / 2), () => this.reconcile());
+    if (!this.bus.queueIsStore)
+      this.every(Math.max(1_000, (this.options.overdueMs ?? 30_000) / 2), () => this.reconcile());
     this.every(3_600_000, () => this.store.purgeIdempotencyKeys(new Date(Date.now() - 24 * 3_600_000)));
   }
 

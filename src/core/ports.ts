@@ -131,6 +131,11 @@ export interface Store extends NotificationStore, DeliveryStore, UserStore, Inbo
  */
 export interface Bus {
   readonly kind: string;
+  /**
+   * True when the bus's queue is the store itself (claims take due rows straight from it): nothing
+   * can be lost between them, so the reconciler has nothing to re-announce.
+   */
+  readonly queueIsStore: boolean;
   publish(jobs: readonly BusJob[]): Promise<void>;
   /**
    * Where to take up to `max` due jobs of `lane` from: ids the bus hands out, or — for a bus whose
