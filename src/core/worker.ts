@@ -138,10 +138,7 @@ export class DeliveryWorker {
         // Before the lease is taken, so the worker never overestimates the lease time left.
         const leasedAt = Date.now();
         const started = performance.now();
-        const { jobs, inbox } =
-          'ids' in from && !from.ids.length
-            ? { jobs: [], inbox: [] }
-            : await this.store.startAttempts(from, this.options.leaseMs);
+        const { jobs, inbox } = await this.store.startAttempts(from, this.options.leaseMs);
         if ('ids' in from) {
           // Whatever was not leased is finished with: delivered in-app, or somebody else's.
           const leased = new Set(jobs.map((j) => j.deliveryId));

@@ -7,7 +7,6 @@
  * necessarily a power loss (docs/benchmarks.md).
  */
 import { Worker } from 'node:worker_threads';
-import type { PGlite } from '@electric-sql/pglite';
 import type { Sql, SqlClient } from './sql.ts';
 
 export interface PgliteOpenOptions {
@@ -82,22 +81,5 @@ export async function openPglite(dataDir: string | undefined, options: PgliteOpe
         await worker.terminate();
       }
     },
-  };
-}
-
-/** The SQL port over a PGlite instance in this thread (closing the port closes the instance). */
-export function pgliteSql(db: PGlite): Sql {
-  const client = (q: Pick<PGlite, 'query'>): SqlClient => ({
-    async query<T>(text: string, params?: readonly unknown[]) {
-      return (await q.query<T>(text, params as unknown[] | undefined)).rows;
-    },
-  });
-  const base = client(db);
-  return {
-    kind: 'pglite',
-    parallelism: 1,
-    query: base.query,
-    transaction: (fn) => db.transaction((tx) => fn(client(tx))),
-    close: () => db.close(),
   };
 }

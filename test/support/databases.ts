@@ -15,8 +15,8 @@ import { dirname, join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterEach, beforeEach, describe } from 'vitest';
-import { pgliteSql } from '../../src/store/db-pglite.ts';
 import { listMigrations, migrate } from '../../src/store/migrate.ts';
+import type { Sql, SqlClient } from '../../src/store/sql.ts';
 import { openEmbeddedStore, openPostgresStore, type SqlStore } from '../../src/store/store-sql.ts';
 
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -58,6 +58,22 @@ export async function freshPostgresUrl(): Promise<{ url: string; drop(): Promise
         );
         await c.query(`DROP DATABASE IF EXISTS ${name}`);
       }),
+  };
+}
+
+/** The SQL port over a PGlite instance in this thread (only to migrate the template). */
+function pgliteSql(db: PGlite): Sql {
+  const client = (q: Pick<PGlite, 'query'>): SqlClient => ({
+    async query<T>(text: string, params?: readonly unknown[]) {
+      return (await q.query<T>(text, params as unknown[] | undefined)).rows;
+    },
+  });
+  return {
+    kind: 'pglite',
+    parallelism: 1,
+    query: client(db).query,
+    transaction: (fn) => db.transaction((tx) => fn(client(tx))),
+    close: () => db.close(),
   };
 }
 
