@@ -29,7 +29,11 @@ program
     } catch (e) {
       fail(e instanceof ConfigError ? e.message : String(e));
     }
-    const herald = await startHerald(config, { roles: roles as Role[] });
+    // Start-up failures the operator can fix (data directory in use, port taken, database
+    // unreachable) are stated in one line, without a stack trace.
+    const herald = await startHerald(config, { roles: roles as Role[] }).catch((e: unknown) =>
+      fail(`cannot start: ${e instanceof Error ? e.message : String(e)}`),
+    );
     if (herald.url) {
       const lines = [`Herald is listening on ${herald.url}  (store: ${herald.adapters.description.store})`];
       if (herald.secrets.generated.apiKey) {

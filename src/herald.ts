@@ -104,9 +104,11 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     url = await server.listen({ port: config.port, host: config.host });
     url = url.replace('[::]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
   }
-  // Expired leases of a previous run come back before workers start claiming.
+  // Expired leases of a previous run come back before workers start claiming; on a store that only
+  // this process can use, every lease does: whoever held it has died.
   if (maintenance) {
-    await maintenance.reclaim();
+    const reclaimed = await maintenance.reclaim({ unexpired: store.exclusive });
+    if (reclaimed) logger.info({ reclaimed }, 'deliveries a previous run left in flight are back in the queue');
     maintenance.start();
   }
   worker?.start();

@@ -564,6 +564,17 @@ forEachStore('Store contract', ({ store }) => {
     expect(await store().reclaimExpired(10)).toEqual([]);
   });
 
+  it('reclaimExpired with unexpired returns every lease, and a late outcome of the old holder is ignored', async () => {
+    const { id, jobs } = await acceptAndStart(store(), { to: ['alice', 'bob'] });
+    expect(await store().reclaimExpired(10)).toEqual([]);
+
+    const back = await store().reclaimExpired(10, { unexpired: true });
+    expect(back.map((b) => b.id).sort()).toEqual(jobs.map((j) => j.deliveryId).sort());
+    for (const j of jobs) expect(await delivery(store(), id, j.deliveryId)).toMatchObject({ status: 'pending' });
+    expect(await store().finishAttempts(jobs.map(sent))).toEqual([false, false]);
+    expect(await store().reclaimExpired(10, { unexpired: true })).toEqual([]);
+  });
+
   it('findOverdue lists pending deliveries due before the given time', async () => {
     const due = await acceptOne(store(), { to: ['a', 'b', 'c'], priority: 'high' });
     await acceptOne(store(), { sendAt: new Date(Date.now() + HOUR) });

@@ -47,11 +47,14 @@ export class Maintenance {
     await Promise.allSettled([...this.running]);
   }
 
-  /** Returns expired leases to the queue; resolves to how many. */
-  async reclaim(): Promise<number> {
+  /**
+   * Returns expired leases to the queue; resolves to how many. `unexpired`: every lease, for a
+   * start-up on a store no other process can use (whoever held those leases has died).
+   */
+  async reclaim(options: { unexpired?: boolean } = {}): Promise<number> {
     let total = 0;
     for (;;) {
-      const back = await this.store.reclaimExpired(1000);
+      const back = await this.store.reclaimExpired(1000, options);
       if (!back.length) break;
       total += back.length;
       const now = new Date();

@@ -65,8 +65,11 @@ export interface DeliveryStore {
   startAttempts(from: TakeFrom, leaseMs: number): Promise<StartedWork>;
   /** Records outcomes; an outcome whose lease token no longer matches is ignored (returns false at its index). */
   finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]>;
-  /** processing with an expired lease → pending. Returns what became claimable again. */
-  reclaimExpired(limit: number): Promise<{ id: string; lane: Lane }[]>;
+  /**
+   * processing with an expired lease → pending. Returns what became claimable again. With
+   * `unexpired`, every lease, expired or not: only for leases whose holders are known to be dead.
+   */
+  reclaimExpired(limit: number, options?: { unexpired?: boolean }): Promise<{ id: string; lane: Lane }[]>;
   /** Pending deliveries due before `dueBefore` (for re-announcing to a bus that may have lost them). */
   findOverdue(dueBefore: Date, limit: number): Promise<{ id: string; lane: Lane; runAt: Date }[]>;
   listDeadLetters(options: { limit: number; cursor?: string | null }): Promise<{
@@ -118,6 +121,11 @@ export interface Store extends NotificationStore, DeliveryStore, UserStore, Inbo
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */
   readonly parallelism: number;
+  /**
+   * No other process can use this store (the embedded one, whose data directory is locked): every
+   * lease found at start-up was held by a process that died.
+   */
+  readonly exclusive: boolean;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -63,7 +63,7 @@ export class SqlDeliveryStore implements DeliveryStore {
     return outcomes.map((o) => recorded.has(o.deliveryId));
   }
 
-  async reclaimExpired(limit: number): Promise<{ id: string; lane: Lane }[]> {
+  async reclaimExpired(limit: number, options: { unexpired?: boolean } = {}): Promise<{ id: string; lane: Lane }[]> {
     return this.sql.transaction(async (tx) => {
       const rows = await tx.query<{
         id: string;
@@ -73,11 +73,11 @@ export class SqlDeliveryStore implements DeliveryStore {
         channel: string;
       }>(
         `UPDATE deliveries SET state = 'pending', lease_token = NULL, lease_until = NULL, next_attempt_at = now(), updated_at = now()
-         WHERE id IN (SELECT id FROM deliveries WHERE state = 'processing' AND lease_until < now()
+         WHERE id IN (SELECT id FROM deliveries WHERE state = 'processing' AND (lease_until < now() OR $2)
                       ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
-           AND state = 'processing' AND lease_until < now()
+           AND state = 'processing' AND (lease_until < now() OR $2)
          RETURNING id, lane, notification_id, user_id, channel`,
-        [limit],
+        [limit, options.unexpired === true],
       );
       if (rows.length) {
         await tx.query(

@@ -15,6 +15,7 @@ import type {
   ReadSelection,
   UserProfile,
 } from '../core/types.ts';
+import { type DataDirLock, lockDataDir } from './data-dir-lock.ts';
 import { openPglite, type PgliteOpenOptions } from './db-pglite.ts';
 import { openPostgres } from './db-postgres.ts';
 import { migrate } from './migrate.ts';
@@ -27,14 +28,19 @@ import { SqlUserStore } from './sql-users.ts';
 export class SqlStore implements Store {
   readonly kind: Store['kind'];
   readonly parallelism: number;
+  readonly exclusive: boolean;
   private readonly notifications: SqlNotificationStore;
   private readonly deliveries: SqlDeliveryStore;
   private readonly users: SqlUserStore;
   private readonly inbox: SqlInboxStore;
 
-  constructor(readonly sql: Sql) {
+  constructor(
+    readonly sql: Sql,
+    private readonly lock?: DataDirLock,
+  ) {
     this.kind = sql.kind;
     this.parallelism = sql.parallelism;
+    this.exclusive = lock !== undefined;
     this.notifications = new SqlNotificationStore(sql);
     this.deliveries = new SqlDeliveryStore(sql);
     this.users = new SqlUserStore(sql);
@@ -59,8 +65,8 @@ export class SqlStore implements Store {
   finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]> {
     return this.deliveries.finishAttempts(outcomes);
   }
-  reclaimExpired(limit: number): Promise<{ id: string; lane: Lane }[]> {
-    return this.deliveries.reclaimExpired(limit);
+  reclaimExpired(limit: number, options?: { unexpired?: boolean }): Promise<{ id: string; lane: Lane }[]> {
+    return this.deliveries.reclaimExpired(limit, options);
   }
   findOverdue(dueBefore: Date, limit: number): Promise<{ id: string; lane: Lane; runAt: Date }[]> {
     return this.deliveries.findOverdue(dueBefore, limit);
@@ -98,16 +104,32 @@ export class SqlStore implements Store {
   async ping(): Promise<void> {
     await this.sql.query('SELECT 1');
   }
-  close(): Promise<void> {
-    return this.sql.close();
+  async close(): Promise<void> {
+    try {
+      await this.sql.close();
+    } finally {
+      this.lock?.release();
+    }
   }
 }
 
-/** Opens the embedded store (PGlite in `dataDir`, or in memory when `dataDir` is null). */
+/**
+ * Opens the embedded store: PGlite in `dataDir`, locked for this process (data-dir-lock.ts), or in
+ * memory when `dataDir` is null.
+ */
 export async function openEmbeddedStore(dataDir: string | null, options: PgliteOpenOptions = {}): Promise<SqlStore> {
-  const sql = await openPglite(dataDir ?? undefined, options);
-  await migrate(sql);
-  return new SqlStore(sql);
+  const lock = dataDir === null ? undefined : lockDataDir(dataDir);
+  try {
+    const sql = await openPglite(dataDir ?? undefined, options);
+    await migrate(sql).catch(async (e: unknown) => {
+      await sql.close();
+      throw e;
+    });
+    return new SqlStore(sql, lock);
+  } catch (e) {
+    lock?.release();
+    throw e;
+  }
 }
 
 export async function openPostgresStore(url: string, poolSize: number): Promise<SqlStore> {
