@@ -8,11 +8,16 @@
  * processes); the client process records receipt − sentAt. A warm-up (default 2 s at the same
  * rate) is delivered and discarded first; then --duration seconds (default 20) are measured, and
  * the run waits (≤ 60 s) until every notification answered 202 has arrived. Target: p99 ≤ 20 ms.
+ *
+ * Beside the latencies, where a tail can come from: Herald's own event-loop delay (from its
+ * /metrics), the sender's lag behind its schedule, and the delay an idle probe process sees at
+ * the same time (lib/jitter-probe.ts) — what the machine adds at every wake-up on the path.
  */
 import { HeraldClient } from './lib/api-client.ts';
 import { processCpuMs } from './lib/cpu.ts';
+import { startJitterProbe } from './lib/jitter-probe.ts';
 import { paced } from './lib/pace.ts';
-import { connectResuming, realtimeOf, startRealtimeHerald } from './lib/realtime.ts';
+import { connectResuming, heraldLoopDelay, realtimeOf, startRealtimeHerald } from './lib/realtime.ts';
 import type { Scenario } from './lib/scenario.ts';
 import { percentile } from './lib/stats.ts';
 import { type Fleet, startFleet } from './lib/ws-fleet.ts';
@@ -39,6 +44,11 @@ export const scenario: Scenario = {
     { key: 'lost', label: 'not received' },
     { key: 'postErrors', label: 'POST errors' },
     { key: 'cpu', label: 'Herald CPU %' },
+    { key: 'loopP99', label: 'Herald loop late p99 ms', digits: 1 },
+    { key: 'loopMax', label: 'Herald loop late max ms', digits: 1 },
+    { key: 'senderLag', label: 'sender lag max ms', digits: 1 },
+    { key: 'probeP99', label: 'idle probe late p99 ms', digits: 1 },
+    { key: 'probeMax', label: 'idle probe late max ms', digits: 1 },
     { key: 'target', label: `p99 ≤ ${TARGET_P99_MS} ms` },
   ],
   async trial(store, o, log) {
@@ -92,8 +102,12 @@ export const scenario: Scenario = {
 
       log(`measuring ${duration} s at ${rate}/s`);
       const cpu0 = await processCpuMs(herald.pid);
+      await heraldLoopDelay(herald);
+      const probe = await startJitterProbe();
       const m = await phase(duration);
       const cpu1 = await processCpuMs(herald.pid);
+      const loop = await heraldLoopDelay(herald);
+      const machine = await probe.stop();
       const got = await fleet.awaitSamples(m.accepted, 60_000);
       const latencies = await fleet.samples(false);
       // The part after the commit: 202 received by the sender → frame received by the client.
@@ -133,6 +147,11 @@ export const scenario: Scenario = {
             lost: m.accepted - got.samples,
             postErrors: m.errors,
             cpu: Math.round(((cpu1 - cpu0) / (m.pace.seconds * 1000)) * 100),
+            loopP99: loop.p99,
+            loopMax: loop.max,
+            senderLag: m.pace.maxLagMs,
+            probeP99: machine.p99,
+            probeMax: machine.max,
             target: p99 <= TARGET_P99_MS && got.samples === m.accepted ? 'yes' : 'no',
           },
         ],

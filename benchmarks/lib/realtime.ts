@@ -135,12 +135,30 @@ function metric(text: string, name: string): number {
   return m ? Number(m[1]) : Number.NaN;
 }
 
+function scrape(herald: HeraldProcess): Promise<string> {
+  return fetch(`${herald.url}/metrics`, { headers: { authorization: `Bearer ${BENCH_API_KEY}` } }).then((r) =>
+    r.text(),
+  );
+}
+
+/** prom-client samples the event loop with a timer of this period (its default precision). */
+const LOOP_SAMPLE_MS = 10;
+
+/**
+ * How late Herald's event loop ran since the previous call (prom-client resets its histogram at
+ * each scrape), ms beyond the sampling timer's period: how long Herald kept work waiting.
+ */
+export async function heraldLoopDelay(herald: HeraldProcess): Promise<{ p99: number; max: number }> {
+  const text = await scrape(herald);
+  return {
+    p99: metric(text, 'herald_process_nodejs_eventloop_lag_p99_seconds') * 1000 - LOOP_SAMPLE_MS,
+    max: metric(text, 'herald_process_nodejs_eventloop_lag_max_seconds') * 1000 - LOOP_SAMPLE_MS,
+  };
+}
+
 /** One reading of Herald's memory. */
 export async function heraldMemory(herald: HeraldProcess): Promise<HeraldMemory> {
-  const [rss, text] = await Promise.all([
-    rssBytes(herald.pid),
-    fetch(`${herald.url}/metrics`, { headers: { authorization: `Bearer ${BENCH_API_KEY}` } }).then((r) => r.text()),
-  ]);
+  const [rss, text] = await Promise.all([rssBytes(herald.pid), scrape(herald)]);
   return {
     rss,
     heapUsed: metric(text, 'herald_process_nodejs_heap_size_used_bytes'),

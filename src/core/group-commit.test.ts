@@ -215,4 +215,41 @@ describe('GroupCommit', () => {
     expect(a.state).toBe('rejected');
     expect(drained.state).toBe('resolved');
   });
+  it('with lingerMs, holds a lone item until it is that old, then flushes everything that came meanwhile', async () => {
+    const { gc, flushes, complete } = manual({ lingerMs: 40 });
+    const t0 = performance.now();
+    const a = track(gc.submit(1));
+    await turn();
+    expect(flushes).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 10));
+    gc.submit(2);
+    await turn();
+    expect(flushes).toHaveLength(0);
+    while (flushes.length === 0) await new Promise((r) => setTimeout(r, 5));
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(39);
+    expect(flushes[0]?.items).toEqual([1, 2]);
+    await complete(0);
+    expect(a.state).toBe('resolved');
+  });
+
+  it('with lingerMs, flushes a full batch at once, and drain flushes without lingering', async () => {
+    const { gc, flushes, complete } = manual({ lingerMs: 60_000, maxBatch: 3 });
+    for (const i of [1, 2, 3, 4]) gc.submit(i);
+    await turn();
+    expect(flushes.map((f) => f.items)).toEqual([[1, 2, 3]]);
+    await complete(0);
+    expect(flushes).toHaveLength(1);
+    const drained = track(gc.drain());
+    await turn();
+    expect(flushes.map((f) => f.items)).toEqual([[1, 2, 3], [4]]);
+    await complete(1);
+    expect(drained.state).toBe('resolved');
+    gc.submit(5);
+    await turn();
+    expect(flushes).toHaveLength(2);
+    const again = track(gc.drain());
+    await turn();
+    await complete(2);
+    expect(again.state).toBe('resolved');
+  });
 });

@@ -11,7 +11,9 @@
  * Batches grow under load: while a flush runs, a second one starts only once `overlapMinBatch`
  * items wait or the oldest has waited `overlapMaxWaitMs`. Every flush costs a round trip and a
  * commit whatever its size, so a few large flushes carry more than many small ones; when nothing
- * runs, a lone item is flushed at once.
+ * runs, a lone item is flushed at once — unless `lingerMs` is set, for work whose callers do not
+ * wait on it (acknowledgements): then a flush waits until its oldest item is that old (or a full
+ * batch waits, or `drain` is called), so a steady trickle costs a few statements a second.
  */
 
 export class OverloadedError extends Error {
@@ -36,6 +38,8 @@ export interface GroupCommitOptions<I = unknown> {
   weight?: (item: I) => number;
   /** Most weight in one flush; an item heavier than this is flushed alone. Default: no limit. */
   maxWeight?: number;
+  /** How long the oldest item waits for company before a flush starts; default 0. */
+  lingerMs?: number;
 }
 
 interface Waiting<I, O> {
@@ -52,6 +56,9 @@ export class GroupCommit<I, O> {
   private scheduled = false;
   private idle: (() => void)[] = [];
   private overlapTimer: NodeJS.Timeout | null = null;
+  private lingerTimer: NodeJS.Timeout | null = null;
+  /** Set by drain(): flush what waits without lingering. */
+  private draining = false;
 
   constructor(
     private readonly flush: (items: I[]) => Promise<O[]>,
@@ -73,6 +80,8 @@ export class GroupCommit<I, O> {
   /** Resolves once nothing is queued or being flushed. */
   drain(): Promise<void> {
     if (this.queue.length === 0 && this.running === 0) return Promise.resolve();
+    this.draining = true;
+    this.pump();
     return new Promise((r) => this.idle.push(r));
   }
 
@@ -87,8 +96,18 @@ export class GroupCommit<I, O> {
   }
 
   private pump(): void {
-    const { parallel, overlapMinBatch = 1, overlapMaxWaitMs = 2 } = this.options;
+    const { parallel, overlapMinBatch = 1, overlapMaxWaitMs = 2, lingerMs = 0 } = this.options;
     while (this.running < parallel && this.queue.length > 0) {
+      if (lingerMs > 0 && !this.draining && this.queue.length < this.options.maxBatch) {
+        const waited = performance.now() - (this.queue[0] as Waiting<I, O>).at;
+        if (waited < lingerMs) {
+          this.lingerTimer ??= setTimeout(() => {
+            this.lingerTimer = null;
+            this.pump();
+          }, lingerMs - waited);
+          return;
+        }
+      }
       if (this.running > 0 && this.queue.length < overlapMinBatch) {
         // Let the batch grow while a flush runs, but not for longer than overlapMaxWaitMs.
         const waited = performance.now() - (this.queue[0] as Waiting<I, O>).at;
@@ -105,7 +124,10 @@ export class GroupCommit<I, O> {
       this.run(batch).finally(() => {
         this.running--;
         if (this.queue.length > 0) this.pump();
-        else if (this.running === 0) for (const r of this.idle.splice(0)) r();
+        else if (this.running === 0) {
+          this.draining = false;
+          for (const r of this.idle.splice(0)) r();
+        }
       });
     }
   }
