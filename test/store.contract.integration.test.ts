@@ -114,7 +114,7 @@ function dead(job: DeliveryJob, error = 'gave up') {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-forEachStore('Store contract', ({ store }) => {
+forEachStore('Store contract', ({ kind, store }) => {
   // ─── accept ────────────────────────────────────────────────────────────────────────────────
 
   it('accept with inAppUpTo delivers small in-app notifications in the accepting transaction', async () => {
@@ -573,6 +573,24 @@ forEachStore('Store contract', ({ store }) => {
     for (const j of jobs) expect(await delivery(store(), id, j.deliveryId)).toMatchObject({ status: 'pending' });
     expect(await store().finishAttempts(jobs.map(sent))).toEqual([false, false]);
     expect(await store().reclaimExpired(10, { unexpired: true })).toEqual([]);
+  });
+
+  it('vacuum reclaims dead rows on the embedded store, and leaves it to autovacuum on PostgreSQL', async () => {
+    const { jobs } = await acceptAndStart(store(), { to: ['alice', 'bob'] });
+    await store().finishAttempts(jobs.map(sent));
+    const vacuumed = await store().vacuum();
+    if (kind === 'postgres') {
+      expect(vacuumed).toEqual([]);
+      return;
+    }
+    expect(vacuumed).toEqual(expect.arrayContaining(['deliveries', 'inbox', 'notifications', 'timeline']));
+    const rows = await store().sql.query<{ relname: string; vacuumed: boolean; analyzed: boolean }>(
+      `SELECT relname, last_vacuum IS NOT NULL AS vacuumed, last_analyze IS NOT NULL AS analyzed
+       FROM pg_stat_user_tables WHERE relname = ANY($1::text[]) ORDER BY relname`,
+      [vacuumed],
+    );
+    expect(rows).toHaveLength(vacuumed.length);
+    for (const r of rows) expect(r).toMatchObject({ vacuumed: true, analyzed: true });
   });
 
   it('findOverdue lists pending deliveries due before the given time', async () => {

@@ -5,16 +5,20 @@
  * - reconcile: pending deliveries that are overdue are announced again, in case the bus lost them
  *   (the store is the source of truth, the bus only distributes); not scheduled for a bus whose
  *   queue is the store (it would only scan every pending row of a backlog every 15 s);
- * - purge: idempotency keys older than 24 h are deleted.
+ * - purge: idempotency keys older than 24 h are deleted;
+ * - vacuum: where the database has no autovacuum (the embedded store), dead rows are reclaimed
+ *   every minute, so that each run has little to do.
  * Each task is safe to run in several processes at once.
  */
 import type { HeraldEmitter } from './events.ts';
-import type { Bus, DeliveryStore, NotificationStore } from './ports.ts';
+import type { Bus, DeliveryStore, NotificationStore, Store } from './ports.ts';
 
 export interface MaintenanceOptions {
   leaseMs: number;
   /** How late a pending delivery must be before it is re-announced. Default 30 s. */
   overdueMs?: number;
+  /** How often the store is vacuumed (a no-op where the database does it itself). Default 60 s. */
+  vacuumEveryMs?: number;
 }
 
 export interface MaintenanceLog {
@@ -26,7 +30,7 @@ export class Maintenance {
   private running = new Set<Promise<unknown>>();
 
   constructor(
-    private readonly store: DeliveryStore & NotificationStore,
+    private readonly store: DeliveryStore & NotificationStore & Pick<Store, 'vacuum'>,
     private readonly bus: Bus,
     private readonly events: HeraldEmitter,
     private readonly log: MaintenanceLog,
@@ -39,6 +43,7 @@ export class Maintenance {
     if (!this.bus.queueIsStore)
       this.every(Math.max(1_000, (this.options.overdueMs ?? 30_000) / 2), () => this.reconcile());
     this.every(3_600_000, () => this.store.purgeIdempotencyKeys(new Date(Date.now() - 24 * 3_600_000)));
+    this.every(this.options.vacuumEveryMs ?? 60_000, () => this.store.vacuum());
   }
 
   async stop(): Promise<void> {

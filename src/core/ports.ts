@@ -126,6 +126,12 @@ export interface Store extends NotificationStore, DeliveryStore, UserStore, Inbo
    * lease found at start-up was held by a process that died.
    */
   readonly exclusive: boolean;
+  /**
+   * Reclaims the space of dead rows (every delivery leaves some) and refreshes the planner's
+   * statistics, where the database does not do it itself: the embedded store has no autovacuum.
+   * Returns the tables it vacuumed (none on PostgreSQL, whose autovacuum does this).
+   */
+  vacuum(): Promise<string[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
