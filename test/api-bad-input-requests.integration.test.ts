@@ -321,7 +321,21 @@ const cases: BadInputCase[] = [
   { name: 'dead letters: limit=0', ...V, field: 'limit', method: 'GET', path: '/v1/dead-letters?limit=0' },
   // routes
   { name: 'unknown route', ...NOT_FOUND, path: '/v1/notification', body: BASE },
-  { name: 'known path, unknown method', ...NOT_FOUND, method: 'DELETE', path: '/v1/notifications' },
+  {
+    name: 'known path, unknown method',
+    status: 405,
+    code: 'HERALD_ERR_METHOD_NOT_ALLOWED',
+    method: 'DELETE',
+    path: '/v1/notifications',
+  },
+  {
+    name: 'known path with an id, unknown method',
+    status: 405,
+    code: 'HERALD_ERR_METHOD_NOT_ALLOWED',
+    method: 'PATCH',
+    path: `/v1/notifications/${UNKNOWN_ID}`,
+    body: BASE,
+  },
 ];
 
 badInputSuite('bad requests', cases, { control: { body: BASE, extraHeaders: { 'idempotency-key': 'control-1' } } });

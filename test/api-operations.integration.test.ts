@@ -93,6 +93,17 @@ describe('operations', () => {
     expectError(await t.api('POST', '/v1/users/alice/inbox/unread', { all: true }), 'HERALD_ERR_NOT_FOUND');
   });
 
+  it('a known path asked with another method → 405 HERALD_ERR_METHOD_NOT_ALLOWED with an Allow header', async () => {
+    const del = await t.api('DELETE', '/v1/notifications');
+    expectError(del, 'HERALD_ERR_METHOD_NOT_ALLOWED');
+    expect(del.headers.get('allow')).toBe('POST');
+    const post = await t.api('POST', '/v1/users/alice');
+    expectError(post, 'HERALD_ERR_METHOD_NOT_ALLOWED');
+    expect(post.headers.get('allow')?.split(', ').sort()).toEqual(['GET', 'HEAD', 'PUT']);
+    // A path that only looks like a route is still unknown.
+    expectError(await t.api('DELETE', '/v1/users/alice/inbox/read/more'), 'HERALD_ERR_NOT_FOUND');
+  });
+
   it('dead letters: a failed delivery is listed and replayed; a sent one is not replayable', async () => {
     expectError(await rawRequest(t.url, 'GET', '/v1/dead-letters'), 'HERALD_ERR_UNAUTHORIZED');
     // No sms provider is configured: that delivery fails for good, the in_app one is sent.

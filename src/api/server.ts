@@ -101,6 +101,13 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     }
   });
 
+  // Every route's path as a pattern, so that a known path asked with another method is answered
+  // 405 with the methods it has (Allow), not 404.
+  const routes: { methods: string[]; pattern: RegExp }[] = [];
+  app.addHook('onRoute', (r) => {
+    routes.push({ methods: [r.method].flat().map(String), pattern: pathPattern(r.url ?? r.path) });
+  });
+
   registerCors(app);
   app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (req) => {
@@ -115,7 +122,16 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     return reply.status(e.status).send(e.toJSON());
   });
   app.setNotFoundHandler((req, reply) => {
-    const e = new HeraldError('HERALD_ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);
+    const path = req.url.split('?')[0] ?? '';
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods))];
+    if (allowed.length) {
+      const e = new HeraldError(
+        'HERALD_ERR_METHOD_NOT_ALLOWED',
+        `${path} does not take ${req.method}; it takes ${allowed.join(', ')}`,
+      );
+      return reply.status(e.status).header('allow', allowed.join(', ')).send(e.toJSON());
+    }
+    const e = new HeraldError('HERALD_ERR_NOT_FOUND', `no route ${req.method} ${path}`);
     return reply.status(404).send(e.toJSON());
   });
 
@@ -128,6 +144,17 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
   opsRoutes(app, deps, metrics);
   realtimeRoutes(app, deps);
   return app;
+}
+
+/** A route path (`/v1/notifications/:id`, `/docs/*`) as a regular expression for concrete paths. */
+function pathPattern(route: string): RegExp {
+  const source = route
+    .split('/')
+    .map((part) =>
+      part === '*' ? '.*' : part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+    )
+    .join('/');
+  return new RegExp(`^${source}$`);
 }
 
 const FASTIFY_CODES: Record<string, ConstructorParameters<typeof HeraldError>[0]> = {
