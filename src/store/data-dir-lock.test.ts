@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { lockDataDir } from './data-dir-lock.ts';
 
@@ -20,6 +20,7 @@ it('writes its pid beside the folder and removes the file on release', () => {
   const dir = dataDir();
   const lock = lockDataDir(dir);
   expect(readFileSync(`${dir}.lock`, 'utf8').trim()).toBe(String(process.pid));
+  expect(readdirSync(dirname(dir))).toEqual(['pgdata.lock']);
   lock.release();
   expect(existsSync(`${dir}.lock`)).toBe(false);
   lock.release();

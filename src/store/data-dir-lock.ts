@@ -10,9 +10,11 @@
  *
  * A lock left by a dead process (SIGKILL, power loss) is taken over. The check is by pid, so a
  * stale lock whose pid now belongs to an unrelated process stops start-up with a message naming
- * the file to delete.
+ * the file to delete; a lock holding our own pid is stale (a container restarts as the same pid).
+ * Two processes that find the same stale lock within microseconds of each other could both take
+ * it over: start one Herald per folder, not two at once after a crash.
  */
-import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface DataDirLock {
@@ -22,21 +24,23 @@ export interface DataDirLock {
 export function lockDataDir(dir: string): DataDirLock {
   const file = `${dir}.lock`;
   mkdirSync(dirname(file), { recursive: true });
-  for (let tries = 0; ; tries++) {
-    try {
-      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= 3) throw e;
+  // The pid is written to a file of our own first and then linked into place: link fails if the
+  // lock exists, and a lock never exists without its pid (no window in which another process
+  // would read an empty lock and take it for a stale one).
+  const mine = `${file}.${process.pid}`;
+  writeFileSync(mine, `${process.pid}\n`);
+  try {
+    for (let tries = 0; ; tries++) {
+      try {
+        linkSync(mine, file);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= 3) throw e;
+      }
+      checkStale(file, dir);
     }
-    const owner = Number.parseInt(readFileOrEmpty(file), 10);
-    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
-      throw new Error(
-        `the data directory ${dir} is in use by process ${owner}; stop it first ` +
-          `(if no Herald is running, delete ${file})`,
-      );
-    }
-    rmIfPresent(file);
+  } finally {
+    rmIfPresent(mine);
   }
   let held = true;
   return {
@@ -46,6 +50,18 @@ export function lockDataDir(dir: string): DataDirLock {
       if (readFileOrEmpty(file).trim() === String(process.pid)) rmIfPresent(file);
     },
   };
+}
+
+/** Throws if the lock's pid is alive; otherwise removes the stale lock. */
+function checkStale(file: string, dir: string): void {
+  const owner = Number.parseInt(readFileOrEmpty(file), 10);
+  if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+    throw new Error(
+      `the data directory ${dir} is in use by process ${owner}; stop it first ` +
+        `(if no Herald is running, delete ${file})`,
+    );
+  }
+  rmIfPresent(file);
 }
 
 function isAlive(pid: number): boolean {
