@@ -38,6 +38,9 @@ export interface Herald {
   stop(): Promise<void>;
 }
 
+/** How long requests in flight at shutdown may take to finish before their connections are cut. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
 export interface StartOptions {
   /** Default: every role. */
   roles?: readonly Role[];
@@ -121,7 +124,11 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   const stop = () => {
     stopping ??= (async () => {
       await gateway?.close();
+      // Requests in flight may finish, for SHUTDOWN_GRACE_MS at most (a client sending slowly
+      // cannot hold the process); a request arriving meanwhile on an open connection gets 503.
+      const cut = setTimeout(() => server?.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await server?.close();
+      clearTimeout(cut);
       await ingest.drain();
       await worker?.stop();
       await maintenance?.stop();

@@ -122,6 +122,12 @@ const cases: BadInputCase[] = [
   { name: 'groupKey of 301 characters', ...V, field: 'groupKey', body: withFields({ groupKey: 'g'.repeat(301) }) },
   { name: 'unknown field', ...V, field: 'subject', body: withFields({ subject: 'Hi' }) },
   { name: 'unknown field __proto__', ...V, field: '__proto__', raw: rawWith('"__proto__":{"admin":true}') },
+  {
+    name: '__proto__ deep inside data',
+    ...V,
+    field: 'data.list[1].__proto__',
+    raw: rawWith('"data":{"list":[1,{"__proto__":{"admin":true}}]}'),
+  },
   { name: 'body is an array', ...V, field: '(body)', body: [BASE] },
   { name: 'body is null', ...V, field: '(body)', raw: 'null' },
   { name: 'body is a number', ...V, field: '(body)', raw: '42' },

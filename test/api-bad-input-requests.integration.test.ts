@@ -58,6 +58,12 @@ const cases: BadInputCase[] = [
     raw: 'to=alice&category=comment.reply',
     headers: { ...PRODUCER, 'content-type': 'application/x-www-form-urlencoded' },
   },
+  {
+    name: 'JSON declared as latin1',
+    ...MEDIA,
+    raw: BASE_TEXT,
+    headers: { ...PRODUCER, 'content-type': 'application/json; charset=latin1' },
+  },
   { name: 'XML body', ...MEDIA, raw: '<to>alice</to>', headers: { ...PRODUCER, 'content-type': 'application/xml' } },
   { name: 'body without a content type', ...MEDIA, raw: Buffer.from(BASE_TEXT), headers: { ...PRODUCER } },
   // credentials

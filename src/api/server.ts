@@ -58,8 +58,11 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.config.maxBodyBytes,
-    return503OnClosing: true,
-    forceCloseConnections: true,
+    // Requests that arrive while closing are answered 503 by the hook below, in Herald's shape.
+    return503OnClosing: false,
+    // On close, idle keep-alive connections are closed at once and requests in flight finish (a
+    // POST being committed gets its 202); Herald.stop cuts what is still open after a grace period.
+    forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 500 },
     // The router's own refusals (bad percent-encoding, a path parameter over maxParamLength) would
     // otherwise be answered in Fastify's shape, not Herald's.
@@ -82,23 +85,43 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
   // JSON only: without this, Fastify's built-in text/plain parser would hand a string to the routes
   // (answered 400) where an unsupported media type must be 415.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    // JSON is UTF-8 (RFC 8259): a body declared in another charset is refused, not misread.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      return done(
+        new HeraldError('HERALD_ERR_UNSUPPORTED_MEDIA_TYPE', `charset=${charset}: JSON bodies must be UTF-8`),
+        undefined,
+      );
+    }
     const buf = body as Buffer;
     if (buf.length === 0) return done(null, undefined);
     let text: string;
     try {
-      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(buf);
+      text = UTF8.decode(buf);
     } catch {
       return done(new HeraldError('HERALD_ERR_INVALID_ENCODING', 'the body is not valid UTF-8'), undefined);
     }
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(text));
+      parsed = JSON.parse(text);
     } catch (e) {
-      done(
+      return done(
         new HeraldError('HERALD_ERR_MALFORMED_JSON', `the body is not valid JSON: ${(e as Error).message}`),
         undefined,
       );
     }
+    // A "__proto__" key would be dropped (or worse) by the first object copy: refuse it by name.
+    const proto = text.includes('"__proto__"') ? protoKeyPath(parsed) : null;
+    if (proto !== null) {
+      return done(
+        new HeraldError('HERALD_ERR_VALIDATION', `${proto}: the key __proto__ is not allowed`, {
+          details: [{ field: proto, message: 'the key __proto__ is not allowed' }],
+        }),
+        undefined,
+      );
+    }
+    done(null, parsed);
   });
 
   // Every route's path as a pattern, so that a known path asked with another method is answered
@@ -110,6 +133,20 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
 
   registerCors(app);
   app.decorateRequest('caller', null as never);
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_req, reply, done) => {
+    if (!closing) return done();
+    void reply.header('connection', 'close');
+    done(
+      new HeraldError('HERALD_ERR_UNAVAILABLE', 'Herald is shutting down; retry (another instance may answer)', {
+        retryAfter: 1,
+      }),
+    );
+  });
   app.addHook('onRequest', async (req) => {
     const mode = req.routeOptions.config.auth ?? 'none';
     if (mode !== 'none') req.caller = await deps.auth.caller(req.headers.authorization, mode === 'producer-or-user');
@@ -144,6 +181,20 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
   opsRoutes(app, deps, metrics);
   realtimeRoutes(app, deps);
   return app;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/** Where a parsed JSON value has an own `__proto__` key (`data.a.__proto__`), or null. */
+function protoKeyPath(value: unknown, path = ''): string | null {
+  if (value === null || typeof value !== 'object') return null;
+  for (const [k, v] of Object.entries(value)) {
+    const here = Array.isArray(value) ? `${path}[${k}]` : path ? `${path}.${k}` : k;
+    if (k === '__proto__') return here;
+    const inner = protoKeyPath(v, here);
+    if (inner !== null) return inner;
+  }
+  return null;
 }
 
 /** A route path (`/v1/notifications/:id`, `/docs/*`) as a regular expression for concrete paths. */

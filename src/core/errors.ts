@@ -61,7 +61,7 @@ export const ERRORS = {
   HERALD_ERR_UNAVAILABLE: {
     status: 503,
     retryable: true,
-    summary: 'The store could not be reached; nothing was stored.',
+    summary: 'The store could not be reached, or this process is shutting down; nothing was stored.',
   },
   HERALD_ERR_INTERNAL: { status: 500, retryable: true, summary: 'A bug. Nothing half-stored; the log has the cause.' },
 } as const satisfies Record<string, { status: number; retryable: boolean; summary: string }>;
