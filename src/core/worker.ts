@@ -36,10 +36,12 @@ export interface WorkerOptions {
   /** Most deliveries claimed at once per lane; default 256. */
   claimBatch?: number;
   /**
-   * How long one take may hold the store, roughly; default 10 ms on a single-connection store, 25 ms
-   * otherwise. A lane's batch halves when a take runs longer and doubles back (up to `claimBatch`)
-   * when full takes run well under it: on the embedded store every other statement — a critical
-   * lane's take, an accepting commit — waits for the running one.
+   * How long one take may hold the store, roughly; default 10 ms. A lane's batch halves when a take
+   * runs longer and doubles back (up to `claimBatch`) when full takes run well under it: on the
+   * embedded store every other statement — a critical lane's take, an accepting commit — waits for
+   * the running one; on PostgreSQL a critical commit waits for the bulk take's WAL to be flushed
+   * before its own (25 ms takes: critical p99 during a blast 30–41 ms; 10 ms: 22–28 ms, bulk
+   * throughput unchanged).
    */
   takeBudgetMs?: number;
   /** Lease time a single send needs (the longest provider timeout); default half the lease. */
@@ -96,7 +98,7 @@ export class DeliveryWorker {
     storeParallelism = 1,
   ) {
     const total = LANES.reduce((s, l) => s + options.laneConcurrency[l], 0);
-    this.takeBudgetMs = options.takeBudgetMs ?? (storeParallelism > 1 ? 25 : 10);
+    this.takeBudgetMs = options.takeBudgetMs ?? 10;
     this.outcomes = new GroupCommit((batch) => this.store.finishAttempts(batch), {
       maxBatch: 500,
       maxPending: total * 2,
