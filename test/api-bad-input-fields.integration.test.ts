@@ -128,6 +128,12 @@ const cases: BadInputCase[] = [
     field: 'data.list[1].__proto__',
     raw: rawWith('"data":{"list":[1,{"__proto__":{"admin":true}}]}'),
   },
+  {
+    name: '__proto__ spelt with a unicode escape',
+    ...V,
+    field: 'data.__proto__',
+    raw: rawWith('"data":{"\\u005f_proto__":{"admin":true}}'),
+  },
   { name: 'body is an array', ...V, field: '(body)', body: [BASE] },
   { name: 'body is null', ...V, field: '(body)', raw: 'null' },
   { name: 'body is a number', ...V, field: '(body)', raw: '42' },

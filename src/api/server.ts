@@ -112,7 +112,8 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
       );
     }
     // A "__proto__" key would be dropped (or worse) by the first object copy: refuse it by name.
-    const proto = text.includes('"__proto__"') ? protoKeyPath(parsed) : null;
+    // The walk runs only for bodies that could hold one (the name, or any \u escape).
+    const proto = text.includes('__proto__') || text.includes('\\u') ? protoKeyPath(parsed) : null;
     if (proto !== null) {
       return done(
         new HeraldError('HERALD_ERR_VALIDATION', `${proto}: the key __proto__ is not allowed`, {
