@@ -55,8 +55,9 @@ export class GroupCommit<I, O> {
   private running = 0;
   private scheduled = false;
   private idle: (() => void)[] = [];
-  private overlapTimer: NodeJS.Timeout | null = null;
-  private lingerTimer: NodeJS.Timeout | null = null;
+  /** Wakes pump() when the oldest waiting item has waited long enough (linger, overlap). */
+  private holdTimer: NodeJS.Timeout | null = null;
+  private holdUntil = 0;
   /** Set by drain(): flush what waits without lingering. */
   private draining = false;
 
@@ -98,26 +99,15 @@ export class GroupCommit<I, O> {
   private pump(): void {
     const { parallel, overlapMinBatch = 1, overlapMaxWaitMs = 2, lingerMs = 0 } = this.options;
     while (this.running < parallel && this.queue.length > 0) {
-      if (lingerMs > 0 && !this.draining && this.queue.length < this.options.maxBatch) {
-        const waited = performance.now() - (this.queue[0] as Waiting<I, O>).at;
-        if (waited < lingerMs) {
-          this.lingerTimer ??= setTimeout(() => {
-            this.lingerTimer = null;
-            this.pump();
-          }, lingerMs - waited);
-          return;
-        }
-      }
-      if (this.running > 0 && this.queue.length < overlapMinBatch) {
-        // Let the batch grow while a flush runs, but not for longer than overlapMaxWaitMs.
-        const waited = performance.now() - (this.queue[0] as Waiting<I, O>).at;
-        if (waited < overlapMaxWaitMs) {
-          this.overlapTimer ??= setTimeout(() => {
-            this.overlapTimer = null;
-            this.pump();
-          }, overlapMaxWaitMs - waited);
-          return;
-        }
+      const waited = performance.now() - (this.queue[0] as Waiting<I, O>).at;
+      let hold = 0;
+      // Lingering: nobody waits on these items, so let the batch gather.
+      if (lingerMs > 0 && !this.draining && this.queue.length < this.options.maxBatch) hold = lingerMs - waited;
+      // Let the batch grow while a flush runs, but not for longer than overlapMaxWaitMs.
+      if (hold <= 0 && this.running > 0 && this.queue.length < overlapMinBatch) hold = overlapMaxWaitMs - waited;
+      if (hold > 0) {
+        this.pumpAfter(hold);
+        return;
       }
       const batch = this.queue.splice(0, this.batchLength());
       this.running++;
@@ -130,6 +120,18 @@ export class GroupCommit<I, O> {
         }
       });
     }
+  }
+
+  /** Runs pump() in `ms`, unless a timer already set will run it sooner. */
+  private pumpAfter(ms: number): void {
+    const at = performance.now() + ms;
+    if (this.holdTimer && this.holdUntil <= at) return;
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdUntil = at;
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = null;
+      this.pump();
+    }, ms);
   }
 
   /** How many of the oldest waiting items the next flush takes: within maxBatch and maxWeight, at least one. */
