@@ -88,6 +88,18 @@ const cases: BadInputCase[] = [
   { name: 'data is a number', ...V, field: 'data', body: withFields({ data: 42 }) },
   { name: 'data over 32 KiB', ...V, field: 'data', body: withFields({ data: { blob: 'd'.repeat(32_800) } }) },
   { name: 'data nests 40 levels deep', ...V, field: 'data', body: withFields({ data: nested(40) }) },
+  {
+    name: 'data nests 25,000 levels deep',
+    ...V,
+    field: '(body)',
+    raw: rawWith(`"data":{"k":${'['.repeat(25_000)}${']'.repeat(25_000)}}`),
+  },
+  {
+    name: 'brackets inside strings do not count as nesting',
+    ...V,
+    field: 'subject',
+    raw: rawWith(`"subject":"${'['.repeat(1_000)}"`),
+  },
   { name: 'data number overflows to Infinity', ...V, field: 'data', raw: rawWith('"data":{"n":1e400}') },
   { name: 'data holds a NUL in a value', ...V, field: 'data', raw: rawWith('"data":{"note":"a\\u0000b"}') },
   { name: 'data holds a NUL in a key', ...V, field: 'data', raw: rawWith('"data":{"a\\u0000b":1}') },

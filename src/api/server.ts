@@ -102,6 +102,14 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     } catch {
       return done(new HeraldError('HERALD_ERR_INVALID_ENCODING', 'the body is not valid UTF-8'), undefined);
     }
+    if (nestsDeeperThan(text, MAX_BODY_DEPTH)) {
+      return done(
+        new HeraldError('HERALD_ERR_VALIDATION', `the body nests deeper than ${MAX_BODY_DEPTH} levels`, {
+          details: [{ field: '(body)', message: `nests deeper than ${MAX_BODY_DEPTH} levels` }],
+        }),
+        undefined,
+      );
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -185,6 +193,31 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/** Deepest nesting a JSON body may have (`data` itself allows 32 levels). */
+const MAX_BODY_DEPTH = 64;
+
+/**
+ * Whether JSON text nests arrays and objects deeper than `limit`: one pass over the characters,
+ * skipping strings. Checked before anything walks the parsed value recursively (the validator,
+ * protoKeyPath), which a body nested 100,000 levels deep would otherwise drive out of stack.
+ */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  if (text.length <= limit) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
 
 /** Where a parsed JSON value has an own `__proto__` key (`data.a.__proto__`), or null. */
 function protoKeyPath(value: unknown, path = ''): string | null {
