@@ -12,7 +12,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import { HeraldError } from '../core/errors.ts';
+import { HeraldError, validationError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
 import type { Bus, Presence, Store } from '../core/ports.ts';
@@ -104,9 +104,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     }
     if (nestsDeeperThan(text, MAX_BODY_DEPTH)) {
       return done(
-        new HeraldError('HERALD_ERR_VALIDATION', `the body nests deeper than ${MAX_BODY_DEPTH} levels`, {
-          details: [{ field: '(body)', message: `nests deeper than ${MAX_BODY_DEPTH} levels` }],
-        }),
+        validationError([{ field: '(body)', message: `nests deeper than ${MAX_BODY_DEPTH} levels` }]),
         undefined,
       );
     }
@@ -123,12 +121,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     // The walk runs only for bodies that could hold one (the name, or any \u escape).
     const proto = text.includes('__proto__') || text.includes('\\u') ? protoKeyPath(parsed) : null;
     if (proto !== null) {
-      return done(
-        new HeraldError('HERALD_ERR_VALIDATION', `${proto}: the key __proto__ is not allowed`, {
-          details: [{ field: proto, message: 'the key __proto__ is not allowed' }],
-        }),
-        undefined,
-      );
+      return done(validationError([{ field: proto, message: 'the key __proto__ is not allowed' }]), undefined);
     }
     done(null, parsed);
   });
