@@ -48,6 +48,8 @@ export const scenario: Scenario = {
     { key: 'durable', label: 'durable' },
     { key: 'heraldCpu', label: 'Herald CPU µs/202', better: 'lower' },
     { key: 'pgCpu', label: 'PG CPU µs/202', better: 'lower' },
+    { key: 'loadCpu', label: 'autocannon CPU µs/202' },
+    { key: 'batch', label: 'per commit', digits: 1 },
     { key: 'load', label: 'load 1m', digits: 1 },
   ],
   async trial(store, options, log) {
@@ -105,9 +107,25 @@ function loadOn(url: string, o: BenchOptions, log: (m: string) => void): Load {
   return load;
 }
 
-/** Warm-up, then the measured run; CPU of `pid` (and `backends`) over the measured run. */
+/** Sum and count of Herald's notifications-per-commit histogram (null without one: the ceiling server). */
+async function commitSizes(url: string): Promise<{ sum: number; count: number } | null> {
+  const text = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${BENCH_API_KEY}` } }).then(
+    (r) => (r.ok ? r.text() : ''),
+    () => '',
+  );
+  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  const sum = read('herald_ingest_commit_notifications_sum');
+  const count = read('herald_ingest_commit_notifications_count');
+  return Number.isFinite(sum) && Number.isFinite(count) ? { sum, count } : null;
+}
+
+/**
+ * Warm-up, then the measured run; CPU of `pid` (and `backends`) and of the load generator (this
+ * process) over the measured run, and the mean notifications per group commit.
+ */
 async function measured(
   load: Load,
+  url: string,
   o: BenchOptions,
   log: (m: string) => void,
   cpu: () => Promise<{ herald: number; backends: Map<number, number> }>,
@@ -118,9 +136,14 @@ async function measured(
   const before = load.accepted.length;
   const load1m = loadavg()[0] ?? 0;
   const cpu0 = await cpu();
+  const commits0 = await commitSizes(url);
+  const self0 = process.cpuUsage();
   const r = await load.run(o.duration);
+  const self = process.cpuUsage(self0);
+  const commits1 = await commitSizes(url);
   const cpu1 = await cpu();
   const n = Math.max(1, load.accepted.length - before);
+  const commits = commits0 && commits1 ? commits1.count - commits0.count : 0;
   return {
     r,
     figures: {
@@ -133,6 +156,8 @@ async function measured(
       errors: r.errors,
       heraldCpu: Math.round(((cpu1.herald - cpu0.herald) * 1000) / n),
       pgCpu: cpu1.backends.size ? Math.round((cpuBetween(cpu0.backends, cpu1.backends) * 1000) / n) : null,
+      loadCpu: Math.round((self.user + self.system) / n),
+      batch: commits0 && commits1 && commits > 0 ? (commits1.sum - commits0.sum) / commits : null,
       load: load1m,
     },
   };
@@ -148,7 +173,7 @@ async function measure(store: StoreKind, roles: string, o: BenchOptions, log: (m
   });
   try {
     const load = loadOn(herald.url, o, log);
-    const { figures } = await measured(load, o, log, () => herald.cpu());
+    const { figures } = await measured(load, herald.url, o, log, () => herald.cpu());
 
     // A crash right after the load: what was answered 202 must already be committed.
     // (With --cpu-prof Herald stops gently instead, or it could not write its profile.)
@@ -204,7 +229,7 @@ async function measureCeiling(o: BenchOptions, log: (m: string) => void) {
     }
     log('ceiling: bare Fastify POST→202');
     const cpu = async () => ({ herald: await processCpuMs(child.pid as number), backends: new Map<number, number>() });
-    const { figures } = await measured(loadOn(url, o, log), o, log, cpu);
+    const { figures } = await measured(loadOn(url, o, log), url, o, log, cpu);
     return figures;
   } finally {
     child.kill('SIGKILL');

@@ -155,7 +155,10 @@ forEachStore('Store contract', ({ kind, store }) => {
     expect((await view(store(), big.id)).stateCounts).toEqual({ pending: 3 });
     expect((await view(store(), later.id)).stateCounts).toEqual({ pending: 1 });
     // The inbox has exactly the delivered entries, and a later take does not deliver them again.
-    expect((await store().listInbox('ann', { limit: 10 })).items.map((i) => [i.id, i.seq])).toEqual([[small.id, 1]]);
+    const annInbox = (await store().listInbox('ann', { limit: 10 })).items;
+    expect(annInbox.map((i) => [i.id, i.seq])).toEqual([[small.id, 1]]);
+    // What the accept hands to sockets is the entry the inbox shows.
+    expect(s.delivered.find((d) => d.userId === 'ann')?.item).toEqual(annInbox[0]);
     const again = await store().startAttempts({ ids: s.delivered.map((d) => d.deliveryId) }, LEASE);
     expect(again).toEqual(NOTHING);
     // Without the option nothing is delivered at accept.

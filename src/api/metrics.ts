@@ -40,7 +40,23 @@ export class Metrics {
         this.set(ingest.pending);
       },
     });
+    const commitSize = new Histogram({
+      name: 'herald_ingest_commit_notifications',
+      help: 'Notifications per group commit',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+      registers: [this.registry],
+    });
+    const commitTime = new Histogram({
+      name: 'herald_ingest_commit_seconds',
+      help: 'Time the store took for one group commit',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [this.registry],
+    });
     events.on('notification:accepted', (e) => accepted.inc({ lane: e.lane }));
+    events.on('ingest:commit', (e) => {
+      commitSize.observe(e.notifications);
+      commitTime.observe(e.ms / 1000);
+    });
     const count = (outcome: string) => (e: DeliveryEvent) =>
       outcomes.inc({ lane: e.lane, channel: e.channel, outcome });
     events.on('delivery:sent', (e) => {

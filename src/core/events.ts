@@ -16,6 +16,8 @@ export interface DeliveryEvent {
 
 export interface HeraldEvents {
   'notification:accepted': [{ id: string; lane: Lane; deliveries: number }];
+  /** One group commit: how many notifications shared it, and how long the store took. */
+  'ingest:commit': [{ notifications: number; ms: number }];
   'delivery:sent': [DeliveryEvent];
   'delivery:retry': [DeliveryEvent];
   'delivery:failed': [DeliveryEvent];

@@ -102,7 +102,9 @@ export class Ingest {
   }
 
   private async commit(batch: NewNotification[]): Promise<AcceptOutcome[]> {
+    const started = performance.now();
     const out = await this.store.accept(batch, this.acceptOptions);
+    this.events.emit('ingest:commit', { notifications: batch.length, ms: performance.now() - started });
     const accepted = out.flatMap((o) => (o.kind === 'accepted' ? [o] : []));
     for (const o of accepted) {
       const lane = o.jobs[0]?.lane ?? o.delivered[0]?.lane ?? 'normal';

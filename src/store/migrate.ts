@@ -17,11 +17,12 @@ export function listMigrations(): { version: number; name: string; sql: string }
     .map((f) => ({ version: Number(f.slice(0, 4)), name: f.slice(5, -4), sql: readFileSync(join(DIR, f), 'utf8') }));
 }
 
-export async function migrate(sql: Sql): Promise<number[]> {
+/** Applies the migrations not applied yet (those up to `upTo` only: tests of a migration's data step). */
+export async function migrate(sql: Sql, upTo = Number.POSITIVE_INFINITY): Promise<number[]> {
   await sql.query(`CREATE TABLE IF NOT EXISTS herald_migrations (
     version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
   const applied: number[] = [];
-  for (const m of listMigrations()) {
+  for (const m of listMigrations().filter((x) => x.version <= upTo)) {
     const done = await sql.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_ID]);
       const seen = await tx.query('SELECT 1 FROM herald_migrations WHERE version = $1', [m.version]);

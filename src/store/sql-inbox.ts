@@ -38,28 +38,32 @@ export class SqlInboxStore implements InboxStore {
         `UPDATE inbox SET read_at = now() WHERE user_id = $1 AND read_at IS NULL AND ${where} RETURNING delivery_id`,
         [userId, arg],
       );
-      if (marked.length) {
-        await lockDeliveries(
-          tx,
-          marked.map((m) => m.delivery_id),
-        );
-        await tx.query(
-          `WITH d AS (
+      if (!marked.length) return this.unreadCount(tx, userId);
+      // The count on the user's counter row goes down by exactly the entries this statement marked
+      // (a concurrent read of the same entries waited for their row locks and then found them read).
+      const [counter] = await tx.query<{ unread: number }>(
+        'UPDATE inbox_counters SET unread = unread - $2 WHERE user_id = $1 RETURNING unread::int',
+        [userId, marked.length],
+      );
+      await lockDeliveries(
+        tx,
+        marked.map((m) => m.delivery_id),
+      );
+      await tx.query(
+        `WITH d AS (
              UPDATE deliveries SET state = 'read', updated_at = now()
              WHERE id = ANY($1::uuid[]) AND state IN ('sent', 'delivered') RETURNING id, notification_id, channel)
            INSERT INTO timeline (notification_id, delivery_id, event, detail)
            SELECT notification_id, id, 'read', jsonb_build_object('userId', $2::text, 'channel', channel) FROM d`,
-          [marked.map((m) => m.delivery_id), userId],
-        );
-      }
-      return this.unreadCount(tx, userId);
+        [marked.map((m) => m.delivery_id), userId],
+      );
+      return counter?.unread ?? 0;
     });
   }
 
   async inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
-    const [row] = await this.sql.query<{ last_seq: number | null; unread: number }>(
-      `SELECT (SELECT last_seq FROM inbox_counters WHERE user_id = $1) AS last_seq,
-              (SELECT count(*)::int FROM inbox WHERE user_id = $1 AND read_at IS NULL) AS unread`,
+    const [row] = await this.sql.query<{ last_seq: number; unread: number }>(
+      'SELECT last_seq, unread::int FROM inbox_counters WHERE user_id = $1',
       [userId],
     );
     return { lastSeq: row?.last_seq ?? 0, unreadCount: row?.unread ?? 0 };
@@ -98,11 +102,10 @@ export class SqlInboxStore implements InboxStore {
   }
 
   private async unreadCount(q: SqlClient, userId: string): Promise<number> {
-    const [r] = await q.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM inbox WHERE user_id = $1 AND read_at IS NULL',
-      [userId],
-    );
-    return r?.n ?? 0;
+    const [r] = await q.query<{ unread: number }>('SELECT unread::int FROM inbox_counters WHERE user_id = $1', [
+      userId,
+    ]);
+    return r?.unread ?? 0;
   }
 }
 

@@ -15,7 +15,7 @@ import type {
   NotificationView,
   TimelineEvent,
 } from '../core/types.ts';
-import { type DeliveryRow, decodeCursor, encodeCursor, type StartedRow, toInboxDelivery } from './rows.ts';
+import { type DeliveryRow, decodeCursor, encodeCursor } from './rows.ts';
 import type { Sql, SqlClient } from './sql.ts';
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600_000;
@@ -269,15 +269,27 @@ export class SqlNotificationStore implements NotificationStore {
 }
 
 /**
- * Inserts the notifications and their deliveries in one statement; returns each notification's
- * deliveries as bus jobs. The rows travel as one JSON document per table: JSON.stringify is much
- * cheaper than encoding a dozen array parameters, and the server parses each document once.
- */
-/**
  * Inserts notifications and their deliveries, and completes the in-app deliveries of those for which
  * `deliverInApp` says so (herald_accept, one statement); returns each one's deliveries still to do,
- * and those completed.
+ * and those completed. The rows travel as one JSON document per table: JSON.stringify is much
+ * cheaper than encoding a dozen array parameters, and the server parses each document once.
  */
+/** The entry of an in-app delivery completed by the accepting statement (its seq comes from it). */
+function sentInApp(deliveryId: string, userId: string, n: NewNotification): InboxDelivery {
+  const item = {
+    id: n.id,
+    seq: 0,
+    category: n.category,
+    priority: n.priority,
+    title: n.title,
+    body: n.body,
+    data: n.data,
+    createdAt: n.createdAt,
+    readAt: null,
+  };
+  return { deliveryId, userId, lane: n.priority, attempt: 1, item };
+}
+
 async function insertNotifications(
   q: SqlClient,
   ns: NewNotification[],
@@ -285,7 +297,8 @@ async function insertNotifications(
 ): Promise<{ jobs: BusJob[]; delivered: InboxDelivery[] }[]> {
   const notifications: object[] = [];
   const deliveries: object[] = [];
-  const inApp: string[] = [];
+  // The entries of the in-app deliveries completed here, waiting for the seqs the statement gives them.
+  const completing = new Map<string, InboxDelivery>();
   const out: { jobs: BusJob[]; delivered: InboxDelivery[] }[] = [];
   for (const n of ns) {
     notifications.push({
@@ -302,14 +315,20 @@ async function insertNotifications(
       created_at: n.createdAt,
     });
     const runAt = n.sendAt ?? n.createdAt;
-    const jobs: BusJob[] = [];
-    out.push({ jobs, delivered: [] });
+    const created = { jobs: [] as BusJob[], delivered: [] as InboxDelivery[] };
+    out.push(created);
     const now = deliverInApp(n);
     for (const user of n.to) {
       for (const channel of n.channels) {
         const id = uuidv7();
-        jobs.push({ id, lane: n.priority, runAt });
-        if (now && channel === 'in_app') inApp.push(id);
+        const sent = now && channel === 'in_app';
+        if (sent) {
+          const entry = sentInApp(id, user, n);
+          completing.set(id, entry);
+          created.delivered.push(entry);
+        } else {
+          created.jobs.push({ id, lane: n.priority, runAt });
+        }
         deliveries.push({
           id,
           notification_id: n.id,
@@ -317,21 +336,21 @@ async function insertNotifications(
           channel,
           lane: n.priority,
           next_attempt_at: runAt,
+          sent,
         });
       }
     }
   }
-  const rows = await q.query<StartedRow>('SELECT * FROM herald_accept($1::json, $2::json, $3::uuid[])', [
+  const rows = await q.query<{ id: string; seq: string | number }>('SELECT * FROM herald_accept($1::json, $2::json)', [
     JSON.stringify(notifications),
     JSON.stringify(deliveries),
-    inApp,
   ]);
-  if (rows.length) {
-    const done = new Map(rows.map((r) => [r.id, toInboxDelivery(r, Number(r.seq))]));
-    for (const o of out) {
-      o.delivered = o.jobs.flatMap((j) => done.get(j.id) ?? []);
-      o.jobs = o.jobs.filter((j) => !done.has(j.id));
-    }
+  for (const r of rows) {
+    const entry = completing.get(r.id);
+    if (entry) entry.item.seq = Number(r.seq);
+  }
+  if (rows.length !== completing.size) {
+    throw new Error(`herald_accept completed ${rows.length} in-app deliveries of ${completing.size}`);
   }
   return out;
 }

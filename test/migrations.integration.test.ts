@@ -1,0 +1,70 @@
+/**
+ * Migrations that move data: a database left by an earlier Herald keeps its meaning after the
+ * upgrade. (Every other test runs on a database migrated from empty.)
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { uuidv7 } from '../src/core/ids.ts';
+import { openPostgres } from '../src/store/db-postgres.ts';
+import { migrate } from '../src/store/migrate.ts';
+import type { Sql } from '../src/store/sql.ts';
+import { openPostgresStore } from '../src/store/store-sql.ts';
+import { freshPostgresUrl } from './support/databases.ts';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** In-app notifications to `users` as Herald before migration 0004 accepted them: delivered at once. */
+async function acceptBefore0004(sql: Sql, users: string[]): Promise<void> {
+  const now = new Date();
+  const notifications = users.map((user) => ({
+    n: { id: uuidv7(), category: 'c', priority: 'normal', channels: ['in_app'], recipients: 1, created_at: now },
+    d: { id: uuidv7(), user_id: user, channel: 'in_app', lane: 'normal', next_attempt_at: now },
+  }));
+  await sql.query('SELECT * FROM herald_accept($1::json, $2::json, $3::uuid[])', [
+    JSON.stringify(notifications.map((x) => x.n)),
+    JSON.stringify(notifications.map((x) => ({ ...x.d, notification_id: x.n.id }))),
+    notifications.map((x) => x.d.id),
+  ]);
+}
+
+describe('migration 0004 (unread counts on the counter row)', () => {
+  it('counts the unread entries a user already had, and goes on from there', async () => {
+    const db = await freshPostgresUrl();
+    cleanups.push(db.drop);
+    const old = await openPostgres(db.url, 2);
+    await migrate(old, 3);
+    await acceptBefore0004(old, ['ann', 'ann', 'ann', 'bob', 'cid']);
+    await old.query(`UPDATE inbox SET read_at = now() WHERE (user_id = 'ann' AND seq = 2) OR user_id = 'cid'`);
+    await old.close();
+
+    const store = await openPostgresStore(db.url, 2);
+    cleanups.push(() => store.close());
+    expect(await store.inboxState('ann')).toEqual({ lastSeq: 3, unreadCount: 2 });
+    expect(await store.inboxState('bob')).toEqual({ lastSeq: 1, unreadCount: 1 });
+    expect(await store.inboxState('cid')).toEqual({ lastSeq: 1, unreadCount: 0 });
+
+    const now = new Date();
+    const n = {
+      id: uuidv7(),
+      category: 'c',
+      priority: 'normal',
+      channels: ['in_app'],
+      to: ['ann'],
+      title: null,
+      body: null,
+      data: null,
+      sendAt: null,
+      groupKey: null,
+      createdAt: now,
+      idempotencyKey: null,
+      requestHash: null,
+    } as const;
+    const [out] = await store.accept([{ ...n, channels: [...n.channels], to: [...n.to] }], { inAppUpTo: 1 });
+    expect(out?.kind === 'accepted' && out.delivered.map((d) => d.item.seq)).toEqual([4]);
+    expect(await store.inboxState('ann')).toEqual({ lastSeq: 4, unreadCount: 3 });
+    expect(await store.markRead('ann', { all: true })).toBe(0);
+    expect(await store.inboxState('ann')).toEqual({ lastSeq: 4, unreadCount: 0 });
+  });
+});
