@@ -896,6 +896,26 @@ forEachStore('Store contract', ({ kind, store }) => {
     expect((await store().listInbox('bob', { limit: 10 })).unreadCount).toBe(1);
   });
 
+  it('unread counts stay exact under overlapping concurrent reads and deliveries', async () => {
+    for (let i = 1; i <= 20; i++) await acceptAndDeliver(store(), { to: ['erin'] });
+    const seqs = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    // Reads that overlap each other, and deliveries arriving meanwhile: each entry is counted read
+    // once, whichever read marks it, and each new entry is counted unread once.
+    await Promise.all([
+      store().markRead('erin', { upToSeq: 10 }),
+      store().markRead('erin', { seqs: seqs(5, 15) }),
+      store().markRead('erin', { seqs: seqs(8, 18) }),
+      store().markRead('erin', { upToSeq: 12 }),
+      acceptAndDeliver(store(), { to: ['erin'] }),
+      acceptAndDeliver(store(), { to: ['erin'] }),
+    ]);
+    const unreadSeqs = (await store().listInbox('erin', { limit: 100, unread: true })).items.map((i) => i.seq);
+    expect(unreadSeqs).toEqual([22, 21, 20, 19]);
+    expect(await store().inboxState('erin')).toEqual({ lastSeq: 22, unreadCount: 4 });
+    await Promise.all([store().markRead('erin', { all: true }), store().markRead('erin', { all: true })]);
+    expect(await store().inboxState('erin')).toEqual({ lastSeq: 22, unreadCount: 0 });
+  });
+
   it('markRead moves the sent deliveries it reads to read', async () => {
     const one = await acceptAndDeliver(store(), { to: ['alice'] });
     const two = await acceptAndDeliver(store(), { to: ['alice'] });
