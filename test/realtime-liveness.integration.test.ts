@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
 import { bearer, nowSeconds, signJwt, userToken } from './support/http.ts';
-import { connectReady, notify, type RealtimeClient, sleep } from './support/ws-client.ts';
+import { connectReady, notify, type RealtimeClient, refusedUpgrade, sleep } from './support/ws-client.ts';
 
 const HEARTBEAT_MS = 1000;
 
@@ -104,6 +104,34 @@ describe.each(['pglite', 'postgres'] as const)('real-time liveness (%s)', (store
     expect(closedAt).toBeLessThanOrEqual(exp * 1000 + 2 * HEARTBEAT_MS + 500);
     expect(lasting.closedWith).toBeNull();
     await eventually(async () => (await presence(user)).sockets === 1, 'the expired socket to stop counting', 2_000);
+  });
+
+  it('/metrics counts open sockets, closes by code and refused upgrades', async () => {
+    const metric = async (sample: string) => {
+      const r = await t.api('GET', '/metrics');
+      const text = typeof r.json === 'string' ? r.json : '';
+      const escaped = sample.replace(/[{}"]/g, (c) => `\\${c}`);
+      return Number(new RegExp(`^${escaped} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    };
+    expect(await metric('herald_realtime_sockets')).toBe(t.herald.gateway?.sockets);
+    // The earlier tests' silent socket (terminated: 1006) and expired token (4401).
+    expect(await metric('herald_realtime_disconnects_total{code="1006"}')).toBeGreaterThanOrEqual(1);
+    expect(await metric('herald_realtime_disconnects_total{code="4401"}')).toBeGreaterThanOrEqual(1);
+
+    const opened = await metric('herald_realtime_connections_total');
+    const refused = await metric('herald_realtime_refused_total{status="401"}');
+    const tab = await socket(`metrics-${store}`);
+    expect((await refusedUpgrade(t.url, 'not-a-token')).status).toBe(401);
+    expect(await metric('herald_realtime_connections_total')).toBe(opened + 1);
+    expect(await metric('herald_realtime_refused_total{status="401"}')).toBe(refused + 1);
+    const normal = await metric('herald_realtime_disconnects_total{code="1000"}');
+    await tab.close();
+    await eventually(
+      async () => (await metric('herald_realtime_disconnects_total{code="1000"}')) === normal + 1,
+      'the closed tab to be counted',
+      2_000,
+    );
+    expect(await metric('herald_realtime_sockets')).toBe(t.herald.gateway?.sockets);
   });
 
   it('stopping Herald closes every open socket with 1012', async () => {

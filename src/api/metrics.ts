@@ -52,6 +52,37 @@ export class Metrics {
       buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [this.registry],
     });
+    const sockets = new Gauge({
+      name: 'herald_realtime_sockets',
+      help: 'Open WebSockets on this process',
+      registers: [this.registry],
+    });
+    const opened = new Counter({
+      name: 'herald_realtime_connections_total',
+      help: 'WebSockets accepted',
+      registers: [this.registry],
+    });
+    const closed = new Counter({
+      name: 'herald_realtime_disconnects_total',
+      help: 'WebSockets closed, by close code (4408: slow consumer, 4401: token expired, 1012: restart, 1006: dropped)',
+      labelNames: ['code'],
+      registers: [this.registry],
+    });
+    const refused = new Counter({
+      name: 'herald_realtime_refused_total',
+      help: 'Upgrades to /v1/realtime refused, by HTTP status',
+      labelNames: ['status'],
+      registers: [this.registry],
+    });
+    events.on('realtime:opened', () => {
+      opened.inc();
+      sockets.inc();
+    });
+    events.on('realtime:closed', (e) => {
+      closed.inc({ code: String(e.code) });
+      sockets.dec();
+    });
+    events.on('realtime:refused', (e) => refused.inc({ status: String(e.status) }));
     events.on('notification:accepted', (e) => accepted.inc({ lane: e.lane }));
     events.on('ingest:commit', (e) => {
       commitSize.observe(e.notifications);

@@ -28,6 +28,12 @@ export interface HeraldEvents {
   /** A user's read state changed (HTTP or WebSocket); every open socket of the user is told. */
   'inbox:unread': [{ userId: string; unreadCount: number }];
   'worker:error': [{ lane: Lane; error: unknown }];
+  /** A WebSocket was accepted for a user. */
+  'realtime:opened': [{ userId: string }];
+  /** A WebSocket closed, with its close code (1006: dropped without a close frame). */
+  'realtime:closed': [{ userId: string; code: number }];
+  /** An upgrade to /v1/realtime was refused with this HTTP status. */
+  'realtime:refused': [{ status: number }];
 }
 
 export class HeraldEmitter extends EventEmitter<HeraldEvents> {

@@ -83,7 +83,7 @@ export class Gateway {
   /** Takes over WebSocket upgrades of `server` for /v1/realtime. */
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      this.upgrade(req, socket, head).catch((e: unknown) => refuse(socket, toError(e)));
+      this.upgrade(req, socket, head).catch((e: unknown) => this.refuse(socket, toError(e)));
     });
   }
 
@@ -116,18 +116,18 @@ export class Gateway {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== PATH)
-      return refuse(socket, new HeraldError('HERALD_ERR_NOT_FOUND', `no WebSocket at ${url.pathname}`));
+      return this.refuse(socket, new HeraldError('HERALD_ERR_NOT_FOUND', `no WebSocket at ${url.pathname}`));
     if (this.closing)
-      return refuse(socket, new HeraldError('HERALD_ERR_UNAVAILABLE', 'server restarting', { retryAfter: 1 }));
+      return this.refuse(socket, new HeraldError('HERALD_ERR_UNAVAILABLE', 'server restarting', { retryAfter: 1 }));
     const token = url.searchParams.get('token') ?? /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    if (!token) return refuse(socket, new HeraldError('HERALD_ERR_UNAUTHORIZED', 'missing token'));
+    if (!token) return this.refuse(socket, new HeraldError('HERALD_ERR_UNAUTHORIZED', 'missing token'));
     const { userId, exp } = await this.auth.userTokenClaims(token);
     const afterParam = url.searchParams.get('after');
     let after: number | null = null;
     if (afterParam !== null) {
       after = /^\d{1,15}$/.test(afterParam) ? Number(afterParam) : Number.NaN;
       if (Number.isNaN(after)) {
-        return refuse(
+        return this.refuse(
           socket,
           new HeraldError('HERALD_ERR_VALIDATION', 'after: must be a non-negative integer', {
             details: [{ field: 'after', message: 'must be a non-negative integer' }],
@@ -136,6 +136,12 @@ export class Gateway {
       }
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, userId, exp, after));
+  }
+
+  /** Answers an upgrade with an HTTP error (and counts it). */
+  private refuse(socket: Duplex, e: HeraldError): void {
+    this.events.emit('realtime:refused', { status: e.status });
+    refuse(socket, e);
   }
 
   private accept(ws: WebSocket, userId: string, exp: number, after: number | null): void {
@@ -154,6 +160,7 @@ export class Gateway {
     }
     set.add(conn);
     void this.presence.touch(userId, conn.id, this.options.heartbeatMs * 2);
+    this.events.emit('realtime:opened', { userId });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       session.handleFrame(isBinary ? '' : data.toString('utf8'));
     });
@@ -163,8 +170,9 @@ export class Gateway {
     ws.on('error', () => {
       // 'close' follows; a protocol error (e.g. an oversized frame → 1009) is the client's.
     });
-    ws.on('close', () => {
+    ws.on('close', (code: number) => {
       session.closed = true;
+      this.events.emit('realtime:closed', { userId, code });
       const s = this.byUser.get(userId);
       s?.delete(conn);
       if (s && s.size === 0) this.byUser.delete(userId);
