@@ -25,10 +25,14 @@ ALTER TABLE timeline ADD PRIMARY KEY (notification_id, id);
 DROP INDEX timeline_by_notification;
 
 -- p_ids: in-app deliveries already marked 'sent' in this transaction. Gives each the user's next
--- seq, appends its inbox entry (unread) and its 'sent' timeline event. A user's next seqs come from their
--- counter row, upserted in user order (so concurrent transactions cannot deadlock) and locked to
--- commit (so for one user a higher seq never commits before a lower one); a user's deliveries get
--- them in id order (UUIDv7: creation order).
+-- seq, appends its inbox entry (unread) and its 'sent' timeline event. A user's next seqs come from
+-- their counter row, upserted in user order (so concurrent transactions cannot deadlock) and locked
+-- to commit (so for one user a higher seq never commits before a lower one); a user's deliveries
+-- get them in id order (UUIDv7: creation order).
+-- Two statements, so that the second reads the counters the first wrote through their primary key:
+-- joined inside one statement, the counters are a CTE the planner can only scan in a nested loop
+-- (it cannot estimate them), which made taking 1,000 in-app deliveries of 1,000 users cost
+-- 1,000 × 1,000 comparisons (180 ms of a 196 ms take, measured with auto_explain).
 CREATE FUNCTION herald_append_inbox(p_ids uuid[])
 RETURNS TABLE (id uuid, attempts int, lane text, user_id text, notification_id uuid, seq bigint)
 LANGUAGE plpgsql
@@ -38,19 +42,21 @@ SET enable_mergejoin = off
 AS $$
 #variable_conflict use_column
 BEGIN
+  INSERT INTO inbox_counters AS c (user_id, last_seq, unread)
+  SELECT d.user_id, count(*), count(*) FROM deliveries d WHERE d.id = ANY(p_ids) GROUP BY d.user_id ORDER BY d.user_id
+  ON CONFLICT ON CONSTRAINT inbox_counters_pkey
+  DO UPDATE SET last_seq = c.last_seq + EXCLUDED.last_seq, unread = c.unread + EXCLUDED.unread;
+
+  -- A user's k-th delivery of this call (in id order) of n gets last_seq - n + k.
   RETURN QUERY
   WITH s AS (
-    SELECT d.id, d.attempts, d.lane, d.user_id, d.notification_id FROM deliveries d WHERE d.id = ANY(p_ids)),
-  per_user AS (SELECT s.user_id, count(*) AS n FROM s GROUP BY s.user_id),
-  counters AS (
-    INSERT INTO inbox_counters AS c (user_id, last_seq, unread)
-    SELECT p.user_id, p.n, p.n FROM per_user p ORDER BY p.user_id
-    ON CONFLICT ON CONSTRAINT inbox_counters_pkey
-    DO UPDATE SET last_seq = c.last_seq + EXCLUDED.last_seq, unread = c.unread + EXCLUDED.unread
-    RETURNING c.user_id, c.last_seq),
+    SELECT d.id, d.attempts, d.lane, d.user_id, d.notification_id,
+           count(*) OVER w AS n, row_number() OVER (w ORDER BY d.id) AS k
+    FROM deliveries d WHERE d.id = ANY(p_ids)
+    WINDOW w AS (PARTITION BY d.user_id)),
   seqs AS (
-    SELECT s.*, c.last_seq - p.n + row_number() OVER (PARTITION BY s.user_id ORDER BY s.id) AS seq
-    FROM s JOIN per_user p ON p.user_id = s.user_id JOIN counters c ON c.user_id = s.user_id),
+    SELECT s.id, s.attempts, s.lane, s.user_id, s.notification_id, c.last_seq - s.n + s.k AS seq
+    FROM s JOIN inbox_counters c ON c.user_id = s.user_id),
   appended AS (
     INSERT INTO inbox (user_id, seq, notification_id, delivery_id)
     SELECT q.user_id, q.seq, q.notification_id, q.id FROM seqs q),
