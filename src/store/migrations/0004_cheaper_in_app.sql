@@ -100,7 +100,9 @@ BEGIN
 END
 $$;
 
--- herald_take's in-app completion, now through herald_append_inbox (same signature and rows).
+-- herald_take's in-app completion, now through herald_append_inbox (same signature and rows); the
+-- leased ones are told apart by their channel, not by membership in the in-app array (which cost
+-- taken × in-app comparisons).
 CREATE OR REPLACE FUNCTION herald_take(p_lease_ms double precision, p_ids uuid[], p_lane text, p_max int)
 RETURNS TABLE (
   id uuid, lease_token uuid, attempts int, channel text, lane text, user_id text, notification_id uuid,
@@ -143,7 +145,7 @@ BEGIN
   WITH l AS (
     UPDATE deliveries d SET state = 'processing', attempts = d.attempts + 1, lease_token = gen_random_uuid(),
       lease_until = now() + p_lease_ms * interval '1 millisecond', updated_at = now()
-    WHERE d.id = ANY(taken) AND NOT d.id = ANY(in_app)
+    WHERE d.id = ANY(taken) AND d.channel <> 'in_app'
     RETURNING d.id, d.lease_token, d.attempts, d.channel, d.lane, d.user_id, d.notification_id)
   SELECT l.id, l.lease_token, l.attempts, l.channel, l.lane, l.user_id, l.notification_id, NULL::bigint,
          n.category, n.priority, n.title, n.body, n.data, n.group_key, n.created_at,
