@@ -168,6 +168,27 @@ forEachStore('Store contract', ({ kind, store }) => {
     expect((await view(store(), plain.id)).stateCounts).toEqual({ pending: 1 });
   });
 
+  it('accept with inAppUpTo gives a user several seqs in one batch in notification order', async () => {
+    const batch = [request({ to: ['gus', 'hal'] }), request({ to: ['gus'] }), request({ to: ['hal', 'gus'] })];
+    const out = await store().accept(batch, { inAppUpTo: 5 });
+    const delivered = out.flatMap((o) => (o.kind === 'accepted' ? o.delivered : []));
+    // Handed to sockets in seq order per user, each entry with its own notification.
+    expect(delivered.map((d) => [d.userId, d.item.seq, d.item.id])).toEqual([
+      ['gus', 1, batch[0]?.id],
+      ['hal', 1, batch[0]?.id],
+      ['gus', 2, batch[1]?.id],
+      ['hal', 2, batch[2]?.id],
+      ['gus', 3, batch[2]?.id],
+    ]);
+    const inbox = (await store().listInbox('gus', { limit: 10 })).items.map((i) => [i.seq, i.id]);
+    expect(inbox).toEqual([
+      [3, batch[2]?.id],
+      [2, batch[1]?.id],
+      [1, batch[0]?.id],
+    ]);
+    expect(await store().inboxState('gus')).toEqual({ lastSeq: 3, unreadCount: 3 });
+  });
+
   it('accept creates one pending delivery per recipient × channel', async () => {
     const n = request({
       to: ['alice', 'bob', 'carol'],
