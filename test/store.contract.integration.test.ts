@@ -937,6 +937,25 @@ forEachStore('Store contract', ({ kind, store }) => {
     expect(await store().inboxState('erin')).toEqual({ lastSeq: 22, unreadCount: 0 });
   });
 
+  it('markDelivered moves sent deliveries to delivered once, and leaves read ones read', async () => {
+    const one = await acceptAndDeliver(store(), { to: ['ivy'] });
+    const two = await acceptAndDeliver(store(), { to: ['ivy'] });
+    await store().markRead('ivy', { seqs: [2] });
+    // Acked twice (two tabs), with a seq that does not exist and another user's seq 1.
+    await store().markDelivered([
+      { userId: 'ivy', seq: 1 },
+      { userId: 'ivy', seq: 2 },
+      { userId: 'ivy', seq: 99 },
+    ]);
+    await store().markDelivered([{ userId: 'ivy', seq: 1 }]);
+    const v1 = await view(store(), one.id);
+    expect(v1.stateCounts).toEqual({ delivered: 1 });
+    expect(v1.timeline.filter((e) => e.event === 'delivered')).toHaveLength(1);
+    expect((await view(store(), two.id)).stateCounts).toEqual({ read: 1 });
+    // Acks do not read: the unread count is unchanged.
+    expect(await store().inboxState('ivy')).toEqual({ lastSeq: 2, unreadCount: 1 });
+  });
+
   it('markRead moves the sent deliveries it reads to read', async () => {
     const one = await acceptAndDeliver(store(), { to: ['alice'] });
     const two = await acceptAndDeliver(store(), { to: ['alice'] });

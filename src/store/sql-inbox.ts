@@ -81,16 +81,16 @@ export class SqlInboxStore implements InboxStore {
 
   async markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void> {
     if (!acks.length) return;
-    // One statement (it commits by itself): the entries, then their deliveries locked in id order
-    // (see lockDeliveries), moved on and written to the timeline.
+    // One statement (it commits by itself): the entries' deliveries still `sent`, locked in id order
+    // (see lockDeliveries), moved on and written to the timeline. A repeated ack, or one for an entry
+    // already read, finds its delivery past `sent` and changes nothing.
     await this.sql.query(
-      `WITH marked AS (
-         UPDATE inbox SET delivered_at = now()
-         FROM unnest($1::text[], $2::bigint[]) AS a(user_id, seq)
-         WHERE inbox.user_id = a.user_id AND inbox.seq = a.seq AND inbox.delivered_at IS NULL
-         RETURNING inbox.delivery_id),
+      `WITH entries AS (
+         SELECT i.delivery_id FROM unnest($1::text[], $2::bigint[]) AS a(user_id, seq)
+         JOIN inbox i ON i.user_id = a.user_id AND i.seq = a.seq),
        locked AS (
-         SELECT id FROM deliveries WHERE id = ANY(ARRAY(SELECT delivery_id FROM marked)) ORDER BY id FOR UPDATE),
+         SELECT id FROM deliveries WHERE id = ANY(ARRAY(SELECT delivery_id FROM entries)) AND state = 'sent'
+         ORDER BY id FOR UPDATE),
        d AS (
          UPDATE deliveries SET state = 'delivered', updated_at = now()
          WHERE id = ANY(ARRAY(SELECT id FROM locked)) AND state = 'sent'

@@ -12,6 +12,8 @@
 -- * inbox.delivery_id loses its unique index: nothing looks entries up by it, and a delivery reaches
 --   the inbox once because only the transaction that moves it out of 'pending' appends it.
 -- * timeline's primary key is (notification_id, id), the order it is read in: one index, not two.
+-- * inbox.delivered_at goes: it only made a repeated ack a no-op, which the delivery's own state
+--   (no longer `sent`) already does; an ack now writes the delivery and its timeline event only.
 -- * deliveries.notification_id loses its foreign key: its check ran a query and took a row lock
 --   (a WAL record) on the notification for every delivery inserted, ~8 µs each (13 % of the accept
 --   statement, measured as above), for a relation Herald's own statements guarantee: a delivery is
@@ -29,6 +31,7 @@ ALTER TABLE timeline DROP CONSTRAINT timeline_pkey;
 ALTER TABLE timeline ADD PRIMARY KEY (notification_id, id);
 DROP INDEX timeline_by_notification;
 ALTER TABLE deliveries DROP CONSTRAINT deliveries_notification_id_fkey;
+ALTER TABLE inbox DROP COLUMN delivered_at;
 
 -- p_ids: in-app deliveries already marked 'sent' in this transaction. Gives each the user's next
 -- seq, appends its inbox entry (unread) and its 'sent' timeline event. A user's next seqs come from
