@@ -14,7 +14,7 @@ export class SqlInboxStore implements InboxStore {
     userId: string,
     options: { limit: number; before?: number | null; unread?: boolean },
   ): Promise<InboxPage> {
-    const [rows, unread] = await Promise.all([
+    const [rows, { unreadCount }] = await Promise.all([
       this.sql.query<InboxRow>(
         `SELECT i.seq, i.read_at, n.id, n.category, n.priority, n.title, n.body, n.data, n.created_at
          FROM inbox i JOIN notifications n ON n.id = i.notification_id
@@ -22,11 +22,11 @@ export class SqlInboxStore implements InboxStore {
          ORDER BY i.seq DESC LIMIT $4`,
         [userId, options.before ?? null, options.unread ?? false, options.limit + 1],
       ),
-      this.unreadCount(this.sql, userId),
+      this.counters(this.sql, userId),
     ]);
     const items = rows.slice(0, options.limit).map(toItem);
     const last = items[items.length - 1];
-    return { items, unreadCount: unread, nextBefore: rows.length > options.limit && last ? last.seq : null };
+    return { items, unreadCount, nextBefore: rows.length > options.limit && last ? last.seq : null };
   }
 
   async markRead(userId: string, selection: ReadSelection): Promise<number> {
@@ -38,7 +38,7 @@ export class SqlInboxStore implements InboxStore {
         `UPDATE inbox SET read_at = now() WHERE user_id = $1 AND read_at IS NULL AND ${where} RETURNING delivery_id`,
         [userId, arg],
       );
-      if (!marked.length) return this.unreadCount(tx, userId);
+      if (!marked.length) return (await this.counters(tx, userId)).unreadCount;
       // The count on the user's counter row goes down by exactly the entries this statement marked
       // (a concurrent read of the same entries waited for their row locks and then found them read).
       const [counter] = await tx.query<{ unread: number }>(
@@ -61,12 +61,8 @@ export class SqlInboxStore implements InboxStore {
     });
   }
 
-  async inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
-    const [row] = await this.sql.query<{ last_seq: number; unread: number }>(
-      'SELECT last_seq, unread::int FROM inbox_counters WHERE user_id = $1',
-      [userId],
-    );
-    return { lastSeq: row?.last_seq ?? 0, unreadCount: row?.unread ?? 0 };
+  inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
+    return this.counters(this.sql, userId);
   }
 
   async listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
@@ -101,11 +97,13 @@ export class SqlInboxStore implements InboxStore {
     );
   }
 
-  private async unreadCount(q: SqlClient, userId: string): Promise<number> {
-    const [r] = await q.query<{ unread: number }>('SELECT unread::int FROM inbox_counters WHERE user_id = $1', [
-      userId,
-    ]);
-    return r?.unread ?? 0;
+  /** The user's counter row: last seq given and unread entries (zeros before the first entry). */
+  private async counters(q: SqlClient, userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
+    const [row] = await q.query<{ last_seq: number; unread: number }>(
+      'SELECT last_seq, unread::int FROM inbox_counters WHERE user_id = $1',
+      [userId],
+    );
+    return { lastSeq: row?.last_seq ?? 0, unreadCount: row?.unread ?? 0 };
   }
 }
 
