@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
 import { expectError, rawRequest } from './support/http.ts';
+import { startReceiver } from './support/receiver.ts';
 
 /** Every v1 route of the contract, as OpenAPI paths, with the methods each must document. */
 const V1_ROUTES: Record<string, string[]> = {
@@ -104,45 +105,63 @@ describe('operations', () => {
     expectError(await t.api('DELETE', '/v1/users/alice/inbox/read/more'), 'HERALD_ERR_NOT_FOUND');
   });
 
-  it('dead letters: a failed delivery is listed and replayed; a sent one is not replayable', async () => {
+  it('dead letters: a failed delivery is listed and replayed; a sent or skipped one is not', async () => {
     expectError(await rawRequest(t.url, 'GET', '/v1/dead-letters'), 'HERALD_ERR_UNAUTHORIZED');
-    // No sms provider is configured: that delivery fails for good, the in_app one is sent.
-    const post = await t.api('POST', '/v1/notifications', {
-      to: ['dl'],
-      category: 'dl.test',
-      channels: ['in_app', 'sms'],
-    });
-    expect(post.status).toBe(202);
-    const n = await eventually(async () => {
-      const v = (await t.api('GET', `/v1/notifications/${post.json.id}`)).json;
-      return v.status === 'partially_failed' ? v : null;
-    }, 'partially_failed');
-    const failed = n.deliveries.find((d: { channel: string }) => d.channel === 'sms');
-    const sent = n.deliveries.find((d: { channel: string }) => d.channel === 'in_app');
-    expect(failed).toMatchObject({ status: 'failed', lastError: expect.any(String) });
+    // The receiver answers 410 until it recovers: that webhook delivery fails for good, the in_app one
+    // is sent, and the sms one is skipped (no sms provider: nothing to send to, not a failure).
+    let recovered = false;
+    const receiver = await startReceiver(() => (recovered ? 200 : 410));
+    try {
+      expect((await t.api('PUT', '/v1/users/dl', { webhookUrl: receiver.url })).status).toBe(200);
+      const post = await t.api('POST', '/v1/notifications', {
+        to: ['dl'],
+        category: 'dl.test',
+        channels: ['in_app', 'webhook', 'sms'],
+      });
+      expect(post.status).toBe(202);
+      const n = await eventually(async () => {
+        const v = (await t.api('GET', `/v1/notifications/${post.json.id}`)).json;
+        return v.status === 'partially_failed' ? v : null;
+      }, 'partially_failed');
+      const byChannel = (c: string) => n.deliveries.find((d: { channel: string }) => d.channel === c);
+      const [failed, sent, skipped] = [byChannel('webhook'), byChannel('in_app'), byChannel('sms')];
+      expect(failed).toMatchObject({ status: 'failed', lastError: expect.stringContaining('410') });
+      expect(skipped).toMatchObject({ status: 'skipped', lastError: expect.stringMatching(/no provider.*sms/) });
+      expect(n.timeline.map((e: { event: string }) => e.event)).toContain('skipped');
 
-    const list = await t.api('GET', '/v1/dead-letters?limit=10');
-    expect(list.status).toBe(200);
-    expect(list.json.items).toEqual([
-      expect.objectContaining({
-        id: failed.id,
-        notificationId: post.json.id,
-        userId: 'dl',
-        channel: 'sms',
-        status: 'failed',
-      }),
-    ]);
-    expect(list.json.nextCursor).toBeNull();
+      const list = await t.api('GET', '/v1/dead-letters?limit=10');
+      expect(list.status).toBe(200);
+      expect(list.json.items).toEqual([
+        expect.objectContaining({
+          id: failed.id,
+          notificationId: post.json.id,
+          userId: 'dl',
+          channel: 'webhook',
+          status: 'failed',
+        }),
+      ]);
+      expect(list.json.nextCursor).toBeNull();
 
-    const replay = await t.api('POST', `/v1/dead-letters/${failed.id}/replay`);
-    expect(replay.status).toBe(200);
-    expect(replay.json).toEqual({ id: failed.id, status: 'pending' });
-    expectError(await t.api('POST', `/v1/dead-letters/${sent.id}/replay`), 'HERALD_ERR_NOT_REPLAYABLE');
-    expectError(
-      await t.api('POST', '/v1/dead-letters/01936f8e-0000-7000-8000-000000000000/replay'),
-      'HERALD_ERR_NOT_FOUND',
-    );
-    expectError(await t.api('POST', '/v1/dead-letters/not-a-uuid/replay'), 'HERALD_ERR_NOT_FOUND');
+      recovered = true;
+      const replay = await t.api('POST', `/v1/dead-letters/${failed.id}/replay`);
+      expect(replay.status).toBe(200);
+      expect(replay.json).toEqual({ id: failed.id, status: 'pending' });
+      // Replayed and sent: the notification is done (its skipped delivery is not a failure).
+      await eventually(async () => {
+        const v = (await t.api('GET', `/v1/notifications/${post.json.id}`)).json;
+        return v.status === 'done' ? v : null;
+      }, 'done after replay');
+      expect(receiver.received.map((r) => r.json?.deliveryId)).toEqual([failed.id, failed.id]);
+      expectError(await t.api('POST', `/v1/dead-letters/${sent.id}/replay`), 'HERALD_ERR_NOT_REPLAYABLE');
+      expectError(await t.api('POST', `/v1/dead-letters/${skipped.id}/replay`), 'HERALD_ERR_NOT_REPLAYABLE');
+      expectError(
+        await t.api('POST', '/v1/dead-letters/01936f8e-0000-7000-8000-000000000000/replay'),
+        'HERALD_ERR_NOT_FOUND',
+      );
+      expectError(await t.api('POST', '/v1/dead-letters/not-a-uuid/replay'), 'HERALD_ERR_NOT_FOUND');
+    } finally {
+      await receiver.close();
+    }
   });
 
   it('a dead-letter cursor that Herald did not issue is never a 500', async () => {

@@ -269,19 +269,22 @@ describe.each(['pglite', 'postgres'] as const)('webhook delivery (%s)', (store) 
     }
   });
 
-  it('a user without a webhookUrl fails at once with a reason', async () => {
+  it('a user without a webhookUrl is skipped at once, with the reason, and is no dead letter', async () => {
     const noUrl = `wh-${store}-nourl`;
     expect((await t.api('PUT', `/v1/users/${noUrl}`, { email: 'x@example.com' })).status).toBe(200);
     const unknown = `wh-${store}-unknown`;
     const [a, b] = await Promise.all([notify(noUrl), notify(unknown)]);
-    const [fa, fb] = await Promise.all([settledAs(a, 'failed'), settledAs(b, 'failed')]);
+    const [fa, fb] = await Promise.all([settledAs(a, 'skipped'), settledAs(b, 'skipped')]);
+    const letters = (await t.api('GET', '/v1/dead-letters?limit=500')).json.items;
     for (const [n, user] of [
       [fa, noUrl],
       [fb, unknown],
     ] as const) {
-      expect(n.deliveries[0]).toMatchObject({ userId: user, status: 'failed', attempts: 1 });
+      expect(n.status).toBe('done');
+      expect(n.deliveries[0]).toMatchObject({ userId: user, status: 'skipped', attempts: 1 });
       expect(n.deliveries[0].lastError).toMatch(/webhookUrl/);
       expect(n.deliveries[0].lastError).toContain(user);
+      expect(letters.some((l: { id: string }) => l.id === n.deliveries[0].id)).toBe(false);
     }
     expect(receiver.received.some((r) => r.json?.userId === noUrl || r.json?.userId === unknown)).toBe(false);
   });

@@ -97,6 +97,7 @@ export class Metrics {
     events.on('delivery:retry', count('retry'));
     events.on('delivery:failed', count('failed'));
     events.on('delivery:dead', count('dead'));
+    events.on('delivery:skipped', count('skipped'));
     events.on('delivery:reclaimed', (e) => reclaimed.inc(e.count));
   }
 

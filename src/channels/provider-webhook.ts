@@ -56,7 +56,7 @@ export class WebhookProvider implements ChannelProvider {
 
   async send(job: DeliveryJob): Promise<SendResult> {
     const url = job.user?.webhookUrl;
-    if (!url) return { ok: false, permanent: true, error: `user ${job.userId} has no webhookUrl` };
+    if (!url) return { ok: false, skipped: `user ${job.userId} has no webhookUrl` };
     const body = webhookBody(job);
     const timestamp = Math.floor(Date.now() / 1000);
     try {

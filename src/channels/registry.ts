@@ -1,6 +1,6 @@
 /**
  * The provider table: one line per provider, tagged by channel. Adding a provider is one new file
- * and one line here. Channels without a provider fail their deliveries permanently, with a reason.
+ * and one line here. Deliveries on a channel without a provider are `skipped`, with the reason.
  * `in_app` has none: its send is the inbox write, which the store makes as it starts the delivery.
  */
 import type { ChannelProvider } from '../core/ports.ts';

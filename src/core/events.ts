@@ -22,6 +22,7 @@ export interface HeraldEvents {
   'delivery:retry': [DeliveryEvent];
   'delivery:failed': [DeliveryEvent];
   'delivery:dead': [DeliveryEvent];
+  'delivery:skipped': [DeliveryEvent];
   'delivery:reclaimed': [{ count: number }];
   /** In-app entries just committed (in seq order per user): the gateway pushes them to open sockets. */
   'inbox:entries': [readonly InboxEntry[]];

@@ -164,10 +164,15 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-/** What a provider reports for one message. Providers never throw for delivery failures. */
+/**
+ * What a provider reports for one message. Providers never throw for delivery failures. `skipped`:
+ * there was nothing to send to (the user has no address on this channel, or the channel has no
+ * provider) — not a failure, so not a dead letter, and the notification can still be `done`.
+ */
 export type SendResult =
   | { ok: true; detail?: JsonValue }
-  | { ok: false; permanent: boolean; error: string; retryAfterMs?: number };
+  | { ok: false; permanent: boolean; error: string; retryAfterMs?: number }
+  | { ok: false; skipped: string };
 
 /** Sends one message on one channel. */
 export interface ChannelProvider {

@@ -188,7 +188,7 @@ export interface DeliveryJob {
 export type AttemptOutcome =
   | { deliveryId: string; leaseToken: string; result: 'sent'; detail: JsonValue }
   | { deliveryId: string; leaseToken: string; result: 'retry'; error: string; nextAttemptAt: Date }
-  | { deliveryId: string; leaseToken: string; result: 'failed' | 'dead'; error: string };
+  | { deliveryId: string; leaseToken: string; result: 'failed' | 'dead' | 'skipped'; error: string };
 
 export interface InboxItem {
   id: string;

@@ -222,6 +222,7 @@ export class DeliveryWorker {
   private outcomeOf(job: DeliveryJob, result: SendResult, now: Date): AttemptOutcome {
     const lease = { deliveryId: job.deliveryId, leaseToken: job.leaseToken };
     if (result.ok) return { ...lease, result: 'sent', detail: result.detail ?? null };
+    if ('skipped' in result) return { ...lease, result: 'skipped', error: result.skipped };
     const next = afterFailure(this.options.retry, job.attempt, result, now);
     return next.result === 'retry'
       ? { ...lease, result: 'retry', error: result.error, nextAttemptAt: next.nextAttemptAt }
@@ -265,6 +266,6 @@ export class DeliveryWorker {
 }
 
 async function sendOne(provider: ChannelProvider | undefined, job: DeliveryJob): Promise<SendResult> {
-  if (!provider) return { ok: false, permanent: true, error: `no provider is configured for channel ${job.channel}` };
+  if (!provider) return { ok: false, skipped: `no provider is configured for channel ${job.channel}` };
   return provider.send(job);
 }
