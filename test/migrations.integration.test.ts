@@ -68,3 +68,57 @@ describe('migration 0004 (unread counts on the counter row)', () => {
     expect(await store.inboxState('ann')).toEqual({ lastSeq: 4, unreadCount: 0 });
   });
 });
+
+/** In-app notifications to `users` as Herald at migration 0004 accepted them: delivered at once. */
+async function acceptAt0004(sql: Sql, users: string[]): Promise<void> {
+  const now = new Date();
+  const rows = users.map((user) => {
+    const id = uuidv7();
+    return {
+      n: { id, category: 'c', priority: 'normal', channels: ['in_app'], recipients: 1, created_at: now },
+      d: {
+        id: uuidv7(),
+        notification_id: id,
+        user_id: user,
+        channel: 'in_app',
+        lane: 'normal',
+        next_attempt_at: now,
+        sent: true,
+      },
+    };
+  });
+  await sql.query('SELECT * FROM herald_accept($1::json, $2::json)', [
+    JSON.stringify(rows.map((x) => x.n)),
+    JSON.stringify(rows.map((x) => x.d)),
+  ]);
+}
+
+describe('migration 0005 (unread_from)', () => {
+  it('starts each user at their oldest unread entry, and unread listings stay exact', async () => {
+    const db = await freshPostgresUrl();
+    cleanups.push(db.drop);
+    const old = await openPostgres(db.url, 2);
+    await migrate(old, 4);
+    await acceptAt0004(old, ['ann', 'ann', 'ann', 'ann', 'bob', 'bob']);
+    // As Herald at 0004 read them: ann's 1, 2 and 4 read (3 unread), all of bob's read.
+    await old.query(`UPDATE inbox SET read_at = now() WHERE (user_id = 'ann' AND seq <> 3) OR user_id = 'bob'`);
+    await old.query(`UPDATE inbox_counters SET unread = CASE user_id WHEN 'ann' THEN 1 ELSE 0 END`);
+    await old.close();
+
+    const store = await openPostgresStore(db.url, 2);
+    cleanups.push(() => store.close());
+    const from = await store.sql.query<{ user_id: string; unread_from: number }>(
+      'SELECT user_id, unread_from FROM inbox_counters ORDER BY user_id',
+    );
+    expect(from).toEqual([
+      { user_id: 'ann', unread_from: 3 },
+      { user_id: 'bob', unread_from: 3 },
+    ]);
+    const unreadSeqs = async (user: string) =>
+      (await store.listInbox(user, { limit: 10, unread: true })).items.map((i) => i.seq);
+    expect(await unreadSeqs('ann')).toEqual([3]);
+    expect(await unreadSeqs('bob')).toEqual([]);
+    expect(await store.markRead('ann', { seqs: [3] })).toBe(0);
+    expect(await unreadSeqs('ann')).toEqual([]);
+  });
+});

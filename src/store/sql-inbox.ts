@@ -14,13 +14,14 @@ export class SqlInboxStore implements InboxStore {
     userId: string,
     options: { limit: number; before?: number | null; unread?: boolean },
   ): Promise<InboxPage> {
+    // Unread only: from the user's unread_from up (every entry below it is read; migration 0005).
     const [rows, { unreadCount }] = await Promise.all([
       this.sql.query<InboxRow>(
         `SELECT i.seq, i.read_at, n.id, n.category, n.priority, n.title, n.body, n.data, n.created_at
          FROM inbox i JOIN notifications n ON n.id = i.notification_id
-         WHERE i.user_id = $1 AND ($2::bigint IS NULL OR i.seq < $2) AND (NOT $3 OR i.read_at IS NULL)
-         ORDER BY i.seq DESC LIMIT $4`,
-        [userId, options.before ?? null, options.unread ?? false, options.limit + 1],
+         WHERE i.user_id = $1 AND ($2::bigint IS NULL OR i.seq < $2) ${options.unread ? UNREAD_ONLY : ''}
+         ORDER BY i.seq DESC LIMIT $3`,
+        [userId, options.before ?? null, options.limit + 1],
       ),
       this.counters(this.sql, userId),
     ]);
@@ -31,20 +32,32 @@ export class SqlInboxStore implements InboxStore {
 
   async markRead(userId: string, selection: ReadSelection): Promise<number> {
     return this.sql.transaction(async (tx) => {
+      // The counter row first, locked: no entry of the user commits while this runs (appends lock it
+      // too), so the entries this transaction sees are all of them up to last_seq.
+      const [c] = await tx.query<{ last_seq: number; unread: number; unread_from: number }>(
+        'SELECT last_seq, unread::int, unread_from FROM inbox_counters WHERE user_id = $1 FOR UPDATE',
+        [userId],
+      );
+      if (!c || c.unread === 0) return 0;
       const where =
-        'seqs' in selection ? 'seq = ANY($2::bigint[])' : 'upToSeq' in selection ? 'seq <= $2' : '$2::int IS NULL';
+        'seqs' in selection ? 'seq = ANY($3::bigint[])' : 'upToSeq' in selection ? 'seq <= $3' : '$3::int IS NULL';
       const arg = 'seqs' in selection ? selection.seqs : 'upToSeq' in selection ? selection.upToSeq : null;
       const marked = await tx.query<{ delivery_id: string }>(
-        `UPDATE inbox SET read_at = now() WHERE user_id = $1 AND read_at IS NULL AND ${where} RETURNING delivery_id`,
-        [userId, arg],
+        `UPDATE inbox SET read_at = now()
+         WHERE user_id = $1 AND seq >= $2 AND read_at IS NULL AND ${where} RETURNING delivery_id`,
+        [userId, c.unread_from, arg],
       );
-      if (!marked.length) return (await this.counters(tx, userId)).unreadCount;
-      // The count on the user's counter row goes down by exactly the entries this statement marked
-      // (a concurrent read of the same entries waited for their row locks and then found them read).
-      const [counter] = await tx.query<{ unread: number }>(
-        'UPDATE inbox_counters SET unread = unread - $2 WHERE user_id = $1 RETURNING unread::int',
-        [userId, marked.length],
-      );
+      if (!marked.length) return c.unread;
+      const unread = c.unread - marked.length;
+      // Everything up to `upToSeq` (or everything) is read now; so is all below unread_from.
+      const readUpTo =
+        'upToSeq' in selection ? Math.min(selection.upToSeq, c.last_seq) : 'all' in selection ? c.last_seq : 0;
+      const unreadFrom = unread === 0 ? c.last_seq + 1 : Math.max(c.unread_from, readUpTo + 1);
+      await tx.query('UPDATE inbox_counters SET unread = $2, unread_from = $3 WHERE user_id = $1', [
+        userId,
+        unread,
+        unreadFrom,
+      ]);
       await lockDeliveries(
         tx,
         marked.map((m) => m.delivery_id),
@@ -57,7 +70,7 @@ export class SqlInboxStore implements InboxStore {
            SELECT notification_id, id, 'read', jsonb_build_object('userId', $2::text, 'channel', channel) FROM d`,
         [marked.map((m) => m.delivery_id), userId],
       );
-      return counter?.unread ?? 0;
+      return unread;
     });
   }
 
@@ -106,6 +119,10 @@ export class SqlInboxStore implements InboxStore {
     return { lastSeq: row?.last_seq ?? 0, unreadCount: row?.unread ?? 0 };
   }
 }
+
+/** The unread entries of user $1: those not read, from the first that may be unread (migration 0005). */
+export const UNREAD_ONLY =
+  'AND i.read_at IS NULL AND i.seq >= (SELECT c.unread_from FROM inbox_counters c WHERE c.user_id = $1)';
 
 /**
  * Locks deliveries in id order before an ack or a read changes their state, so that concurrent acks
