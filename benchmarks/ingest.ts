@@ -1,28 +1,31 @@
 /**
  * ingest: how many single-recipient POST /v1/notifications per second Herald makes durable.
  *
- * autocannon posts small in_app notifications, each to a distinct user, on many kept-alive
- * connections, for a warm-up and then for --duration seconds. Only 202s count. Afterwards Herald
+ * wrk (or autocannon: --load) posts small in_app notifications, each to a distinct user, on many
+ * kept-alive connections, for a warm-up and then for --duration seconds. Only 202s count. Afterwards Herald
  * is killed with SIGKILL (a crash: nothing gets to finish) and the store is read directly: every
  * id answered 202 must be there ("lost" must be 0), and rows beyond the 202s may only be requests
  * still unanswered when the load generator stopped (committed, but the client had gone).
  *
  * CPU time per 202 (Herald's process; PostgreSQL's backends for this database) is shown too: on a
- * shared machine it moves much less than throughput does. With --ceiling, a bare Fastify server
- * (lib/ceiling-server.ts) gets the same load first, as a yardstick for the machine at that moment.
+ * shared machine it moves much less than throughput does; so is the load generator's, which runs
+ * on the same cores. With --ceiling, a bare Fastify server (lib/ceiling-server.ts) gets the same
+ * load first, as a yardstick for the machine at that moment.
  */
 import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
-import autocannon, { type Result } from 'autocannon';
+import autocannon from 'autocannon';
 import { cpuBetween, processCpuMs } from './lib/cpu.ts';
 import { BENCH_API_KEY, freePort, type StoreKind, startHeraldProcess } from './lib/herald-process.ts';
 import type { Cell } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
 import { sleep } from './lib/stats.ts';
+import { runWrk } from './lib/wrk.ts';
 
+/** The request body; `<id>` becomes a unique id (autocannon's idReplacement wants `[<id>]`). */
 const BODY = JSON.stringify({
-  to: ['user-[<id>]'],
+  to: ['user-<id>'],
   category: 'bench.ingest',
   channels: ['in_app'],
   title: 'New comment',
@@ -32,7 +35,7 @@ const ID = /"id":"([0-9a-f-]{36})"/;
 
 export const scenario: Scenario = {
   name: 'ingest',
-  summary: 'durable accepts/s of single-recipient POST /v1/notifications (autocannon)',
+  summary: 'durable accepts/s of single-recipient POST /v1/notifications (wrk or autocannon)',
   headline: 'rate',
   columns: [
     { key: 'rate', label: 'accepts/s', better: 'higher' },
@@ -48,7 +51,8 @@ export const scenario: Scenario = {
     { key: 'durable', label: 'durable' },
     { key: 'heraldCpu', label: 'Herald CPU µs/202', better: 'lower' },
     { key: 'pgCpu', label: 'PG CPU µs/202', better: 'lower' },
-    { key: 'loadCpu', label: 'autocannon CPU µs/202' },
+    { key: 'generator', label: 'load' },
+    { key: 'loadCpu', label: 'load CPU µs/202' },
     { key: 'batch', label: 'per commit', digits: 1 },
     { key: 'load', label: 'load 1m', digits: 1 },
   ],
@@ -63,48 +67,94 @@ export const scenario: Scenario = {
   },
 };
 
+/** One run of the load generator. */
+interface LoadRun {
+  seconds: number;
+  accepted: number;
+  non2xx: number;
+  errors: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** The load generator's CPU time over the run, ms. */
+  cpuMs: number;
+}
+
 interface Load {
   /** Ids answered 202, warm-up included. */
   accepted: string[];
-  /** Requests sent but not answered when autocannon stopped. */
+  /** Requests sent but not answered when the load generator stopped. */
   unanswered: number;
-  run(seconds: number): Promise<Result>;
+  run(seconds: number): Promise<LoadRun>;
 }
 
-/** Autocannon against `url`, remembering every id answered 202. */
+/** The load generator against `url`, remembering every id answered 202. */
 function loadOn(url: string, o: BenchOptions, log: (m: string) => void): Load {
   const load: Load = {
     accepted: [],
     unanswered: 0,
     async run(seconds) {
-      const before = load.accepted.length;
-      const r = await autocannon({
-        url,
-        connections: o.connections,
-        duration: seconds,
-        timeout: 30,
-        idReplacement: true,
-        requests: [
-          {
-            method: 'POST',
-            path: '/v1/notifications',
-            headers: { authorization: `Bearer ${BENCH_API_KEY}`, 'content-type': 'application/json' },
-            body: BODY,
-            onResponse(status, body) {
-              if (status !== 202) return;
-              const id = ID.exec(body)?.[1];
-              if (id) load.accepted.push(id);
-            },
-          },
-        ],
-      });
-      const answered = Object.values(r.statusCodeStats).reduce((s, c) => s + c.count, 0);
-      load.unanswered += r.requests.sent - answered;
-      log(`  ${seconds} s: ${load.accepted.length - before} accepted, ${r.non2xx} non-2xx, ${r.errors} errors`);
-      return r;
+      const r = o.load === 'wrk' ? await wrkRun(url, o, seconds) : await autocannonRun(url, o, seconds);
+      for (const id of r.ids) load.accepted.push(id);
+      load.unanswered += r.unanswered;
+      log(`  ${seconds} s: ${r.ids.length} accepted, ${r.non2xx} non-2xx, ${r.errors} errors`);
+      return { ...r, accepted: r.ids.length };
     },
   };
   return load;
+}
+
+type GeneratorRun = Omit<LoadRun, 'accepted'> & { ids: string[]; unanswered: number };
+
+let runs = 0;
+async function wrkRun(url: string, o: BenchOptions, seconds: number): Promise<GeneratorRun> {
+  const r = await runWrk({
+    url,
+    authorization: `Bearer ${BENCH_API_KEY}`,
+    body: BODY,
+    connections: o.connections,
+    seconds,
+    runId: `${process.pid}-${++runs}`,
+  });
+  return { ...r, unanswered: r.sent - r.answered };
+}
+
+async function autocannonRun(url: string, o: BenchOptions, seconds: number): Promise<GeneratorRun> {
+  const ids: string[] = [];
+  const cpu0 = process.cpuUsage();
+  const r = await autocannon({
+    url,
+    connections: o.connections,
+    duration: seconds,
+    timeout: 30,
+    idReplacement: true,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/notifications',
+        headers: { authorization: `Bearer ${BENCH_API_KEY}`, 'content-type': 'application/json' },
+        body: BODY.replace('<id>', '[<id>]'),
+        onResponse(status, body) {
+          if (status !== 202) return;
+          const id = ID.exec(body)?.[1];
+          if (id) ids.push(id);
+        },
+      },
+    ],
+  });
+  const cpu = process.cpuUsage(cpu0);
+  const answered = Object.values(r.statusCodeStats).reduce((s, c) => s + c.count, 0);
+  return {
+    ids,
+    unanswered: r.requests.sent - answered,
+    seconds: r.duration,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    max: r.latency.max,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
 }
 
 /** Sum and count of Herald's notifications-per-commit histogram (null without one: the ceiling server). */
@@ -132,31 +182,29 @@ async function measured(
 ) {
   log(`warm-up ${o.warmup} s`);
   await load.run(o.warmup);
-  log(`measuring ${o.duration} s with ${o.connections} connections`);
-  const before = load.accepted.length;
+  log(`measuring ${o.duration} s with ${o.connections} connections (${o.load})`);
   const load1m = loadavg()[0] ?? 0;
   const cpu0 = await cpu();
   const commits0 = await commitSizes(url);
-  const self0 = process.cpuUsage();
   const r = await load.run(o.duration);
-  const self = process.cpuUsage(self0);
   const commits1 = await commitSizes(url);
   const cpu1 = await cpu();
-  const n = Math.max(1, load.accepted.length - before);
+  const n = Math.max(1, r.accepted);
   const commits = commits0 && commits1 ? commits1.count - commits0.count : 0;
   return {
     r,
     figures: {
-      rate: Math.round((load.accepted.length - before) / r.duration),
-      p50: r.latency.p50,
-      p99: r.latency.p99,
-      max: r.latency.max,
+      rate: Math.round(r.accepted / r.seconds),
+      p50: r.p50,
+      p99: r.p99,
+      max: r.max,
       accepted: load.accepted.length,
       non2xx: r.non2xx,
       errors: r.errors,
       heraldCpu: Math.round(((cpu1.herald - cpu0.herald) * 1000) / n),
       pgCpu: cpu1.backends.size ? Math.round((cpuBetween(cpu0.backends, cpu1.backends) * 1000) / n) : null,
-      loadCpu: Math.round((self.user + self.system) / n),
+      generator: o.load,
+      loadCpu: Math.round((r.cpuMs * 1000) / n),
       batch: commits0 && commits1 && commits > 0 ? (commits1.sum - commits0.sum) / commits : null,
       load: load1m,
     },

@@ -12,6 +12,7 @@ import { REALTIME_FLAGS, REALTIME_USAGE, realtimeOptions } from './lib/realtime.
 import { type Cell, machineNote, printTable, writeResult } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
 import { median } from './lib/stats.ts';
+import { wrkAvailable } from './lib/wrk.ts';
 import { scenario as priority } from './priority.ts';
 import { scenario as reconnectChaos } from './reconnect-chaos.ts';
 import { scenario as wsStorm } from './ws-storm.ts';
@@ -39,6 +40,7 @@ options:
   --warmup s                     ingest: warm-up seconds (default 2)
   --connections n                ingest: load-generator connections (default 100)
   --roles all|api|all,api        ingest: Herald with every role (as npm start), with --role api only, or both (default all)
+  --load wrk|autocannon          ingest: the load generator (default wrk where installed — apt-get install wrk —, else autocannon)
   --ceiling                      ingest: also load a bare Fastify POST→202 server the same way (this machine's ceiling now)
   --count n                      deliver: notifications to deliver (default 20000)
   --users n                      deliver: users with a webhookUrl (default 1000)
@@ -75,6 +77,7 @@ function parse() {
       connections: { type: 'string' },
       roles: { type: 'string', default: 'all' },
       ceiling: { type: 'boolean', default: false },
+      load: { type: 'string' },
       count: { type: 'string' },
       users: { type: 'string' },
       critical: { type: 'string' },
@@ -117,6 +120,7 @@ const options: BenchOptions = {
   warmup: positive('warmup', v.warmup, 2),
   connections: Math.round(positive('connections', v.connections, 100)),
   roleSets: parseRoleSets(v.roles ?? 'all'),
+  load: loadGenerator(v.load),
   ceiling: v.ceiling ?? false,
   count: Math.round(positive('count', v.count, 20_000)),
   users: Math.round(positive('users', v.users, 1_000)),
@@ -127,6 +131,12 @@ const options: BenchOptions = {
   cpuProfDir: v['cpu-prof'],
   ...realtimeOptions(v, usage),
 };
+function loadGenerator(raw: string | undefined): BenchOptions['load'] {
+  if (raw === undefined) return wrkAvailable() ? 'wrk' : 'autocannon';
+  if (raw !== 'wrk' && raw !== 'autocannon') usage('--load must be wrk or autocannon');
+  if (raw === 'wrk' && !wrkAvailable()) usage('--load wrk: wrk is not installed (apt-get install wrk)');
+  return raw;
+}
 function parseRoleSets(raw: string): ('all' | 'api')[] {
   const sets = raw.split(',').map((x) => x.trim());
   if (!sets.length || sets.some((x) => x !== 'all' && x !== 'api')) usage('--roles must be all, api or all,api');

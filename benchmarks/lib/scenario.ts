@@ -11,6 +11,8 @@ export interface BenchOptions {
   connections: number;
   /** Herald with every role (`all`, as `npm start`) and/or with `--role api` only (ingest). Default ['all']. */
   roleSets: ('all' | 'api')[];
+  /** The ingest load generator: wrk (Debian's package; the default where it is installed) or autocannon. */
+  load: 'wrk' | 'autocannon';
   /** Also measure a bare Fastify POST→202 server with the same load: the machine's ceiling at that moment (ingest). */
   ceiling: boolean;
   /** Notifications to deliver (deliver). Default 20,000. */
