@@ -67,10 +67,19 @@ export class Ingest {
 
   async submit(request: NotificationRequest, idempotencyKey: string | null): Promise<AcceptOutcome> {
     const now = new Date();
+    // Every field written out, in one literal: spreading `request` and then adding fields made V8
+    // take a slow path for each added field: 8 → 1.4 µs per submit (scratch loop with a store that answers at once).
     const n: NewNotification = {
-      ...request,
+      to: request.to,
+      category: request.category,
+      priority: request.priority,
+      channels: request.channels,
+      title: request.title,
+      body: request.body,
+      data: request.data,
       // A sendAt in the past means now.
       sendAt: request.sendAt && request.sendAt > now ? request.sendAt : null,
+      groupKey: request.groupKey,
       id: uuidv7(now.getTime()),
       createdAt: now,
       idempotencyKey,

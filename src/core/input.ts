@@ -106,7 +106,18 @@ export function parseNotificationRequest(input: unknown): NotificationRequest {
   if (!Array.isArray(r.to)) {
     throw validationError([{ field: 'to.topic', message: 'topics are not available yet: name the users' }]);
   }
-  return { ...r, to: [...new Set(r.to)], data: r.data as NotificationRequest['data'] };
+  // Written out rather than spread: see Ingest.submit.
+  return {
+    to: r.to.length > 1 ? [...new Set(r.to)] : r.to,
+    category: r.category,
+    priority: r.priority,
+    channels: r.channels,
+    title: r.title,
+    body: r.body,
+    data: r.data as NotificationRequest['data'],
+    sendAt: r.sendAt,
+    groupKey: r.groupKey,
+  };
 }
 
 export const idempotencyKeySchema = z

@@ -75,7 +75,12 @@ export class SqlNotificationStore implements NotificationStore {
       );
       for (const [k, i] of fresh.entries()) {
         const c = created[k] ?? { jobs: [], delivered: [] };
-        out[i] = { kind: 'accepted', answer: answerOf(batch[i] as NewNotification), ...c };
+        out[i] = {
+          kind: 'accepted',
+          answer: answerOf(batch[i] as NewNotification),
+          jobs: c.jobs,
+          delivered: c.delivered,
+        };
       }
     };
     if (candidates.some((i) => batch[i]?.idempotencyKey !== null)) {
