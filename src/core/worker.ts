@@ -220,13 +220,13 @@ export class DeliveryWorker {
   }
 
   private outcomeOf(job: DeliveryJob, result: SendResult, now: Date): AttemptOutcome {
-    const lease = { deliveryId: job.deliveryId, leaseToken: job.leaseToken };
-    if (result.ok) return { ...lease, result: 'sent', detail: result.detail ?? null };
-    if ('skipped' in result) return { ...lease, result: 'skipped', error: result.skipped };
+    const { deliveryId, leaseToken } = job;
+    if (result.ok) return { deliveryId, leaseToken, result: 'sent', detail: result.detail ?? null };
+    if ('skipped' in result) return { deliveryId, leaseToken, result: 'skipped', error: result.skipped };
     const next = afterFailure(this.options.retry, job.attempt, result, now);
     return next.result === 'retry'
-      ? { ...lease, result: 'retry', error: result.error, nextAttemptAt: next.nextAttemptAt }
-      : { ...lease, result: next.result, error: result.error };
+      ? { deliveryId, leaseToken, result: 'retry', error: result.error, nextAttemptAt: next.nextAttemptAt }
+      : { deliveryId, leaseToken, result: next.result, error: result.error };
   }
 
   /** Commits an outcome, retrying while the store is unreachable (the lease bounds how long that helps). */
