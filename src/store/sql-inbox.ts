@@ -49,15 +49,17 @@ export class SqlInboxStore implements InboxStore {
       );
       if (!marked.length) return c.unread;
       const unread = c.unread - marked.length;
-      // Everything up to `upToSeq` (or everything) is read now; so is all below unread_from.
-      const readUpTo =
-        'upToSeq' in selection ? Math.min(selection.upToSeq, c.last_seq) : 'all' in selection ? c.last_seq : 0;
-      const unreadFrom = unread === 0 ? c.last_seq + 1 : Math.max(c.unread_from, readUpTo + 1);
-      await tx.query('UPDATE inbox_counters SET unread = $2, unread_from = $3 WHERE user_id = $1', [
-        userId,
-        unread,
-        unreadFrom,
-      ]);
+      // unread_from moves to the first entry still unread. Everything up to `upToSeq` is read now,
+      // so the search starts above it; each read entry is stepped over at most once, ever.
+      const from = 'upToSeq' in selection ? Math.max(c.unread_from, selection.upToSeq + 1) : c.unread_from;
+      await tx.query(
+        `UPDATE inbox_counters SET unread = $2::bigint, unread_from = CASE
+           WHEN $2::bigint = 0 THEN last_seq + 1
+           ELSE coalesce((SELECT i.seq FROM inbox i WHERE i.user_id = $1 AND i.seq >= $3::bigint AND i.read_at IS NULL
+                          ORDER BY i.seq LIMIT 1), last_seq + 1) END
+         WHERE user_id = $1`,
+        [userId, unread, from],
+      );
       await lockDeliveries(
         tx,
         marked.map((m) => m.delivery_id),

@@ -4,11 +4,11 @@
 -- read or not, until it had a page — for a user who reads everything, all of them, every time the
 -- bell opened; "mark all read" did the same.
 --
--- inbox_counters.unread_from is a lower bound: every entry of the user with a lower seq is read.
--- Both queries scan the user's entries from it upwards only. It moves up when nothing is left
--- unread (to last_seq + 1), when an append finds nothing unread (to its first seq), and when entries
--- up to a seq are marked read; marking single entries read leaves it where it is (still a bound).
--- It costs nothing extra to keep: every append and every read already writes the counter row.
+-- inbox_counters.unread_from is the user's first unread seq (last_seq + 1 when nothing is unread):
+-- every entry with a lower seq is read. Both queries scan the user's entries from it upwards only.
+-- An append that finds nothing unread sets it to its first seq; a read moves it to the first entry
+-- still unread (SqlInboxStore.markRead; each read entry is stepped over once). It costs no extra
+-- row write: every append and every read already writes the counter row.
 
 ALTER TABLE inbox_counters ADD COLUMN unread_from bigint NOT NULL DEFAULT 1;
 UPDATE inbox_counters c SET unread_from = coalesce(
