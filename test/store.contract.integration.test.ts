@@ -943,8 +943,11 @@ forEachStore('Store contract', ({ kind, store }) => {
     // and all, in random order; after each step the unread entries and count are exactly the model's.
     let seed = 20261202;
     const random = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
+      // mulberry32: 32-bit integer arithmetic, so every bit of the state is kept.
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
     };
     const unread = new Set<number>();
     let last = 0;
