@@ -21,7 +21,7 @@ import { BENCH_API_KEY, freePort, type StoreKind, startHeraldProcess } from './l
 import type { Cell } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
 import { sleep } from './lib/stats.ts';
-import { runWrk } from './lib/wrk.ts';
+import { type LoadGeneratorRun, runWrk } from './lib/wrk.ts';
 
 /** The request body; `<id>` becomes a unique id (autocannon's idReplacement wants `[<id>]`). */
 const BODY = JSON.stringify({
@@ -67,18 +67,8 @@ export const scenario: Scenario = {
   },
 };
 
-/** One run of the load generator. */
-interface LoadRun {
-  seconds: number;
-  accepted: number;
-  non2xx: number;
-  errors: number;
-  p50: number;
-  p99: number;
-  max: number;
-  /** The load generator's CPU time over the run, ms. */
-  cpuMs: number;
-}
+/** One run of the load generator, as the table counts it. */
+type LoadRun = Omit<LoadGeneratorRun, 'ids' | 'unanswered'> & { accepted: number };
 
 interface Load {
   /** Ids answered 202, warm-up included. */
@@ -104,11 +94,9 @@ function loadOn(url: string, o: BenchOptions, log: (m: string) => void): Load {
   return load;
 }
 
-type GeneratorRun = Omit<LoadRun, 'accepted'> & { ids: string[]; unanswered: number };
-
 let runs = 0;
-async function wrkRun(url: string, o: BenchOptions, seconds: number): Promise<GeneratorRun> {
-  const r = await runWrk({
+function wrkRun(url: string, o: BenchOptions, seconds: number): Promise<LoadGeneratorRun> {
+  return runWrk({
     url,
     authorization: `Bearer ${BENCH_API_KEY}`,
     body: BODY,
@@ -116,10 +104,9 @@ async function wrkRun(url: string, o: BenchOptions, seconds: number): Promise<Ge
     seconds,
     runId: `${process.pid}-${++runs}`,
   });
-  return { ...r, unanswered: r.sent - r.answered };
 }
 
-async function autocannonRun(url: string, o: BenchOptions, seconds: number): Promise<GeneratorRun> {
+async function autocannonRun(url: string, o: BenchOptions, seconds: number): Promise<LoadGeneratorRun> {
   const ids: string[] = [];
   const cpu0 = process.cpuUsage();
   const r = await autocannon({

@@ -10,20 +10,20 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export interface WrkRun {
+/** One run of an ingest load generator (wrk here; the ingest bench gives autocannon's the same shape). */
+export interface LoadGeneratorRun {
   seconds: number;
   /** Ids answered 202. */
   ids: string[];
-  /** Requests written, and answers read (any status). */
-  sent: number;
-  answered: number;
+  /** Requests written but not answered when the run stopped. */
+  unanswered: number;
   non2xx: number;
   /** Socket errors and timeouts. */
   errors: number;
   p50: number;
   p99: number;
   max: number;
-  /** wrk's own CPU time, ms. */
+  /** The generator's own CPU time, ms. */
   cpuMs: number;
 }
 
@@ -95,7 +95,7 @@ export async function runWrk(options: {
   seconds: number;
   /** Makes ids unique across runs against one store. */
   runId: string;
-}): Promise<WrkRun> {
+}): Promise<LoadGeneratorRun> {
   const dir = await mkdtemp(join(tmpdir(), 'herald-wrk-'));
   try {
     const script = join(dir, 'ingest.lua');
@@ -128,9 +128,16 @@ export async function runWrk(options: {
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     const line = /^WRK_RESULT (.*)$/m.exec(out)?.[1];
     if (code !== 0 || !line) throw new Error(`wrk failed (exit ${code}):\n${out}`);
-    const r = JSON.parse(line) as Omit<WrkRun, 'ids' | 'cpuMs'> & { ticks: number };
+    const { sent, answered, ticks, ...r } = JSON.parse(line) as Omit<
+      LoadGeneratorRun,
+      'ids' | 'unanswered' | 'cpuMs'
+    > & {
+      sent: number;
+      answered: number;
+      ticks: number;
+    };
     const text = await readFile(idsFile, 'utf8');
-    return { ...r, ids: text ? text.split('\n') : [], cpuMs: (r.ticks * 1000) / USER_HZ };
+    return { ...r, ids: text ? text.split('\n') : [], unanswered: sent - answered, cpuMs: (ticks * 1000) / USER_HZ };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
