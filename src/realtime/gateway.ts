@@ -15,7 +15,7 @@ import { HeraldError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import { GroupCommit } from '../core/group-commit.ts';
 import type { InboxStore, Presence } from '../core/ports.ts';
-import { CLOSE, notificationFrame, RealtimeSession } from '../core/realtime-session.ts';
+import { CLOSE, notificationFrame, RealtimeSession, type SessionDeps } from '../core/realtime-session.ts';
 import type { InboxEntry } from '../core/types.ts';
 
 export interface GatewayOptions {
@@ -48,6 +48,7 @@ export class Gateway {
   private readonly byUser = new Map<string, Set<Conn>>();
   private readonly acks: GroupCommit<{ userId: string; seq: number }, undefined>;
   private readonly sweep: NodeJS.Timeout;
+  private readonly sessionDeps: SessionDeps;
   private nextId = 0;
   private closing = false;
 
@@ -74,6 +75,13 @@ export class Gateway {
       // acks a few statements a second instead of one per round trip.
       { maxBatch: 1000, maxPending: 100_000, parallel: 1, lingerMs: ACK_LINGER_MS },
     );
+    // One for every session: nothing in it is per socket (made per socket, its two closures cost ~0.5 KB each socket).
+    this.sessionDeps = {
+      inbox: this.inbox,
+      ack: (u, seq) => void this.acks.submit({ userId: u, seq }).catch(() => {}),
+      unreadChanged: (u, count) => this.events.emit('inbox:unread', { userId: u, unreadCount: count }),
+      maxBufferedBytes: this.options.maxBufferedBytes,
+    };
     this.events.on('inbox:entries', (entries) => this.onInboxEntries(entries));
     this.events.on('inbox:unread', ({ userId, unreadCount }) => this.pushUnread(userId, unreadCount));
     this.sweep = setInterval(() => this.heartbeat(), options.heartbeatMs);
@@ -145,12 +153,7 @@ export class Gateway {
   }
 
   private accept(ws: WebSocket, userId: string, exp: number, after: number | null): void {
-    const session = new RealtimeSession(userId, ws, {
-      inbox: this.inbox,
-      ack: (u, seq) => void this.acks.submit({ userId: u, seq }).catch(() => {}),
-      unreadChanged: (u, count) => this.events.emit('inbox:unread', { userId: u, unreadCount: count }),
-      maxBufferedBytes: this.options.maxBufferedBytes,
-    });
+    const session = new RealtimeSession(userId, ws, this.sessionDeps);
     const conn: Conn = { id: String(++this.nextId), ws, session, exp, alive: true };
     // Registered before the session's first store read: live entries from now on are held, not missed.
     let set = this.byUser.get(userId);
