@@ -3,6 +3,7 @@
  * A bad value stops start-up with a message naming the setting and what it allows.
  * With nothing set, Herald runs embedded on port 8080 with its data in ./.herald.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { LANES, type Lane } from './core/types.ts';
 import { leaseMarginMs } from './core/worker.ts';
@@ -25,9 +26,45 @@ const laneConcurrency = z.string().transform((s, ctx) => {
 
 const secret = z.string().min(16, 'must be at least 16 characters');
 
+/** A duration: `30d`, `12h`, `45m`, `90s` or plain seconds; in seconds. */
+const duration = z.string().transform((s, ctx) => {
+  const m = /^(\d{1,9})\s*([smhd]?)$/.exec(s.trim());
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: 'must be a duration like 30d, 12h, 45m, 90s or a number of seconds' });
+    return z.NEVER;
+  }
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+  const seconds = Number(m[1]) * unit;
+  if (seconds < 60 || seconds > 366 * 86_400) {
+    ctx.addIssue({ code: 'custom', message: 'must be between 1 minute and 366 days' });
+    return z.NEVER;
+  }
+  return seconds;
+});
+
+/** Comma-separated CIDR blocks (`127.0.0.0/8,::1/128`); a bare address is a block of one. */
+const cidrList = z.string().transform((s, ctx) => {
+  const out: string[] = [];
+  for (const part of s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
+    const [addr = '', bits, extra] = part.split('/');
+    const family = isIP(addr);
+    const max = family === 6 ? 128 : 32;
+    const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
+    if (family === 0 || extra !== undefined || !(prefix >= 0 && prefix <= max)) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not a CIDR block like 10.0.0.0/8 or ::1/128` });
+      return z.NEVER;
+    }
+    out.push(`${addr}/${prefix}`);
+  }
+  return out;
+});
+
 const schema = z.object({
   PORT: int(0, 65535).default(8080).describe('HTTP and WebSocket port'),
-  HOST: z.string().min(1).default('0.0.0.0').describe('interface to listen on'),
+  HOST: z.string().min(1).default('127.0.0.1').describe('interface to listen on (0.0.0.0 in a container)'),
   HERALD_DATA_DIR: z.string().min(1).default('./.herald').describe('embedded store data, generated secrets'),
   DATABASE_URL: z
     .string()
@@ -74,6 +111,28 @@ const schema = z.object({
     .default(262_144)
     .describe('queued bytes beyond which a WebSocket is a slow consumer (closed with 4408)'),
   HERALD_WS_HEARTBEAT_MS: int(1000, 600_000).default(25_000).describe('WebSocket ping interval; silent sockets end'),
+  HERALD_EGRESS_ALLOW: cidrList
+    .default([])
+    .describe('CIDR blocks user-supplied URLs may reach although not public, e.g. 127.0.0.0/8,::1/128'),
+  HERALD_RATE_LIMIT_RPS: z.coerce
+    .number()
+    .positive('must be more than 0')
+    .max(1_000_000)
+    .optional()
+    .describe('requests per second per API key (token bucket); unset: no limit'),
+  HERALD_RATE_LIMIT_BURST: int(1, 10_000_000)
+    .optional()
+    .describe('token bucket size per API key; default: RPS rounded up'),
+  HERALD_MAX_SOCKETS_PER_USER: int(1, 100_000).default(64).describe('WebSockets one user may hold at once'),
+  HERALD_MAX_TOKEN_TTL: duration.default(30 * 86_400).describe('longest user-token lifetime accepted (e.g. 30d)'),
+  HERALD_MAX_CONNECTIONS: int(1, 1_000_000)
+    .default(20_000)
+    .describe('open TCP connections (HTTP and WebSocket) at once'),
+  HERALD_REQUEST_TIMEOUT_MS: int(1000, 3_600_000)
+    .default(60_000)
+    .describe('time for a request to send its headers and its body (408 after)'),
+  HERALD_PG_CONNECT_TIMEOUT_MS: int(100, 600_000).default(10_000).describe('PostgreSQL connection timeout'),
+  HERALD_PG_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(30_000).describe('PostgreSQL statement timeout'),
   HERALD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -98,6 +157,17 @@ export interface Config {
   pollMs: number;
   wsMaxBufferBytes: number;
   wsHeartbeatMs: number;
+  /** CIDR blocks (`a.b.c.d/n`, `x::/n`) user-supplied URLs may reach although not public. */
+  egressAllow: string[];
+  /** Per API key; undefined: no limit. */
+  rateLimit: { rps: number; burst: number } | undefined;
+  maxSocketsPerUser: number;
+  /** Seconds. */
+  maxTokenTtl: number;
+  maxConnections: number;
+  requestTimeoutMs: number;
+  pgConnectTimeoutMs: number;
+  pgStatementTimeoutMs: number;
   logLevel: z.infer<typeof schema>['HERALD_LOG_LEVEL'];
 }
 
@@ -149,6 +219,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pollMs: c.HERALD_POLL_MS,
     wsMaxBufferBytes: c.HERALD_WS_MAX_BUFFER_BYTES,
     wsHeartbeatMs: c.HERALD_WS_HEARTBEAT_MS,
+    egressAllow: c.HERALD_EGRESS_ALLOW,
+    rateLimit:
+      c.HERALD_RATE_LIMIT_RPS === undefined
+        ? undefined
+        : { rps: c.HERALD_RATE_LIMIT_RPS, burst: c.HERALD_RATE_LIMIT_BURST ?? Math.ceil(c.HERALD_RATE_LIMIT_RPS) },
+    maxSocketsPerUser: c.HERALD_MAX_SOCKETS_PER_USER,
+    maxTokenTtl: c.HERALD_MAX_TOKEN_TTL,
+    maxConnections: c.HERALD_MAX_CONNECTIONS,
+    requestTimeoutMs: c.HERALD_REQUEST_TIMEOUT_MS,
+    pgConnectTimeoutMs: c.HERALD_PG_CONNECT_TIMEOUT_MS,
+    pgStatementTimeoutMs: c.HERALD_PG_STATEMENT_TIMEOUT_MS,
     logLevel: c.HERALD_LOG_LEVEL,
   };
 }

@@ -53,6 +53,36 @@ export const ERRORS = {
     retryable: false,
     summary: 'The dead letter is no longer failed or dead (it was replayed already).',
   },
+  HERALD_ERR_RATE_LIMITED: {
+    status: 429,
+    retryable: true,
+    summary: 'This API key sent more than `HERALD_RATE_LIMIT_RPS` allows; retry after `Retry-After` seconds.',
+  },
+  HERALD_ERR_TOO_MANY_CONNECTIONS: {
+    status: 429,
+    retryable: true,
+    summary: 'The user already holds `HERALD_MAX_SOCKETS_PER_USER` WebSockets; close one first.',
+  },
+  HERALD_ERR_BAD_REQUEST: {
+    status: 400,
+    retryable: false,
+    summary: 'The HTTP request itself is malformed (Node.js could not parse it).',
+  },
+  HERALD_ERR_REQUEST_TIMEOUT: {
+    status: 408,
+    retryable: true,
+    summary: 'The request headers or body did not arrive within `HERALD_REQUEST_TIMEOUT_MS`.',
+  },
+  HERALD_ERR_HEADERS_TOO_LARGE: {
+    status: 431,
+    retryable: false,
+    summary: 'The request headers are larger than Node.js accepts (16 KiB).',
+  },
+  HERALD_ERR_UNSUPPORTED_ENCODING: {
+    status: 415,
+    retryable: false,
+    summary: 'The body has a `Content-Encoding` Herald does not decode (send it uncompressed).',
+  },
   HERALD_ERR_OVERLOADED: {
     status: 429,
     retryable: true,
