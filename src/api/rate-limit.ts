@@ -19,6 +19,7 @@ import rateLimit, { type FastifyRateLimitStore, type FastifyRateLimitStoreCtor }
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { HeraldError } from '../core/errors.ts';
 import type { RateLimiter } from '../core/ports.ts';
+import { errorResponses } from './docs.ts';
 
 export interface RateLimitOptions {
   limiter: RateLimiter;
@@ -28,7 +29,10 @@ export interface RateLimitOptions {
   burst: number;
 }
 
-/** Limits every route registered after this call whose `config.auth` admits an API key. */
+/**
+ * Limits every route registered after this call whose `config.auth` admits an API key, and adds
+ * the 429 answer to its documented responses.
+ */
 export async function registerRateLimit(app: FastifyInstance, options: RateLimitOptions): Promise<void> {
   const { limiter, rps, burst } = options;
   await app.register(rateLimit, {
@@ -54,6 +58,9 @@ export async function registerRateLimit(app: FastifyInstance, options: RateLimit
     if (auth !== 'producer' && auth !== 'producer-or-user') return;
     const hooks = route.onRequest;
     route.onRequest = hooks === undefined ? [hook] : [hooks, hook].flat();
+    // The OpenAPI document says such a route may now answer 429.
+    const responses = route.schema?.response as Record<string, unknown> | undefined;
+    if (responses && !('429' in responses)) Object.assign(responses, errorResponses(429));
   });
 }
 
