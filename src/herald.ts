@@ -100,7 +100,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   let url: string | null = null;
   if (roles.has('api') || gateway) {
     server = await buildServer(
-      { config, store, bus, ingest, events, auth, presence, logger },
+      { config, store, bus, ingest, events, auth, presence, rateLimiter: adapters.rateLimiter, logger },
       { api: roles.has('api') },
     );
     gateway?.attach(server.server);
@@ -116,7 +116,13 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   }
   worker?.start();
   logger.info(
-    { url, roles: [...roles], store: adapters.description.store, bus: adapters.description.bus },
+    {
+      url,
+      roles: [...roles],
+      store: adapters.description.store,
+      bus: adapters.description.bus,
+      rateLimit: adapters.description.rateLimit,
+    },
     'herald started',
   );
 
@@ -133,6 +139,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       await worker?.stop();
       await maintenance?.stop();
       for (const p of providers.values()) await p.close?.();
+      await adapters.rateLimiter?.close();
       await bus.close();
       await store.close();
       logger.info('herald stopped');

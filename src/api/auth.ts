@@ -7,24 +7,37 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { HeraldError } from '../core/errors.ts';
 
-export type Caller = { kind: 'producer' } | { kind: 'user'; userId: string };
+/**
+ * `keyId`: which API key, as a digest (SHA-256, base64url) — safe to key rate limits and logs by;
+ * the key itself never leaves this module.
+ */
+export type Caller = { kind: 'producer'; keyId: string } | { kind: 'user'; userId: string };
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 export class Auth {
   private readonly keyDigests: Buffer[];
+  private readonly keyIds: string[];
   private readonly jwtKey: Uint8Array;
 
   constructor(apiKeys: readonly string[], jwtSecret: string) {
     this.keyDigests = apiKeys.map(digest);
+    this.keyIds = this.keyDigests.map((d) => d.toString('base64url'));
     this.jwtKey = new TextEncoder().encode(jwtSecret);
   }
 
   isApiKey(candidate: string): boolean {
+    return this.keyIndex(candidate) >= 0;
+  }
+
+  /** Which configured key `candidate` is (-1: none); every key is compared, in constant time. */
+  private keyIndex(candidate: string): number {
     const d = digest(candidate);
-    let ok = false;
-    for (const k of this.keyDigests) ok = timingSafeEqual(k, d) || ok;
-    return ok;
+    let found = -1;
+    for (let i = 0; i < this.keyDigests.length; i++) {
+      if (timingSafeEqual(this.keyDigests[i] as Buffer, d)) found = i;
+    }
+    return found;
   }
 
   /** Resolves the caller from an Authorization header; `allowUser` admits user tokens too. */
@@ -32,7 +45,8 @@ export class Auth {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) throw new HeraldError('HERALD_ERR_UNAUTHORIZED', 'missing Authorization: Bearer <api key>');
     const credential = m[1] as string;
-    if (this.isApiKey(credential)) return { kind: 'producer' };
+    const key = this.keyIndex(credential);
+    if (key >= 0) return { kind: 'producer', keyId: this.keyIds[key] as string };
     if (allowUser && credential.split('.').length === 3)
       return { kind: 'user', userId: await this.verifyUserToken(credential) };
     throw new HeraldError('HERALD_ERR_UNAUTHORIZED', allowUser ? 'invalid API key or user token' : 'invalid API key');

@@ -15,11 +15,12 @@ import type { Config } from '../config.ts';
 import { HeraldError, validationError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
-import type { Bus, Presence, Store } from '../core/ports.ts';
+import type { Bus, Presence, RateLimiter, Store } from '../core/ports.ts';
 import type { Auth, Caller } from './auth.ts';
 import { registerCors } from './cors.ts';
 import { registerDocs } from './docs.ts';
 import { Metrics } from './metrics.ts';
+import { registerRateLimit } from './rate-limit.ts';
 import { notificationRoutes } from './routes-notifications.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { realtimeRoutes } from './routes-realtime.ts';
@@ -45,6 +46,8 @@ export interface ApiDeps {
   events: HeraldEmitter;
   auth: Auth;
   presence: Presence;
+  /** Per-API-key limits; null when `config.rateLimit` is unset (then nothing is limited). */
+  rateLimiter: RateLimiter | null;
   logger: Logger;
 }
 
@@ -153,6 +156,10 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     const mode = req.routeOptions.config.auth ?? 'none';
     if (mode !== 'none') req.caller = await deps.auth.caller(req.headers.authorization, mode === 'producer-or-user');
   });
+  // After authentication (it needs the caller) and before any route is added (it hooks them).
+  if (deps.rateLimiter && deps.config.rateLimit) {
+    await registerRateLimit(app, { limiter: deps.rateLimiter, ...deps.config.rateLimit });
+  }
 
   app.setErrorHandler((error: FastifyError | HeraldError, req, reply) => {
     const e = toHeraldError(error);

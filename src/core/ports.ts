@@ -181,6 +181,39 @@ export interface ChannelProvider {
   send(job: DeliveryJob): Promise<SendResult>;
 }
 
+/** What a rate limiter decided for one request, with what the `RateLimit-*` headers report. */
+export interface RateLimitDecision {
+  allowed: boolean;
+  /** The bucket's size: requests a key that has been idle may send at once (`RateLimit-Limit`). */
+  limit: number;
+  /** Whole requests the key may still send right now, after this one (`RateLimit-Remaining`). */
+  remaining: number;
+  /** Seconds, rounded up, until the bucket is full again (`RateLimit-Reset`); 0 when it is full. */
+  resetSeconds: number;
+  /** Refused: seconds, rounded up and at least 1, until one request will be served. Allowed: 0. */
+  retryAfterSeconds: number;
+}
+
+/**
+ * Admission per key: a token bucket of `burst` tokens refilled at `rps` tokens a second, full at
+ * first. Promises: for one key, in any interval of `t` seconds at most `rps × t + burst` takes are
+ * allowed — across every process that shares the limiter; a take that is refused consumes nothing,
+ * so a client that keeps retrying early does not lock itself out; different keys never share a
+ * bucket. Keys are opaque strings chosen by the caller (a digest, never a credential in clear).
+ *
+ * Deliberately absent: cost per request (every take is one token), queueing (a refused take is
+ * answered at once), and per-key limits (one rate and burst for every key).
+ */
+export interface RateLimiter {
+  readonly kind: string;
+  /**
+   * Takes one token from `key`'s bucket if it has one. `now`: milliseconds on the limiter's own
+   * clock (tests); by default the adapter's clock.
+   */
+  take(key: string, now?: number): Promise<RateLimitDecision>;
+  close(): Promise<void>;
+}
+
 export interface Clock {
   now(): Date;
 }
