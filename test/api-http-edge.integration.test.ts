@@ -125,7 +125,8 @@ describe(`with HERALD_REQUEST_TIMEOUT_MS=${TIMEOUT_MS}`, () => {
       const c = new RawConnection(t.url);
       c.write(`POST /v1/notifications HTTP/1.1\r\nHost: herald\r\nContent-Type: application/json\r\n`);
       const r = await c.result();
-      expectRefusal(r, 'HERALD_ERR_REQUEST_TIMEOUT');
+      const error = expectRefusal(r, 'HERALD_ERR_REQUEST_TIMEOUT');
+      expect(error.message).toContain(`HERALD_REQUEST_TIMEOUT_MS (${TIMEOUT_MS} ms)`);
       expect(r.elapsedMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
       expect(r.elapsedMs).toBeLessThan(TIMEOUT_MS + CUT_OFF_SLACK_MS);
     });

@@ -45,16 +45,18 @@ export function httpServerOptions(requestTimeoutMs: number): ServerOptions {
  * the request timeout). Answers in Herald's shape when nothing of a response has been sent yet on
  * the connection, then closes it.
  */
-export function clientErrorHandler(logger: Logger): (error: Error, socket: Socket) => void {
+export function clientErrorHandler(logger: Logger, requestTimeoutMs: number): (error: Error, socket: Socket) => void {
   return (error, socket) => {
     const code = (error as NodeJS.ErrnoException).code ?? '';
-    // A reset connection, or one already answered: nothing to write to.
-    if (code === 'ECONNRESET' || code === 'EPIPE' || socket.destroyed || answered.has(socket)) {
+    // Already answered (the parser reports on, e.g. the client's end): closeAfterAnswer has it.
+    if (answered.has(socket)) return;
+    // A reset connection: nothing to write to.
+    if (code === 'ECONNRESET' || code === 'EPIPE' || socket.destroyed) {
       socket.destroy();
       return;
     }
     answered.add(socket);
-    const e = clientErrorOf(error, code);
+    const e = clientErrorOf(error, code, requestTimeoutMs);
     logger.debug({ err: error, code: e.code }, 'refused a request Node could not read');
     const response = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
     // Like Node: no answer in the middle of another one (a pipelined request while the previous
@@ -67,11 +69,11 @@ export function clientErrorHandler(logger: Logger): (error: Error, socket: Socke
 /** Sockets a client error has been answered on (the parser may report the same error again). */
 const answered = new WeakSet<Socket>();
 
-function clientErrorOf(error: Error, code: string): HeraldError {
+function clientErrorOf(error: Error, code: string, requestTimeoutMs: number): HeraldError {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     return new HeraldError(
       'HERALD_ERR_REQUEST_TIMEOUT',
-      'the request headers and body did not arrive within HERALD_REQUEST_TIMEOUT_MS',
+      `the request headers and body did not arrive within HERALD_REQUEST_TIMEOUT_MS (${requestTimeoutMs} ms)`,
       { cause: error },
     );
   }

@@ -77,7 +77,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     // what Node's parser refuses is answered in Herald's shape (http-edge.ts).
     requestTimeout: deps.config.requestTimeoutMs,
     http: httpServerOptions(deps.config.requestTimeoutMs),
-    clientErrorHandler: clientErrorHandler(deps.logger),
+    clientErrorHandler: clientErrorHandler(deps.logger, deps.config.requestTimeoutMs),
     // The router's own refusals (bad percent-encoding, a path parameter over maxParamLength) would
     // otherwise be answered in Fastify's shape, not Herald's.
     frameworkErrors: (error, _req, reply) => {
