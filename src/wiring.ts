@@ -28,7 +28,10 @@ export async function wireAdapters(config: Config, secrets: Secrets, preopened?:
   const store =
     preopened ??
     (config.databaseUrl
-      ? await openPostgresStore(config.databaseUrl, config.pgPoolSize)
+      ? await openPostgresStore(config.databaseUrl, config.pgPoolSize, {
+          connectTimeoutMs: config.pgConnectTimeoutMs,
+          statementTimeoutMs: config.pgStatementTimeoutMs,
+        })
       : await openEmbeddedStore(join(config.dataDir, 'pgdata')));
   if (config.redisUrl) {
     warnings.push(

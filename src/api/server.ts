@@ -1,6 +1,7 @@
 /**
  * The HTTP server: JSON parsing that rejects bad encodings, one error shape for every failure
- * (`{"error": {"code", "message", "details"}}`), authentication per route, and the route modules.
+ * (`{"error": {"code", "message", "details"}}`, also for what Node refuses before a route runs: see
+ * http-edge.ts), authentication per route, and the route modules.
  * Request validation is zod's (src/core/input.ts); route schemas exist for the OpenAPI document.
  */
 import Fastify, {
@@ -19,6 +20,14 @@ import type { Bus, Presence, RateLimiter, Store } from '../core/ports.ts';
 import type { Auth, Caller } from './auth.ts';
 import { registerCors } from './cors.ts';
 import { registerDocs } from './docs.ts';
+import {
+  capConnections,
+  clientErrorHandler,
+  httpServerOptions,
+  refuseContentEncoding,
+  refuseExpectation,
+  requireHost,
+} from './http-edge.ts';
 import { Metrics } from './metrics.ts';
 import { registerRateLimit } from './rate-limit.ts';
 import { notificationRoutes } from './routes-notifications.ts';
@@ -67,6 +76,11 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     // POST being committed gets its 202); Herald.stop cuts what is still open after a grace period.
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 500 },
+    // Headers and body within HERALD_REQUEST_TIMEOUT_MS, checked often enough to cut close to it;
+    // what Node's parser refuses is answered in Herald's shape (http-edge.ts).
+    requestTimeout: deps.config.requestTimeoutMs,
+    http: httpServerOptions(deps.config.requestTimeoutMs),
+    clientErrorHandler: clientErrorHandler(deps.logger, deps.config.requestTimeoutMs),
     // The router's own refusals (bad percent-encoding, a path parameter over maxParamLength) would
     // otherwise be answered in Fastify's shape, not Herald's.
     frameworkErrors: (error, _req, reply) => {
@@ -80,6 +94,9 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
       void (reply as FastifyReply).status(e.status).send(e.toJSON());
     },
   });
+
+  capConnections(app.server, deps.config.maxConnections, deps.logger);
+  app.server.on('checkExpectation', refuseExpectation);
 
   // Validation is zod's; route schemas only document. Serialization is plain JSON.stringify.
   app.setValidatorCompiler(() => () => true);
@@ -136,6 +153,8 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     routes.push({ methods: [r.method].flat().map(String), pattern: pathPattern(r.url ?? r.path) });
   });
 
+  app.addHook('onRequest', requireHost);
+  app.addHook('preParsing', refuseContentEncoding);
   registerCors(app);
   app.decorateRequest('caller', null as never);
   let closing = false;

@@ -78,6 +78,11 @@ export const ERRORS = {
     retryable: false,
     summary: 'The request headers are larger than Node.js accepts (16 KiB).',
   },
+  HERALD_ERR_EXPECTATION_FAILED: {
+    status: 417,
+    retryable: false,
+    summary: 'The request has an `Expect` header other than `100-continue`, which Herald cannot meet.',
+  },
   HERALD_ERR_UNSUPPORTED_ENCODING: {
     status: 415,
     retryable: false,

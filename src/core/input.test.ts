@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HeraldError } from './errors.ts';
-import { isStorableString, LIMITS, parseNotificationRequest } from './input.ts';
+import { idSchema, isStorableString, LIMITS, parseNotificationRequest } from './input.ts';
 
 const base = { to: ['alice'], category: 'comment.reply' };
 
@@ -101,5 +101,51 @@ describe('parseNotificationRequest', () => {
     expect(rejectedFields({ ...base, to: [''] })).toEqual(['to.0']);
     expect(rejectedFields({ ...base, channels: ['in_app', 'in_app'] })).toEqual(['channels']);
     expect(rejectedFields({ ...base, channels: ['pigeon'] })).toEqual(['channels.0']);
+  });
+});
+
+describe('idSchema', () => {
+  const messageFor = (id: string) => {
+    const r = idSchema.safeParse(id);
+    expect(r.success, JSON.stringify(id)).toBe(false);
+    return r.error?.issues.map((i) => i.message).join('; ') ?? '';
+  };
+
+  it('refuses the dot segments that URL normalisation collapses', () => {
+    expect(messageFor('.')).toMatch(/must not be "\." or "\.\."/);
+    expect(messageFor('..')).toMatch(/must not be "\." or "\.\."/);
+    expect(rejectedFields({ ...base, to: ['alice', '..'] })).toEqual(['to.1']);
+    expect(rejectedFields({ ...base, to: { topic: '.' } })).toEqual(['to.topic']);
+  });
+
+  it('accepts ids that merely contain dots', () => {
+    for (const id of ['...', '.alice', 'alice.', 'a..b', 'first.last', '.hidden']) {
+      expect(idSchema.safeParse(id).success, id).toBe(true);
+    }
+  });
+
+  it('refuses invisible format characters (Unicode Cf) anywhere, naming the code point', () => {
+    const cases: [string, string][] = [
+      ['\u200Balice', 'U+200B'], // zero-width space
+      ['al\u200Dice', 'U+200D'], // zero-width joiner
+      ['al\u200Cice', 'U+200C'], // zero-width non-joiner
+      ['\uFEFFalice', 'U+FEFF'], // byte-order mark
+      ['alice\u202Egnp.exe', 'U+202E'], // right-to-left override
+      ['ali\u2066ce', 'U+2066'], // left-to-right isolate
+      ['a\u2060lice', 'U+2060'], // word joiner
+      ['al\u00ADice', 'U+00AD'], // soft hyphen
+      ['alice\u061C', 'U+061C'], // Arabic letter mark
+      ['alice\u{E0041}', 'U+E0041'], // a tag character (astral)
+    ];
+    for (const [id, code] of cases) {
+      expect(messageFor(id), JSON.stringify(id)).toContain(`invisible format characters (found ${code})`);
+    }
+    expect(rejectedFields({ ...base, to: ['bob', '\u200Balice'] })).toEqual(['to.1']);
+  });
+
+  it('still accepts visible non-ASCII ids', () => {
+    for (const id of ['café', 'cafe\u0301', '中文', 'Ωmega', '😀', 'user-1_x@example.com', 'a+b=c']) {
+      expect(idSchema.safeParse(id).success, id).toBe(true);
+    }
   });
 });

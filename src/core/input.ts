@@ -26,13 +26,29 @@ export function isStorableString(s: string): boolean {
   return !UNSTORABLE.test(s);
 }
 
+/** An invisible format character (Unicode general category Cf). */
+const FORMAT_CHARACTER = /\p{Cf}/u;
+
 const storable = (max: number) =>
   z.string().max(max, `at most ${max} characters`).refine(isStorableString, 'contains a NUL or an unpaired surrogate');
 
-/** User ids, topic names: printable, no slashes (they travel in URLs), no surrounding blanks. */
+/**
+ * User ids, topic names: printable, no slashes (they travel in URLs), no surrounding blanks; not
+ * `.` or `..` (URL normalisation collapses those path segments, so `/v1/users/..` would name
+ * another resource); no invisible format characters (Unicode category Cf: zero-width space and
+ * joiners, the BOM, bidirectional overrides, soft hyphen…), which would make two ids look the same.
+ */
 export const idSchema = storable(LIMITS.idLength)
   .min(1, 'must not be empty')
-  .regex(/^[^\s/?#%\\\u0000-\u001f\u007f]+$/, 'must not contain whitespace, control characters, / ? # % or \\');
+  .regex(/^[^\s/?#%\\\u0000-\u001f\u007f]+$/, 'must not contain whitespace, control characters, / ? # % or \\')
+  .refine((s) => s !== '.' && s !== '..', 'must not be "." or ".." (URL path segments that collapse)')
+  .refine((s) => !FORMAT_CHARACTER.test(s), {
+    error: (issue) => {
+      const c = FORMAT_CHARACTER.exec(String(issue.input))?.[0] ?? '';
+      const code = `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+      return `must not contain invisible format characters (found ${code})`;
+    },
+  });
 
 const categorySchema = z
   .string()

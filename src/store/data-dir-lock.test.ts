@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { lockDataDir } from './data-dir-lock.ts';
+import { isAlive, lockDataDir, processState } from './data-dir-lock.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -50,4 +50,14 @@ it('takes over a lock file that holds no pid', () => {
   writeFileSync(`${dir}.lock`, 'garbage');
   lockDataDir(dir).release();
   expect(existsSync(`${dir}.lock`)).toBe(false);
+});
+
+it('tells a running process from one that is gone', async () => {
+  expect(processState(process.pid)).toMatch(/^[RS]$/);
+  expect(isAlive(process.pid)).toBe(true);
+  const child = spawn(process.execPath, ['-e', '']);
+  await new Promise((resolve) => child.once('exit', resolve));
+  // Reaped by Node: no such process any more.
+  expect(processState(child.pid as number)).toBe('X');
+  expect(isAlive(child.pid as number)).toBe(false);
 });

@@ -8,13 +8,19 @@
  * finds at start-up was held by a process that is gone, so that work can go back to the queue at
  * once instead of waiting for the leases to run out.
  *
- * A lock left by a dead process (SIGKILL, power loss) is taken over. The check is by pid, so a
- * stale lock whose pid now belongs to an unrelated process stops start-up with a message naming
- * the file to delete; a lock holding our own pid is stale (a container restarts as the same pid).
+ * A lock left by a dead process (SIGKILL, power loss) is taken over. A process that has exited but
+ * not yet been reaped by its parent (a zombie: for a moment after a SIGKILL, or for ever under a
+ * parent that never waits) counts as dead — it holds nothing any more, and `kill(pid, 0)` alone
+ * would say it is alive. Its state is read from `/proc/<pid>/stat` (`Z` zombie, `X` dead) where
+ * there is a /proc (Linux), else from `ps -o stat=` (macOS, the BSDs). A live owner always blocks.
+ * The check is by pid, so a stale lock whose pid now belongs to an unrelated process stops start-up
+ * with a message naming the file to delete; a lock holding our own pid is stale (a container
+ * restarts as the same pid).
  * Two processes that find the same stale lock within microseconds of each other could both take
  * it over: start one Herald per folder, not two at once after a crash.
  */
-import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface DataDirLock {
@@ -64,14 +70,35 @@ function checkStale(file: string, dir: string): void {
   rmIfPresent(file);
 }
 
-function isAlive(pid: number): boolean {
+/** Whether `pid` is a running process: it exists and has not exited (a zombie has). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     // EPERM: it exists but belongs to another user.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const state = processState(pid);
+  return state !== 'Z' && state !== 'X';
+}
+
+/**
+ * The one-letter state of `pid` (`R`, `S`, `D`, `T`, `Z`, `X`, …), or null when it cannot be told
+ * (then the process is taken as alive: refusing to start is the safe mistake).
+ */
+export function processState(pid: number): string | null {
+  try {
+    // "pid (comm) S ...": comm may hold spaces and parentheses, so the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 1).trim()[0] ?? null;
+  } catch (e) {
+    // ENOENT with a /proc present: the process is gone between the two checks.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && existsSync('/proc/self/stat')) return 'X';
+  }
+  const ps = spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8', timeout: 5_000 });
+  if (ps.status === 0) return ps.stdout.trim()[0] ?? null;
+  // ps exits 1 when no such process exists.
+  return ps.status === 1 && ps.stdout.trim() === '' ? 'X' : null;
 }
 
 function readFileOrEmpty(file: string): string {

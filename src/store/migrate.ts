@@ -9,6 +9,7 @@ import type { Sql } from './sql.ts';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 const LOCK_ID = 0x4865_7261; // "Hera"
+const UNBOUNDED = { unbounded: true } as const;
 
 export function listMigrations(): { version: number; name: string; sql: string }[] {
   return readdirSync(DIR)
@@ -23,6 +24,8 @@ export async function migrate(sql: Sql, upTo = Number.POSITIVE_INFINITY): Promis
     version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
   const applied: number[] = [];
   for (const m of listMigrations().filter((x) => x.version <= upTo)) {
+    // Unbounded by the statement timeout: a migration may rewrite a large table, and wait for another
+    // process's migration (the advisory lock).
     const done = await sql.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_ID]);
       const seen = await tx.query('SELECT 1 FROM herald_migrations WHERE version = $1', [m.version]);
@@ -30,7 +33,7 @@ export async function migrate(sql: Sql, upTo = Number.POSITIVE_INFINITY): Promis
       for (const statement of splitStatements(m.sql)) await tx.query(statement);
       await tx.query('INSERT INTO herald_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       return true;
-    });
+    }, UNBOUNDED);
     if (done) applied.push(m.version);
   }
   return applied;

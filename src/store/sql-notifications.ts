@@ -19,6 +19,8 @@ import { type DeliveryRow, decodeCursor, encodeCursor } from './rows.ts';
 import type { Sql, SqlClient } from './sql.ts';
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600_000;
+/** Idempotency keys deleted per statement by the purge. */
+const PURGE_BATCH = 10_000;
 
 interface NotificationRow {
   id: string;
@@ -266,10 +268,18 @@ export class SqlNotificationStore implements NotificationStore {
   }
 
   async purgeIdempotencyKeys(olderThan: Date): Promise<number> {
-    const rows = await this.sql.query('DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING 1', [
-      olderThan.toISOString(),
-    ]);
-    return rows.length;
+    // In batches: one statement over a busy day's keys could outlast the statement timeout.
+    let purged = 0;
+    for (;;) {
+      const [r] = await this.sql.query<{ n: number }>(
+        `WITH gone AS (DELETE FROM idempotency_keys WHERE key IN (
+           SELECT key FROM idempotency_keys WHERE created_at < $1 LIMIT $2) RETURNING 1)
+         SELECT count(*)::int AS n FROM gone`,
+        [olderThan.toISOString(), PURGE_BATCH],
+      );
+      purged += r?.n ?? 0;
+      if ((r?.n ?? 0) < PURGE_BATCH) return purged;
+    }
   }
 }
 

@@ -17,7 +17,7 @@ import type {
 } from '../core/types.ts';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.ts';
 import { openPglite, type PgliteOpenOptions } from './db-pglite.ts';
-import { openPostgres } from './db-postgres.ts';
+import { DEFAULT_TIMEOUTS, openPostgres, type PostgresTimeouts } from './db-postgres.ts';
 import { migrate } from './migrate.ts';
 import type { Sql } from './sql.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
@@ -156,8 +156,13 @@ export async function openEmbeddedStore(dataDir: string | null, options: PgliteO
   }
 }
 
-export async function openPostgresStore(url: string, poolSize: number): Promise<SqlStore> {
-  const sql = await openPostgres(url, poolSize);
+/** Opens the PostgreSQL store and migrates it; `timeouts` default to the settings' defaults. */
+export async function openPostgresStore(
+  url: string,
+  poolSize: number,
+  timeouts: PostgresTimeouts = DEFAULT_TIMEOUTS,
+): Promise<SqlStore> {
+  const sql = await openPostgres(url, poolSize, timeouts);
   await migrate(sql);
   return new SqlStore(sql);
 }
