@@ -13,6 +13,11 @@ import { freshPostgresUrl, openTestPglite } from './databases.ts';
 export const TEST_API_KEY = 'test-api-key-0123456789abcdef';
 export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdef';
 export const TEST_WEBHOOK_SECRET = `whsec_${Buffer.from('test-webhook-secret-0123456789').toString('base64')}`;
+/**
+ * Test receivers listen on loopback, which Herald refuses to reach unless allowed; every test Herald
+ * allows it. A test of the refusal passes `HERALD_EGRESS_ALLOW: ''` (unset: only public addresses).
+ */
+export const TEST_EGRESS_ALLOW = '127.0.0.0/8,::1/128';
 
 export interface TestHerald {
   herald: Herald;
@@ -41,6 +46,7 @@ export async function startTestHerald(
     HERALD_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
     HERALD_LOG_LEVEL: 'silent',
     HERALD_POLL_MS: '50',
+    HERALD_EGRESS_ALLOW: TEST_EGRESS_ALLOW,
     ...(pgDb ? { DATABASE_URL: pgDb.url, HERALD_PG_POOL_SIZE: '8' } : {}),
     ...options.env,
   });
