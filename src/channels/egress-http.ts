@@ -88,7 +88,7 @@ export class GuardedHttpClient {
   private readonly agent: Agent;
   private readonly maxResponseBytes: number;
 
-  constructor(private readonly options: GuardedHttpOptions) {
+  constructor(options: GuardedHttpOptions) {
     this.maxResponseBytes = options.maxResponseBytes ?? 131_072;
     this.agent = new Agent({
       connections: options.connectionsPerOrigin ?? 128,
