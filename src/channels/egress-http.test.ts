@@ -96,21 +96,16 @@ describe('GuardedHttpClient', () => {
     return c;
   }
 
-  it.each([
-    '127.0.0.1',
-    '0x7f000001',
-    '2130706433',
-    '0177.0.0.1',
-    '127.1',
-    '[::ffff:127.0.0.1]',
-    '[::ffff:7f00:1]',
-  ])('never connects to %s, a spelling of 127.0.0.1: not_allowed, naming the address and the setting', async (host) => {
-    const outcome = await client([]).post(`http://${host}:${inside.port}/hook`, REQUEST);
-    expect(outcome.kind).toBe('not_allowed');
-    expect((outcome as { error: string }).error).toMatch(/127\.0\.0\.1.*loopback.*HERALD_EGRESS_ALLOW/);
-    expect(inside.hits).toHaveLength(0);
-    expect(inside.connections, 'TCP connections to 127.0.0.1').toBe(0);
-  });
+  it.each(['127.0.0.1', '0x7f000001', '2130706433', '0177.0.0.1', '127.1', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]'])(
+    'never connects to %s, a spelling of 127.0.0.1: not_allowed, naming the address and the setting',
+    async (host) => {
+      const outcome = await client([]).post(`http://${host}:${inside.port}/hook`, REQUEST);
+      expect(outcome.kind).toBe('not_allowed');
+      expect((outcome as { error: string }).error).toMatch(/127\.0\.0\.1.*loopback.*HERALD_EGRESS_ALLOW/);
+      expect(inside.hits).toHaveLength(0);
+      expect(inside.connections, 'TCP connections to 127.0.0.1').toBe(0);
+    },
+  );
 
   it('never connects to a name that resolves to loopback (the system resolver: localhost)', async () => {
     const outcome = await client([]).post(`http://localhost:${inside.port}/hook`, REQUEST);

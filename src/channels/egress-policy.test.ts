@@ -199,16 +199,14 @@ describe('EgressPolicy.checkUrl', () => {
     expect(strict.checkUrl(url)).toMatch(/HERALD_EGRESS_ALLOW/);
   });
 
-  it.each([
-    'http://localhost/',
-    'http://LOCALHOST:8080/',
-    'http://localhost./',
-    'http://api.localhost/',
-  ])('refuses the loopback name in %s unless loopback is allowed', (url) => {
-    expect(strict.checkUrl(url)).toMatch(/loopback name.*HERALD_EGRESS_ALLOW/);
-    expect(loopbackAllowed.checkUrl(url)).toBeNull();
-    expect(new EgressPolicy(['10.0.0.0/8']).checkUrl(url)).not.toBeNull();
-  });
+  it.each(['http://localhost/', 'http://LOCALHOST:8080/', 'http://localhost./', 'http://api.localhost/'])(
+    'refuses the loopback name in %s unless loopback is allowed',
+    (url) => {
+      expect(strict.checkUrl(url)).toMatch(/loopback name.*HERALD_EGRESS_ALLOW/);
+      expect(loopbackAllowed.checkUrl(url)).toBeNull();
+      expect(new EgressPolicy(['10.0.0.0/8']).checkUrl(url)).not.toBeNull();
+    },
+  );
 
   it.each([
     'https://example.com/hook',

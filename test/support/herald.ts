@@ -33,10 +33,21 @@ export interface TestHerald {
 }
 
 export async function startTestHerald(
-  options: { store?: 'pglite' | 'postgres'; env?: Record<string, string>; roles?: Role[] } = {},
+  options: {
+    store?: 'pglite' | 'postgres';
+    env?: Record<string, string>;
+    roles?: Role[];
+    /** With store 'postgres': this database (kept after stop, for a restart) rather than a fresh one. */
+    databaseUrl?: string;
+  } = {},
 ): Promise<TestHerald> {
   const dataDir = await mkdtemp(join(tmpdir(), 'herald-test-'));
-  const pgDb = options.store === 'postgres' ? await freshPostgresUrl() : null;
+  const pgDb =
+    options.store !== 'postgres'
+      ? null
+      : options.databaseUrl
+        ? { url: options.databaseUrl, drop: async () => {} }
+        : await freshPostgresUrl();
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
