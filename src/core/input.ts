@@ -131,8 +131,8 @@ const httpsOrHttpUrl = z
   .url({ protocol: /^https?$/, message: 'must be an http(s) URL' })
   .max(2_000, 'at most 2000 characters')
   .refine((u) => {
-    const { username, password } = new URL(u);
-    return !username && !password;
+    const parsed = URL.parse(u); // null when not a URL: that is z.url's to say
+    return !parsed || (!parsed.username && !parsed.password);
   }, 'must not hold credentials (user:password@); authenticate the request by its webhook-signature');
 
 /**
