@@ -6,6 +6,7 @@
  */
 import type { LookupAddress } from 'node:dns';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GuardedHttpClient, type HttpOutcome, type Resolver } from './egress-http.ts';
@@ -21,7 +22,27 @@ interface TestServer {
   close(): Promise<void>;
 }
 
-async function listen(host: string, port = 0): Promise<TestServer> {
+/** A self-signed certificate for the tests only (subjectAltName IP:127.0.0.2, DNS:tls.example; valid to 2126). */
+const TEST_TLS = {
+  key: `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgsfcFRQg1IFDTS6kj
+Kxa10VEIkcvDUUTWCHsKCs0MVbqhRANCAATdEu7h0csmjKMvpgjwQNIH1Jtu35Cd
+weZ8YSR2/b37+xMmuW0ejHHrDL1sVBV+aMMdW8nMPClj8+LVLDXQr+qu
+-----END PRIVATE KEY-----`,
+  cert: `-----BEGIN CERTIFICATE-----
+MIIBojCCAUegAwIBAgIUNVqIY0vUJoTpe018Yzl78Zk+hDowCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLaGVyYWxkLXRlc3QwIBcNMjYxMjA2MTk1NTQ4WhgPMjEyNjEx
+MTIxOTU1NDhaMBYxFDASBgNVBAMMC2hlcmFsZC10ZXN0MFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAE3RLu4dHLJoyjL6YI8EDSB9Sbbt+QncHmfGEkdv29+/sTJrlt
+Hoxx6wy9bFQVfmjDHVvJzDwpY/Pi1Sw10K/qrqNxMG8wHQYDVR0OBBYEFLbQ/goB
+Uwjf/gdxJWrLRATXjNu5MB8GA1UdIwQYMBaAFLbQ/goBUwjf/gdxJWrLRATXjNu5
+MA8GA1UdEwEB/wQFMAMBAf8wHAYDVR0RBBUwE4cEfwAAAoILdGxzLmV4YW1wbGUw
+CgYIKoZIzj0EAwIDSQAwRgIhAIkI3pDxQBK9/csKm3acFp2IIGRCRZhrzDrJ3wj9
+6A8YAiEAkFooN3WXE6516oyA6E1Osx935A0xhTz32ezJXHRXpLs=
+-----END CERTIFICATE-----`,
+};
+
+async function listen(host: string, port = 0, tls = false): Promise<TestServer> {
   const hits: { path: string; body: string }[] = [];
   const s: TestServer = {
     host,
@@ -35,14 +56,15 @@ async function listen(host: string, port = 0): Promise<TestServer> {
         server.close(() => r());
       }),
   };
-  const server: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       hits.push({ path: req.url ?? '', body: Buffer.concat(chunks).toString('utf8') });
       s.answer(req, res);
     });
-  });
+  };
+  const server: Server = tls ? createHttpsServer(TEST_TLS, onRequest) : createServer(onRequest);
   server.on('connection', () => s.connections++);
   await new Promise<void>((r) => server.listen(port, host, r));
   s.port = (server.address() as AddressInfo).port;
@@ -90,7 +112,7 @@ describe('GuardedHttpClient', () => {
     outside.answer = (_req, res) => res.end('ok');
   });
 
-  function client(allow: string[], resolve?: Resolver, extra: { maxResponseBytes?: number } = {}) {
+  function client(allow: string[], resolve?: Resolver, extra: { maxResponseBytes?: number; ca?: string } = {}) {
     const c = new GuardedHttpClient({ policy: new EgressPolicy(allow), resolve, ...extra });
     clients.push(c);
     return c;
@@ -231,5 +253,55 @@ describe('GuardedHttpClient', () => {
     const outcome = await client([]).post(url, REQUEST);
     expect(outcome.kind).toBe('bad_url');
     expect((outcome as { error: string }).error).toMatch(why);
+  });
+
+  describe('over TLS', () => {
+    let tlsInside: TestServer;
+    let tlsOutside: TestServer;
+    beforeAll(async () => {
+      tlsInside = await listen('127.0.0.1', 0, true);
+      tlsOutside = await listen('127.0.0.2', tlsInside.port, true);
+    });
+    afterAll(async () => {
+      await tlsInside?.close();
+      await tlsOutside?.close();
+    });
+
+    it('judges the name on the address it resolves to, as over plain HTTP', async () => {
+      const toLoopback = client(['127.0.0.2/32'], scriptedResolver([v4('127.0.0.1')]), { ca: TEST_TLS.cert });
+      const refused = await toLoopback.post(`https://tls.example:${tlsInside.port}/t`, REQUEST);
+      expect(refused).toMatchObject({ kind: 'not_allowed' });
+      expect((refused as { error: string }).error).toMatch(/tls\.example resolves to 127\.0\.0\.1/);
+      expect(tlsInside.connections).toBe(0);
+
+      const toAllowed = client(['127.0.0.2/32'], scriptedResolver([v4('127.0.0.2')]), { ca: TEST_TLS.cert });
+      const sent = await toAllowed.post(`https://tls.example:${tlsInside.port}/t`, REQUEST);
+      expect(sent).toMatchObject({ kind: 'answer', status: 200, body: 'ok' });
+      expect(tlsOutside.hits).toHaveLength(1);
+    });
+
+    it('refuses a literal address before connecting', async () => {
+      const outcome = await client([], undefined, { ca: TEST_TLS.cert }).post(
+        `https://127.0.0.1:${tlsInside.port}/t`,
+        REQUEST,
+      );
+      expect(outcome).toMatchObject({ kind: 'not_allowed' });
+      expect(tlsInside.connections).toBe(0);
+    });
+
+    it('names a certificate it does not accept; a port that does not speak TLS is only "could not connect"', async () => {
+      const before = tlsOutside.hits.length;
+      const untrusted = await client(['127.0.0.2/32'], scriptedResolver([v4('127.0.0.2')])).post(
+        `https://tls.example:${tlsInside.port}/t`,
+        REQUEST,
+      );
+      expect(untrusted).toEqual({
+        kind: 'could_not_connect',
+        error: 'could not connect: TLS certificate not accepted (DEPTH_ZERO_SELF_SIGNED_CERT)',
+      });
+      const plain = await client(['127.0.0.0/8']).post(`https://127.0.0.1:${inside.port}/t`, REQUEST);
+      expect(plain).toEqual({ kind: 'could_not_connect', error: 'could not connect' });
+      expect(tlsOutside.hits).toHaveLength(before);
+    });
   });
 });

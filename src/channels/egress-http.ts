@@ -65,6 +65,8 @@ export interface GuardedHttpOptions {
   maxResponseBytes?: number;
   /** Name resolution; default node:dns lookup (tests inject one). */
   resolve?: Resolver;
+  /** Certificate authorities to trust instead of the system's (PEM); default the system's and NODE_EXTRA_CA_CERTS. */
+  ca?: string | string[];
 }
 
 /** A connection the policy refused; carries the refusal to the request that asked for it. */
@@ -81,8 +83,12 @@ class GaveUp extends Error {}
 
 const defaultResolver: Resolver = (hostname, options, callback) => dnsLookup(hostname, options, callback);
 
-/** TLS failures worth naming: they happen after the TCP connection exists, and the receiver can fix them. */
-const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH)/;
+/**
+ * Certificate failures are named: they come after the connection exists, and they are what a
+ * receiver must fix. Other TLS failures (a port that does not speak TLS) read "could not connect".
+ */
+const CERTIFICATE_CODE =
+  /^(CERT_|UNABLE_TO_(GET_ISSUER_CERT|VERIFY_LEAF_SIGNATURE)|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|ERR_TLS_CERT_ALTNAME_INVALID$)/;
 
 export class GuardedHttpClient {
   private readonly agent: Agent;
@@ -93,7 +99,10 @@ export class GuardedHttpClient {
     this.agent = new Agent({
       connections: options.connectionsPerOrigin ?? 128,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
-      connect: guardedConnector(options.policy, options.resolve ?? defaultResolver, options.connectTimeoutMs ?? 10_000),
+      connect: guardedConnector(options.policy, options.resolve ?? defaultResolver, {
+        timeout: options.connectTimeoutMs ?? 10_000,
+        ...(options.ca ? { ca: options.ca } : {}),
+      }),
     });
   }
 
@@ -203,7 +212,9 @@ class PostHandler implements Dispatcher.DispatchHandler {
     if (error instanceof EgressRefusedError) return { kind: 'not_allowed', error: error.message };
     const code = (error as { code?: string }).code ?? '';
     if (!this.connected) {
-      if (TLS_CODE.test(code)) return { kind: 'could_not_connect', error: `could not connect (TLS: ${code})` };
+      if (CERTIFICATE_CODE.test(code)) {
+        return { kind: 'could_not_connect', error: `could not connect: TLS certificate not accepted (${code})` };
+      }
       return { kind: 'could_not_connect', error: 'could not connect' };
     }
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
@@ -230,7 +241,11 @@ class PostHandler implements Dispatcher.DispatchHandler {
  * (net.connect skips the lookup for them), names through the lookup, and the connected socket's
  * remote address once more.
  */
-function guardedConnector(policy: EgressPolicy, resolve: Resolver, timeoutMs: number): buildConnector.connector {
+function guardedConnector(
+  policy: EgressPolicy,
+  resolve: Resolver,
+  connectOptions: { timeout: number; ca?: string | string[] },
+): buildConnector.connector {
   const checkedLookup: LookupFunction = (hostname, options, callback) => {
     const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family;
     resolve(hostname, { family, hints: options.hints, all: true }, (err, addresses) => {
@@ -253,7 +268,7 @@ function guardedConnector(policy: EgressPolicy, resolve: Resolver, timeoutMs: nu
       callback(null, first.address, first.family);
     });
   };
-  const base = buildConnector({ timeout: timeoutMs, lookup: checkedLookup });
+  const base = buildConnector({ ...connectOptions, lookup: checkedLookup });
   return (opts, callback) => {
     const literal = isIP(opts.hostname) ? policy.check(opts.hostname) : null;
     if (literal) return callback(new EgressRefusedError(literal), null);
