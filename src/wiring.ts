@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import { QueueTableBus } from './bus/bus-queue-table.ts';
+import { EgressPolicy } from './channels/egress-policy.ts';
 import { buildProviders } from './channels/registry.ts';
 import type { Config } from './config.ts';
 import type { Bus, ChannelProvider, RateLimiter, Store } from './core/ports.ts';
@@ -46,6 +47,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, preopened?:
   const providers = buildProviders({
     webhookSecret: secrets.webhookSecret,
     webhookTimeoutMs: config.webhookTimeoutMs,
+    egress: new EgressPolicy(config.egressAllow),
   });
   return {
     store,

@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
 import { openEmbeddedStore, openPostgresStore } from '../src/store/store-sql.ts';
 import { freshPostgresUrl } from './support/databases.ts';
-import { eventually, TEST_API_KEY, TEST_JWT_SECRET, TEST_WEBHOOK_SECRET } from './support/herald.ts';
+import { eventually, TEST_API_KEY, TEST_EGRESS_ALLOW, TEST_JWT_SECRET, TEST_WEBHOOK_SECRET } from './support/herald.ts';
 import { type ReceivedWebhook, type Receiver, startReceiver } from './support/receiver.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -116,6 +116,7 @@ async function startHeraldProcess(
     HERALD_POLL_MS: '50',
     HERALD_RETRY_BASE_MS: '200',
     HERALD_LOG_LEVEL: 'warn',
+    HERALD_EGRESS_ALLOW: TEST_EGRESS_ALLOW,
     ...storeEnv,
   };
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start'], {

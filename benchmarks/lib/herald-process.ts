@@ -77,6 +77,8 @@ export async function startHeraldProcess(options: HeraldStartOptions): Promise<H
     HERALD_JWT_SECRET: 'bench-jwt-secret-0123456789abcdef',
     HERALD_WEBHOOK_SECRET: BENCH_WEBHOOK_SECRET,
     HERALD_LOG_LEVEL: 'warn',
+    // The bench's receivers listen on loopback, which Herald reaches only when allowed.
+    HERALD_EGRESS_ALLOW: '127.0.0.0/8,::1/128',
     ...(db ? { DATABASE_URL: db.url } : {}),
     ...options.env,
   };

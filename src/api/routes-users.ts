@@ -1,6 +1,7 @@
 /** Users, user tokens and the in-app inbox. */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { EgressPolicy } from '../channels/egress-policy.ts';
 import { HeraldError } from '../core/errors.ts';
 import {
   idSchema,
@@ -44,7 +45,10 @@ function userIdOf(params: unknown): string {
   return parseOrThrow(userParams, params).userId;
 }
 
-export function userRoutes(app: FastifyInstance, { store, auth, events }: ApiDeps): void {
+export function userRoutes(app: FastifyInstance, { store, auth, events, config }: ApiDeps): void {
+  // The same policy the providers connect under: a URL they would refuse is refused here, at once.
+  const egress = new EgressPolicy(config.egressAllow);
+  const checkDestination = (url: string) => egress.checkUrl(url);
   app.put(
     '/v1/users/:userId',
     {
@@ -61,7 +65,7 @@ export function userRoutes(app: FastifyInstance, { store, auth, events }: ApiDep
 
   async function parseAndSave(params: unknown, body: unknown) {
     const id = userIdOf(params);
-    return store.upsertUser(parseUserProfile(id, body ?? {}));
+    return store.upsertUser(parseUserProfile(id, body ?? {}, checkDestination));
   }
 
   app.get(

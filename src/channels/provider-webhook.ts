@@ -4,19 +4,26 @@
  * receiver that de-duplicates by it sees each notification once. The body is the same bytes on
  * every attempt too; only `webhook-timestamp` and the signature change.
  *
- * Outcomes: 2xx sent; 408, 429 (honouring Retry-After) and 5xx, timeouts and network errors are
- * transient; any other answer (including redirects, which are not followed) is permanent.
+ * Requests go through the guarded HTTP client (egress-http.ts): a destination that is not public
+ * and not in HERALD_EGRESS_ALLOW is never connected to.
+ *
+ * Outcomes: 2xx sent; 408, 429 (honouring Retry-After) and 5xx, timeouts and failures to connect
+ * are transient; a refused destination and any other answer (including redirects, which are not
+ * followed) are permanent.
  */
-import { Agent, request } from 'undici';
 import type { ChannelProvider, SendResult } from '../core/ports.ts';
 import type { DeliveryJob } from '../core/types.ts';
+import { GuardedHttpClient } from './egress-http.ts';
+import type { EgressPolicy } from './egress-policy.ts';
 import { signWebhook, webhookKey } from './webhook-signature.ts';
 
 export interface WebhookOptions {
   /** `whsec_…` (HERALD_WEBHOOK_SECRET). */
   secret: string;
-  /** Whole-request timeout (HERALD_WEBHOOK_TIMEOUT_MS). */
+  /** Whole-request timeout, connecting included (HERALD_WEBHOOK_TIMEOUT_MS). */
   timeoutMs: number;
+  /** Which destinations may be reached (HERALD_EGRESS_ALLOW). */
+  egress: EgressPolicy;
   /** Kept-alive connections per receiver origin; default 128. */
   connectionsPerOrigin?: number;
 }
@@ -42,15 +49,14 @@ export class WebhookProvider implements ChannelProvider {
   readonly channel = 'webhook' as const;
   readonly name = 'webhook';
   private readonly key: Buffer;
-  private readonly agent: Agent;
+  private readonly http: GuardedHttpClient;
 
   constructor(private readonly options: WebhookOptions) {
     this.key = webhookKey(options.secret);
-    this.agent = new Agent({
-      connections: options.connectionsPerOrigin ?? 128,
-      keepAliveTimeout: 30_000,
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
+    this.http = new GuardedHttpClient({
+      policy: options.egress,
+      connectionsPerOrigin: options.connectionsPerOrigin ?? 128,
+      connectTimeoutMs: options.timeoutMs,
     });
   }
 
@@ -59,39 +65,42 @@ export class WebhookProvider implements ChannelProvider {
     if (!url) return { ok: false, skipped: `user ${job.userId} has no webhookUrl` };
     const body = webhookBody(job);
     const timestamp = Math.floor(Date.now() / 1000);
-    try {
-      const res = await request(url, {
-        method: 'POST',
-        dispatcher: this.agent,
-        signal: AbortSignal.timeout(this.options.timeoutMs),
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'Herald-Webhooks/1',
-          'webhook-id': job.deliveryId,
-          'webhook-timestamp': String(timestamp),
-          'webhook-signature': signWebhook(this.key, job.deliveryId, timestamp, body),
-          'herald-attempt': String(job.attempt),
-        },
-        body,
-      });
-      await res.body.dump();
-      const s = res.statusCode;
-      if (s >= 200 && s < 300) return { ok: true, detail: { status: s } };
-      const error = `receiver answered HTTP ${s}`;
-      if (s === 408 || s === 429 || s >= 500) {
-        return { ok: false, permanent: false, error, ...retryAfter(res.headers['retry-after']) };
+    const res = await this.http.post(url, {
+      timeoutMs: this.options.timeoutMs,
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'Herald-Webhooks/1',
+        'webhook-id': job.deliveryId,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': signWebhook(this.key, job.deliveryId, timestamp, body),
+        'herald-attempt': String(job.attempt),
+      },
+      body,
+    });
+    switch (res.kind) {
+      case 'answer': {
+        const s = res.status;
+        if (s >= 200 && s < 300) return { ok: true, detail: { status: s } };
+        if (s === 408 || s === 429 || s >= 500) {
+          const error = `receiver answered HTTP ${s}`;
+          return { ok: false, permanent: false, error, ...retryAfter(res.headers['retry-after']) };
+        }
+        const error = `receiver answered HTTP ${s}${s >= 300 && s < 400 ? ' (redirects are not followed)' : ''}`;
+        return { ok: false, permanent: true, error };
       }
-      return { ok: false, permanent: true, error };
-    } catch (e) {
-      const err = e as Error & { code?: string };
-      const why =
-        err.name === 'TimeoutError' ? `timed out after ${this.options.timeoutMs} ms` : (err.code ?? err.message);
-      return { ok: false, permanent: false, error: `request failed: ${why}` };
+      case 'not_allowed':
+        return { ok: false, permanent: true, error: res.error };
+      case 'bad_url':
+        return { ok: false, permanent: true, error: `webhookUrl: ${res.error}` };
+      case 'could_not_connect':
+      case 'timeout':
+      case 'broken':
+        return { ok: false, permanent: false, error: `request failed: ${res.error}` };
     }
   }
 
   close(): Promise<void> {
-    return this.agent.close();
+    return this.http.close();
   }
 }
 

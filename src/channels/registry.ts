@@ -5,15 +5,18 @@
  */
 import type { ChannelProvider } from '../core/ports.ts';
 import type { Channel } from '../core/types.ts';
+import type { EgressPolicy } from './egress-policy.ts';
 import { WebhookProvider } from './provider-webhook.ts';
 
 export interface ProviderDeps {
   webhookSecret: string;
   webhookTimeoutMs: number;
+  /** Where user-supplied URLs may lead (HERALD_EGRESS_ALLOW); every provider that sends to one uses it. */
+  egress: EgressPolicy;
 }
 
 const PROVIDERS: Partial<Record<Channel, (deps: ProviderDeps) => ChannelProvider & { close?(): Promise<void> }>> = {
-  webhook: (d) => new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs }),
+  webhook: (d) => new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs, egress: d.egress }),
 };
 
 export function buildProviders(deps: ProviderDeps): Map<Channel, ChannelProvider & { close?(): Promise<void> }> {

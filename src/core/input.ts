@@ -142,9 +142,20 @@ export const idempotencyKeySchema = z
   .max(LIMITS.idempotencyKeyLength, `at most ${LIMITS.idempotencyKeyLength} characters`)
   .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
+/** A URL Herald will send to: http(s), no credentials (they would be stored and shown with the profile). */
 const httpsOrHttpUrl = z
   .url({ protocol: /^https?$/, message: 'must be an http(s) URL' })
-  .max(2_000, 'at most 2000 characters');
+  .max(2_000, 'at most 2000 characters')
+  .refine((u) => {
+    const parsed = URL.parse(u); // null when not a URL: that is z.url's to say
+    return !parsed || (!parsed.username && !parsed.password);
+  }, 'must not hold credentials (user:password@); authenticate the request by its webhook-signature');
+
+/**
+ * Says why Herald will not send to a URL (its host is a non-public address, or `localhost`, outside
+ * the egress allowance), or null. The adapter that sends supplies it; the core knows no addresses.
+ */
+export type DestinationCheck = (url: string) => string | null;
 
 function isTimeZone(tz: string): boolean {
   try {
@@ -176,8 +187,12 @@ export const userProfileSchema = z.strictObject({
   webhookUrl: httpsOrHttpUrl.nullable().default(null),
 });
 
-export function parseUserProfile(id: string, input: unknown): UserProfile {
-  return { id, ...parseOrThrow(userProfileSchema, input) };
+/** `checkDestination`: refuses (400 naming the field) a URL Herald would never connect to. */
+export function parseUserProfile(id: string, input: unknown, checkDestination?: DestinationCheck): UserProfile {
+  const profile = parseOrThrow(userProfileSchema, input);
+  const refused = profile.webhookUrl && checkDestination?.(profile.webhookUrl);
+  if (refused) throw validationError([{ field: 'webhookUrl', message: refused }]);
+  return { id, ...profile };
 }
 
 export const readSelectionSchema = z.union([

@@ -13,6 +13,11 @@ import { freshPostgresUrl, openTestPglite } from './databases.ts';
 export const TEST_API_KEY = 'test-api-key-0123456789abcdef';
 export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdef';
 export const TEST_WEBHOOK_SECRET = `whsec_${Buffer.from('test-webhook-secret-0123456789').toString('base64')}`;
+/**
+ * Test receivers listen on loopback, which Herald refuses to reach unless allowed; every test Herald
+ * allows it. A test of the refusal passes `HERALD_EGRESS_ALLOW: ''` (unset: only public addresses).
+ */
+export const TEST_EGRESS_ALLOW = '127.0.0.0/8,::1/128';
 
 export interface TestHerald {
   herald: Herald;
@@ -28,10 +33,21 @@ export interface TestHerald {
 }
 
 export async function startTestHerald(
-  options: { store?: 'pglite' | 'postgres'; env?: Record<string, string>; roles?: Role[] } = {},
+  options: {
+    store?: 'pglite' | 'postgres';
+    env?: Record<string, string>;
+    roles?: Role[];
+    /** With store 'postgres': this database (kept after stop, for a restart) rather than a fresh one. */
+    databaseUrl?: string;
+  } = {},
 ): Promise<TestHerald> {
   const dataDir = await mkdtemp(join(tmpdir(), 'herald-test-'));
-  const pgDb = options.store === 'postgres' ? await freshPostgresUrl() : null;
+  const pgDb =
+    options.store !== 'postgres'
+      ? null
+      : options.databaseUrl
+        ? { url: options.databaseUrl, drop: async () => {} }
+        : await freshPostgresUrl();
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -41,6 +57,7 @@ export async function startTestHerald(
     HERALD_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
     HERALD_LOG_LEVEL: 'silent',
     HERALD_POLL_MS: '50',
+    HERALD_EGRESS_ALLOW: TEST_EGRESS_ALLOW,
     ...(pgDb ? { DATABASE_URL: pgDb.url, HERALD_PG_POOL_SIZE: '8' } : {}),
     ...options.env,
   });
