@@ -46,6 +46,8 @@ export interface ApiDeps {
   auth: Auth;
   presence: Presence;
   logger: Logger;
+  /** Where failed requests (5xx) are logged; default the request's logger. Herald passes a LogThrottle. */
+  failureLog?: { error(obj: object, msg: string): void };
 }
 
 export interface ServerOptions {
@@ -156,7 +158,8 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
 
   app.setErrorHandler((error: FastifyError | HeraldError, req, reply) => {
     const e = toHeraldError(error);
-    if (e.status >= 500) req.log.error({ err: error, url: req.url }, 'request failed');
+    if (e.status >= 500)
+      (deps.failureLog ?? req.log).error({ err: error, url: req.url, reqId: req.id }, 'request failed');
     if (e.retryAfter !== undefined) void reply.header('retry-after', String(e.retryAfter));
     return reply.status(e.status).send(e.toJSON());
   });
