@@ -66,9 +66,12 @@ export async function takeRoleLock(url: string, role: LiveRole, options: RoleLoc
     const conflict = await tryLock(client, role);
     if (!conflict) break;
     if (Date.now() >= waitUntil) {
-      const holders = await describeHolders(client, conflict.key).catch(() => 'unknown');
+      const holders = await describeHolders(client, conflict.key).catch(() => ({ text: 'unknown', pids: [] }));
       await client.end().catch(() => {});
-      throw new RoleConflictError(`${conflict.message} (held by ${holders}). ${WHAT_TO_DO}`);
+      const gone = holders.pids.length
+        ? `; if that process is gone, end its session: SELECT pg_terminate_backend(${holders.pids.join('), pg_terminate_backend(')})`
+        : '';
+      throw new RoleConflictError(`${conflict.message} (held by ${holders.text}${gone}). ${WHAT_TO_DO}`);
     }
     await sleep(250);
   }
@@ -182,7 +185,7 @@ async function tryOne(client: pg.Client, fn: string, key: string): Promise<boole
 }
 
 /** The sessions holding `key`, as "herald host pid 123 (PostgreSQL pid 456, since …)". */
-async function describeHolders(client: pg.Client, key: string): Promise<string> {
+async function describeHolders(client: pg.Client, key: string): Promise<{ text: string; pids: number[] }> {
   const k = BigInt.asUintN(64, BigInt(key));
   const r = await client.query<{ pid: number; app: string | null; since: Date | null; addr: string | null }>(
     `SELECT l.pid, a.application_name AS app, a.backend_start AS since, host(a.client_addr) AS addr
@@ -191,14 +194,15 @@ async function describeHolders(client: pg.Client, key: string): Promise<string> 
         AND l.classid = $1::oid AND l.objid = $2::oid AND l.objsubid = 1 AND l.pid <> pg_backend_pid()`,
     [(k >> 32n).toString(), (k & 0xffffffffn).toString()],
   );
-  if (!r.rows.length) return 'a session that has just ended';
-  return r.rows
+  if (!r.rows.length) return { text: 'a session that has just ended', pids: [] };
+  const text = r.rows
     .map(
       (row) =>
         `${row.app || 'an unnamed client'}${row.addr ? ` at ${row.addr}` : ''} (PostgreSQL pid ${row.pid}` +
         `${row.since ? `, since ${row.since.toISOString()}` : ''})`,
     )
     .join(', ');
+  return { text, pids: r.rows.map((row) => row.pid) };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
