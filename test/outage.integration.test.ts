@@ -21,7 +21,7 @@ async function pgProxy() {
   let port = 0;
   const listen = () =>
     new Promise<void>((resolve, reject) => {
-      server = createServer((client) => {
+      const srv = createServer((client) => {
         const upstream = tcpConnect(5432, '127.0.0.1');
         for (const s of [client, upstream]) {
           sockets.add(s);
@@ -34,9 +34,10 @@ async function pgProxy() {
         }
         client.pipe(upstream).pipe(client);
       });
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
-        port = (server?.address() as { port: number }).port;
+      server = srv;
+      srv.once('error', reject);
+      srv.listen(port, '127.0.0.1', () => {
+        port = (srv.address() as { port: number }).port;
         resolve();
       });
     });
