@@ -11,7 +11,13 @@ import type { Bus, ChannelProvider, Store } from './core/ports.ts';
 import type { Channel } from './core/types.ts';
 import { redact } from './redact.ts';
 import type { Secrets } from './secrets.ts';
-import { type LiveRole, type RoleLock, type RoleLockLog, takeRoleLock } from './store/pg-role-lock.ts';
+import {
+  type LiveRole,
+  RoleConflictError,
+  type RoleLock,
+  type RoleLockLog,
+  takeRoleLock,
+} from './store/pg-role-lock.ts';
 import { openEmbeddedStore, openPostgresStore, type SqlStore } from './store/store-sql.ts';
 
 export interface Adapters {
@@ -61,7 +67,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
       });
     } catch (e) {
       await store.close().catch(() => {});
-      throw e instanceof Error && e.name === 'RoleConflictError'
+      throw e instanceof RoleConflictError
         ? new StartupError(`DATABASE_URL ${shownUrl}: ${e.message}`)
         : databaseError(shownUrl, e);
     }
