@@ -1,12 +1,15 @@
 /**
  * Configuration: every setting is read here, from the environment, into one typed object.
- * A bad value stops start-up with a message naming the setting and what it allows.
+ * A bad value stops start-up with a message naming the setting and what it allows; the message never
+ * holds a secret: the value of a secret setting is not shown at all, a URL is shown with its password
+ * and credential parameters replaced (src/redact.ts).
  * With nothing set, Herald runs embedded on port 8080 with its data in ./.herald.
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { LANES, type Lane } from './core/types.ts';
 import { leaseMarginMs } from './core/worker.ts';
+import { isSecretSetting, isUrlSetting, redact, secretsIn } from './redact.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -133,7 +136,10 @@ const schema = z.object({
     .describe('time for a request to send its headers and its body (408 after)'),
   HERALD_PG_CONNECT_TIMEOUT_MS: int(100, 600_000).default(10_000).describe('PostgreSQL connection timeout'),
   HERALD_PG_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(30_000).describe('PostgreSQL statement timeout'),
-  HERALD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HERALD_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('fatal, error, warn, info, debug, trace or silent'),
 });
 
 const DEFAULT_LANE_CONCURRENCY: Record<Lane, number> = { critical: 16, high: 16, normal: 32, bulk: 16 };
@@ -175,17 +181,61 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-/** The settings Herald reads, with their descriptions (for `herald --help` and docs). */
-export const SETTINGS = Object.entries(schema.shape).map(([name, s]) => ({ name, description: s.description ?? '' }));
+/**
+ * A setting as a configuration error shows it: `PORT="eighty"`; a URL with its credentials replaced;
+ * a secret by its name alone (`HERALD_API_KEYS (key 2 of 3; value not shown)`).
+ */
+function shownValue(path: readonly PropertyKey[], value: string | undefined): string {
+  const name = String(path[0]);
+  if (isSecretSetting(name)) {
+    const part = typeof path[1] === 'number' ? `key ${path[1] + 1}; ` : '';
+    return `${name} (${part}value not shown)`;
+  }
+  if (isUrlSetting(name) && value !== undefined) return `${name}=${JSON.stringify(redact(value, { asUrl: true }))}`;
+  return `${name}=${JSON.stringify(value)}`;
+}
+
+/** How a default is shown where the schema's own value would not say it (`herald start --help`). */
+const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
+  DATABASE_URL: 'unset → embedded PGlite',
+  REDIS_URL: 'unset → in-process',
+  HERALD_API_KEYS: 'generated on first start',
+  HERALD_JWT_SECRET: 'generated on first start',
+  HERALD_WEBHOOK_SECRET: 'generated on first start',
+  HERALD_LANE_CONCURRENCY: Object.entries(DEFAULT_LANE_CONCURRENCY)
+    .map(([lane, n]) => `${lane}=${n}`)
+    .join(','),
+  HERALD_EGRESS_ALLOW: 'unset → only public addresses',
+  HERALD_RATE_LIMIT_RPS: 'unset → no limit',
+  HERALD_RATE_LIMIT_BURST: 'RPS rounded up',
+  HERALD_MAX_TOKEN_TTL: '30d',
+};
+
+function shownDefault(name: keyof typeof schema.shape): string {
+  const shown = SHOWN_DEFAULTS[name];
+  if (shown !== undefined) return shown;
+  const def = schema.shape[name]._zod.def as { type: string; defaultValue?: unknown };
+  return def.type === 'default' ? String(def.defaultValue) : 'unset';
+}
+
+/**
+ * The settings Herald reads, with their descriptions and defaults (for `herald start --help`), and
+ * whether a setting is secret (its value is never shown).
+ */
+export const SETTINGS = (Object.keys(schema.shape) as (keyof typeof schema.shape)[]).map((name) => ({
+  name,
+  description: schema.shape[name].description ?? '',
+  default: shownDefault(name),
+  secret: isSecretSetting(name),
+}));
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
   const r = schema.safeParse(raw);
   if (!r.success) {
-    const lines = r.error.issues.map(
-      (i) => `  ${i.path.join('.')}=${JSON.stringify(raw[String(i.path[0])])}: ${i.message}`,
-    );
-    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+    const lines = r.error.issues.map((i) => `  ${shownValue(i.path, raw[String(i.path[0])])}: ${i.message}`);
+    // Belt and braces: a validation message that quoted a secret would lose it here.
+    throw new ConfigError(redact(`invalid configuration:\n${lines.join('\n')}`, { secrets: secretsIn(raw) }));
   }
   const c = r.data;
   // A send must finish, and its outcome be recorded, within its lease; otherwise it may go out twice.

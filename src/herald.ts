@@ -3,7 +3,14 @@
  * (WebSocket real-time delivery), worker (lane workers), scheduler (reclaim, reconcile, purge). `stop()` shuts down in the order that loses
  * nothing: stop taking requests, commit what was accepted, finish and record held deliveries,
  * then close the bus and the store.
+ *
+ * Roles that would silently lose live notifications are refused at start (live frames do not
+ * travel between processes yet): a gateway without the worker role, and on PostgreSQL the
+ * combinations src/store/pg-role-lock.ts describes. On the embedded store, roles this process
+ * leaves out run nowhere, which is warned about. Repeated failures are logged through one
+ * LogThrottle (first in full, then counted).
  */
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Auth } from './api/auth.ts';
@@ -13,11 +20,12 @@ import { HeraldEmitter } from './core/events.ts';
 import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
 import { DeliveryWorker } from './core/worker.ts';
+import { LogThrottle } from './log-throttle.ts';
 import { Gateway } from './realtime/gateway.ts';
 import { MemoryPresence } from './realtime/presence-memory.ts';
 import { resolveSecrets, type Secrets } from './secrets.ts';
 import type { SqlStore } from './store/store-sql.ts';
-import { type Adapters, wireAdapters } from './wiring.ts';
+import { type Adapters, StartupError, wireAdapters } from './wiring.ts';
 
 /** Recipients up to which an in-app notification is delivered as it is accepted (Ingest `inAppUpTo`). */
 const INLINE_IN_APP_RECIPIENTS = 100;
@@ -27,12 +35,15 @@ export type Role = (typeof ROLES)[number];
 
 export interface Herald {
   config: Config;
+  roles: readonly Role[];
   secrets: Secrets;
   adapters: Adapters;
   events: HeraldEmitter;
   logger: Logger;
-  /** Base URL of the HTTP server when the api role runs. */
+  /** Base URL of the HTTP server when the api role runs, reachable from this machine. */
   url: string | null;
+  /** The address the server is actually bound to; `allInterfaces` for 0.0.0.0 and ::. */
+  listening: { address: string; port: number; family: string; allInterfaces: boolean } | null;
   server: FastifyInstance | null;
   gateway: Gateway | null;
   stop(): Promise<void>;
@@ -52,14 +63,22 @@ export interface StartOptions {
 
 export async function startHerald(config: Config, options: StartOptions = {}): Promise<Herald> {
   const roles = new Set(options.roles ?? ROLES);
+  checkRoles(roles);
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'herald' } });
   const secrets = resolveSecrets(config);
-  const adapters = await wireAdapters(config, secrets, options.store);
-  for (const w of adapters.description.warnings) logger.warn(w);
+  const adapters = await wireAdapters(config, secrets, {
+    ...(options.store ? { preopened: options.store } : {}),
+    liveRole: roles.has('worker') ? (roles.has('gateway') ? 'gateway+worker' : 'worker-only') : null,
+    log: logger,
+  });
+  for (const w of [...adapters.description.warnings, ...roleWarnings(config, roles)]) logger.warn(w);
+  // Every failure that repeats while a dependency is down (claims, maintenance, requests, sockets).
+  const failures = new LogThrottle(logger);
+  failures.start();
   const { store, bus, providers } = adapters;
   const events = new HeraldEmitter();
 
-  const ingest = new Ingest(store, bus, events, logger, {
+  const ingest = new Ingest(store, bus, events, failures, {
     maxPending: config.ingestMaxPending,
     parallel: Math.max(1, Math.min(8, store.parallelism)),
     // Small in-app notifications are delivered in the accepting transaction where this process
@@ -72,7 +91,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         bus,
         providers,
         events,
-        logger,
+        failures,
         {
           laneConcurrency: config.laneConcurrency,
           leaseMs: config.leaseMs,
@@ -84,13 +103,13 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       )
     : null;
   const maintenance = roles.has('scheduler')
-    ? new Maintenance(store, bus, events, logger, { leaseMs: config.leaseMs })
+    ? new Maintenance(store, bus, events, failures, { leaseMs: config.leaseMs })
     : null;
 
   const auth = new Auth(secrets.apiKeys, secrets.jwtSecret);
   const presence = new MemoryPresence();
   const gateway = roles.has('gateway')
-    ? new Gateway(store, presence, auth, events, logger, {
+    ? new Gateway(store, presence, auth, events, failures, {
         maxBufferedBytes: config.wsMaxBufferBytes,
         heartbeatMs: config.wsHeartbeatMs,
       })
@@ -98,14 +117,27 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
 
   let server: FastifyInstance | null = null;
   let url: string | null = null;
+  let listening: Herald['listening'] = null;
   if (roles.has('api') || gateway) {
     server = await buildServer(
-      { config, store, bus, ingest, events, auth, presence, rateLimiter: adapters.rateLimiter, logger },
+      {
+        config,
+        store,
+        bus,
+        ingest,
+        events,
+        auth,
+        presence,
+        rateLimiter: adapters.rateLimiter,
+        logger,
+        failureLog: failures,
+      },
       { api: roles.has('api') },
     );
     gateway?.attach(server.server);
-    url = await server.listen({ port: config.port, host: config.host });
-    url = url.replace('[::]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
+    await server.listen({ port: config.port, host: config.host });
+    listening = boundAddress(server);
+    url = reachableUrl(listening);
   }
   // Expired leases of a previous run come back before workers start claiming; on a store that only
   // this process can use, every lease does: whoever held it has died.
@@ -118,6 +150,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   logger.info(
     {
       url,
+      listening:
+        listening && `${listening.family === 'IPv6' ? `[${listening.address}]` : listening.address}:${listening.port}`,
       roles: [...roles],
       store: adapters.description.store,
       bus: adapters.description.bus,
@@ -142,9 +176,59 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       await adapters.rateLimiter?.close();
       await bus.close();
       await store.close();
+      await adapters.roleLock?.release();
+      failures.stop();
       logger.info('herald stopped');
     })();
     return stopping;
   };
-  return { config, secrets, adapters, events, logger, url, server, gateway, stop };
+  return { config, roles: [...roles], secrets, adapters, events, logger, url, listening, server, gateway, stop };
+}
+
+const ROLE_ADVICE =
+  'Run gateway and worker in the same process (the default runs every role), and add api-only or ' +
+  'scheduler-only processes freely; live frames between processes (the distributed mode, with REDIS_URL) are coming.';
+
+/** Refuses the role sets that lose live notifications whatever else runs. */
+function checkRoles(roles: ReadonlySet<Role>): void {
+  if (roles.size === 0) throw new StartupError(`--role: give at least one of ${ROLES.join(', ')}`);
+  if (roles.has('gateway') && !roles.has('worker')) {
+    throw new StartupError(
+      '--role gateway without worker: nothing would push live notifications to this process’s sockets ' +
+        `(a worker pushes only to the sockets of its own process). ${ROLE_ADVICE}`,
+    );
+  }
+}
+
+/** On the embedded store no other process can share the data: roles left out here run nowhere. */
+function roleWarnings(config: Config, roles: ReadonlySet<Role>): string[] {
+  if (config.databaseUrl) return [];
+  const missing = ROLES.filter((r) => !roles.has(r));
+  if (!missing.length) return [];
+  const effect: Record<Role, string> = {
+    api: 'nothing can be posted',
+    gateway: 'no WebSocket clients are served',
+    worker: 'nothing is delivered',
+    scheduler: 'deliveries held by a send that failed to record are not reclaimed until the next start',
+  };
+  return [
+    `the embedded store belongs to this one process, so the roles it leaves out run nowhere: ` +
+      `${missing.map((r) => `${r} (${effect[r]})`).join('; ')}. Run every role, or use DATABASE_URL to spread them.`,
+  ];
+}
+
+function boundAddress(server: FastifyInstance): NonNullable<Herald['listening']> {
+  const a = server.server.address() as AddressInfo;
+  return {
+    address: a.address,
+    port: a.port,
+    family: a.family,
+    allInterfaces: a.address === '0.0.0.0' || a.address === '::',
+  };
+}
+
+/** A URL that reaches the server from this machine: loopback when it is bound to every interface. */
+function reachableUrl(l: NonNullable<Herald['listening']>): string {
+  if (l.allInterfaces) return `http://127.0.0.1:${l.port}`;
+  return `http://${l.family === 'IPv6' ? `[${l.address}]` : l.address}:${l.port}`;
 }

@@ -1,4 +1,8 @@
-/** Operations: health, readiness, metrics, dead letters. */
+/**
+ * Operations: health, readiness, metrics, dead letters. `/healthz` and `/readyz` need no
+ * credentials, so they say whether the store answers and which kind it is, never where it is:
+ * the reason it does not answer (which names its host and port) goes to the log.
+ */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { HeraldError } from '../core/errors.ts';
@@ -12,7 +16,8 @@ const deadLetterQuery = z.strictObject({
   cursor: z.string().max(300).optional(),
 });
 
-export function opsRoutes(app: FastifyInstance, { store, bus }: ApiDeps, metrics: Metrics): void {
+export function opsRoutes(app: FastifyInstance, { store, bus, logger, failureLog }: ApiDeps, metrics: Metrics): void {
+  const log = failureLog ?? logger;
   app.get('/healthz', { schema: { tags: ['operations'], summary: 'The process is alive' } }, async () => ({
     status: 'ok',
   }));
@@ -25,9 +30,15 @@ export function opsRoutes(app: FastifyInstance, { store, bus }: ApiDeps, metrics
         await store.ping();
         return { status: 'ok', store: store.kind, bus: bus.kind };
       } catch (e) {
-        return reply
-          .status(503)
-          .send(new HeraldError('HERALD_ERR_UNAVAILABLE', `store unreachable: ${(e as Error).message}`).toJSON());
+        log.error({ err: e }, 'readiness check: the store does not answer');
+        const error = new HeraldError(
+          'HERALD_ERR_UNAVAILABLE',
+          `the ${store.kind} store does not answer (see the log)`,
+          {
+            retryAfter: 1,
+          },
+        );
+        return reply.status(503).header('retry-after', '1').send(error.toJSON());
       }
     },
   );

@@ -58,6 +58,8 @@ export interface ApiDeps {
   /** Per-API-key limits; null when `config.rateLimit` is unset (then nothing is limited). */
   rateLimiter: RateLimiter | null;
   logger: Logger;
+  /** Where failed requests (5xx) are logged; default the request's logger. Herald passes a LogThrottle. */
+  failureLog?: { error(obj: object, msg: string): void };
 }
 
 export interface ServerOptions {
@@ -182,7 +184,11 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
 
   app.setErrorHandler((error: FastifyError | HeraldError, req, reply) => {
     const e = toHeraldError(error);
-    if (e.status >= 500) req.log.error({ err: error, url: req.url }, 'request failed');
+    if (e.status >= 500) {
+      // The path only: a query may carry a user token (`/v1/realtime?token=…`).
+      const path = req.url.split('?')[0];
+      (deps.failureLog ?? req.log).error({ err: error, method: req.method, path, reqId: req.id }, 'request failed');
+    }
     if (e.retryAfter !== undefined) void reply.header('retry-after', String(e.retryAfter));
     return reply.status(e.status).send(e.toJSON());
   });

@@ -15,6 +15,7 @@
  * Waiting for a free connection of a busy pool is not bounded here: statements are, so one frees up.
  */
 import pg from 'pg';
+import { redact } from '../redact.ts';
 import type { Sql, SqlClient, TransactionOptions } from './sql.ts';
 
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -151,10 +152,8 @@ function connectError(url: string, connectTimeoutMs: number, e: Error): Error {
   const why = timedOut
     ? `no answer within HERALD_PG_CONNECT_TIMEOUT_MS (${connectTimeoutMs} ms)`
     : e.message || String((e as { code?: unknown }).code ?? 'unknown error');
-  return new Error(`could not connect to PostgreSQL at DATABASE_URL=${redactUrl(url)}: ${why}`, { cause: e });
-}
-
-/** The URL with its password (in the user part or a `password=` parameter) replaced by `***`. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@').replace(/([?&]password=)[^&]*/gi, '$1***');
+  return Object.assign(
+    new Error(`could not connect to PostgreSQL at DATABASE_URL=${redact(url, { asUrl: true })}: ${why}`, { cause: e }),
+    { reason: why, code: timedOut ? 'ETIMEDOUT' : (e as { code?: unknown }).code },
+  );
 }
