@@ -20,7 +20,7 @@ import type { InboxStore } from '../core/ports.ts';
 import type { ReadSource } from '../core/realtime-session.ts';
 
 export interface ReadCoalescerOptions {
-  /** Most seqs in one markRead; default 1000. */
+  /** Most seqs in one markRead; default 250 (on the embedded store a statement holds the only connection: short ones let other requests in between). */
   maxBatch?: number;
 }
 
@@ -41,7 +41,7 @@ export class ReadCoalescer {
     private readonly onWritten: (userId: string, unreadCount: number) => void,
     options: ReadCoalescerOptions = {},
   ) {
-    this.maxBatch = options.maxBatch ?? 1000;
+    this.maxBatch = options.maxBatch ?? 250;
   }
 
   /** Users with reads waiting or being written. */
