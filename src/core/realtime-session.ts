@@ -32,7 +32,9 @@ import type { InboxItem } from './types.ts';
 
 export const CLOSE = {
   normal: 1000,
+  /** Sent by the WebSocket library itself, for a text frame that is not UTF-8. */
   invalidUtf8: 1007,
+  /** Ten malformed frames, or too many frames (reasons tell which). */
   policy: 1008,
   tooLarge: 1009,
   restart: 1012,

@@ -63,8 +63,17 @@ describe('ReadCoalescer', () => {
     expect(c.size).toBe(0);
   });
 
+  it('takes 250 seqs a batch by default', async () => {
+    const { inbox, c } = setup();
+    const a = new Source();
+    a.seqs = Array.from({ length: 600 }, (_, i) => i + 1);
+    c.pending('u', a);
+    await c.drain();
+    expect(inbox.calls.map((x) => x.seqs.length)).toEqual([250, 250, 100]);
+  });
+
   it('has at most one markRead in flight per user; reads arriving meanwhile go in the next batch', async () => {
-    const { inbox, written, c } = setup();
+    const { inbox, written, c } = setup(1000);
     let open!: () => void;
     inbox.gate = new Promise((r) => {
       open = r;
