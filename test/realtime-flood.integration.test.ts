@@ -74,7 +74,7 @@ describe.each(['pglite', 'postgres'] as const)('a read flood on %s', (store) => 
       return performance.now() - started;
     };
     // Warm up (first requests compile code paths), then measure.
-    for (let i = 0; i < 30; i++) await request();
+    for (let i = 0; i < 200; i++) await request();
 
     const rssBefore = process.memoryUsage().rss;
     let rssMax = rssBefore;
