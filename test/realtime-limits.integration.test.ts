@@ -6,6 +6,8 @@
  *
  * Store-independent (all of it happens before or beside the store), so Heralds on PGlite.
  */
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_FRAMES } from '../src/core/realtime-session.ts';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
@@ -23,6 +25,31 @@ import {
 } from './support/ws-client.ts';
 
 const DAY = 86_400;
+
+/** The status and Retry-After header of an upgrade the server answers with an HTTP error. */
+function refusalHeaders(baseUrl: string, token: string): Promise<{ status: number; retryAfter: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${baseUrl}/v1/realtime?token=${encodeURIComponent(token)}`, {
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': randomBytes(16).toString('base64'),
+      },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      const h = res.headers['retry-after'];
+      resolve({ status: res.statusCode ?? 0, retryAfter: Array.isArray(h) ? h[0] : h });
+    });
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      reject(new Error('the upgrade was accepted'));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('real-time limits', () => {
   let t: TestHerald;
@@ -51,8 +78,9 @@ describe('real-time limits', () => {
       for (const c of accepted) await c.ready();
       expect((await t.api('GET', '/v1/users/crowd/presence')).json).toMatchObject({ online: true, sockets: 64 });
 
-      // The refusal is the documented error; other users are not affected.
+      // The refusal is the documented error, with Retry-After; other users are not affected.
       expectError(await refusedUpgrade(t.url, token), 'HERALD_ERR_TOO_MANY_CONNECTIONS');
+      expect(await refusalHeaders(t.url, token)).toMatchObject({ status: 429, retryAfter: '1' });
       const other = (await connectReady(t.url, userToken('not-crowd'))).client;
       open.push(other);
 
