@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   CLIENT_FRAMES,
   MAX_EARLY_FRAMES,
@@ -59,6 +59,14 @@ class FakeSocket implements RealtimeSocket {
   close(code: number, reason: string): void {
     this.closedWith = code;
     this.closeReason = reason;
+  }
+  paused = false;
+  terminated = false;
+  pause(): void {
+    this.paused = true;
+  }
+  terminate(): void {
+    this.terminated = true;
   }
   types(): string[] {
     return this.sent.map((m) => m.type);
@@ -242,10 +250,20 @@ describe('RealtimeSession', () => {
     for (let i = 0; i < CLIENT_FRAMES.perSecond; i++) s.handleFrame(frame({ type: 'ping' }));
     expect(socket.closedWith).toBeNull();
     const pongs = socket.types().filter((t) => t === 'pong').length;
-    s.handleFrame(frame({ type: 'ping' }));
-    expect(socket.closedWith).toBe(1008);
-    expect(socket.closeReason).toBe('too many frames');
-    expect(socket.types().filter((t) => t === 'pong').length).toBe(pongs);
+    vi.useFakeTimers();
+    try {
+      s.handleFrame(frame({ type: 'ping' }));
+      expect(socket.closedWith).toBe(1008);
+      expect(socket.closeReason).toBe('too many frames');
+      expect(socket.types().filter((t) => t === 'pong').length).toBe(pongs);
+      // The flood is not read any more, and the connection is cut soon after the close frame.
+      expect(socket.paused).toBe(true);
+      expect(socket.terminated).toBe(false);
+      vi.advanceTimersByTime(1000);
+      expect(socket.terminated).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('every notification sent earns its ack and read: a client acknowledging a long replay stays within budget', async () => {

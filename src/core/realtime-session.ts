@@ -21,7 +21,9 @@
  * Client frames are budgeted: a token bucket of CLIENT_FRAMES.burst frames refilled at
  * CLIENT_FRAMES.perSecond, plus CLIENT_FRAMES.perNotification frames earned for every notification
  * sent (its ack and its read), so a client acknowledging a long replay never runs out. A frame over
- * the budget closes the socket with 1008 "too many frames" and is not handled.
+ * the budget closes the socket with 1008 "too many frames" and is not handled; the socket is not
+ * read any more (what a flooding client has sent after it costs nothing) and is cut FLOOD_LINGER_MS
+ * later, without waiting for the client's close frame, which is queued behind its flood.
  * Reads are not written here: a `read` adds its seq to this session's pending set (at most
  * MAX_PENDING_READS; a read that finds it full is a flood too), and `deps.readsPending` asks the
  * caller to collect them with `takeReads` — batched per user, see src/realtime/read-coalescer.ts.
@@ -47,6 +49,10 @@ export interface RealtimeSocket {
   send(data: Buffer, options: { binary: false }, done?: (err?: Error) => void): void;
   readonly bufferedAmount: number;
   close(code: number, reason: string): void;
+  /** Stops reading from the client (frames already received may still arrive). */
+  pause(): void;
+  /** Cuts the connection at once. */
+  terminate(): void;
 }
 
 /** A live notification for one user, serialized once for all of that user's sockets. */
@@ -89,6 +95,8 @@ export const MAX_PENDING_READS = 1000;
 /** Client frames kept while `ready` is not yet sent. */
 export const MAX_EARLY_FRAMES = 64;
 const TOO_MANY_FRAMES = 'too many frames';
+/** After a close for too many frames, how long the close frame has to reach the client before the connection is cut. */
+const FLOOD_LINGER_MS = 1000;
 
 const PONG = Buffer.from('{"type":"pong"}');
 /** Every frame is JSON text, sent from a Buffer that was serialized once. */
@@ -192,7 +200,7 @@ export class RealtimeSession implements ReadSource {
   handleFrame(data: string): void {
     if (this.closed) return;
     if (!this.spend()) {
-      this.close(CLOSE.policy, TOO_MANY_FRAMES);
+      this.flooded();
       return;
     }
     if (this.isReady) {
@@ -200,7 +208,7 @@ export class RealtimeSession implements ReadSource {
       return;
     }
     this.early ??= [];
-    if (this.early.length >= MAX_EARLY_FRAMES) this.close(CLOSE.policy, TOO_MANY_FRAMES);
+    if (this.early.length >= MAX_EARLY_FRAMES) this.flooded();
     else this.early.push(data);
   }
 
@@ -267,12 +275,19 @@ export class RealtimeSession implements ReadSource {
     this.socket.close(code, reason);
   }
 
+  /** Closes with 1008 "too many frames", stops reading, and cuts the connection a little later. */
+  private flooded(): void {
+    this.close(CLOSE.policy, TOO_MANY_FRAMES);
+    this.socket.pause();
+    setTimeout(() => this.socket.terminate(), FLOOD_LINGER_MS).unref();
+  }
+
   /** Adds `seq` to the pending reads; a read that finds them full closes the socket (a flood). */
   private read(seq: number): void {
     this.pendingReads ??= new Set();
     if (!this.pendingReads.has(seq)) {
       if (this.pendingReads.size >= MAX_PENDING_READS) {
-        this.close(CLOSE.policy, TOO_MANY_FRAMES);
+        this.flooded();
         return;
       }
       this.pendingReads.add(seq);
