@@ -106,12 +106,13 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     ? new Maintenance(store, bus, events, failures, { leaseMs: config.leaseMs })
     : null;
 
-  const auth = new Auth(secrets.apiKeys, secrets.jwtSecret);
+  const auth = new Auth(secrets.apiKeys, secrets.jwtSecret, config.maxTokenTtl);
   const presence = new MemoryPresence();
   const gateway = roles.has('gateway')
     ? new Gateway(store, presence, auth, events, failures, {
         maxBufferedBytes: config.wsMaxBufferBytes,
         heartbeatMs: config.wsHeartbeatMs,
+        maxSocketsPerUser: config.maxSocketsPerUser,
       })
     : null;
 

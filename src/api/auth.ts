@@ -1,7 +1,9 @@
 /**
  * Who is calling: a producer (API key, `Authorization: Bearer <key>`) or a user (HS256 JWT whose
  * `sub` is the user id, with `exp`). Keys are compared in constant time; tokens with any other
- * algorithm (including `none`), without `exp`, expired or badly signed are refused.
+ * algorithm (including `none`), without `exp`, expired, badly signed, or whose `exp` is further
+ * ahead than `maxTokenTtl` seconds from now (HERALD_MAX_TOKEN_TTL: a leaked token cannot live for
+ * years) are refused alike.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
@@ -20,7 +22,12 @@ export class Auth {
   private readonly keyIds: string[];
   private readonly jwtKey: Uint8Array;
 
-  constructor(apiKeys: readonly string[], jwtSecret: string) {
+  /** `maxTokenTtl`: seconds (HERALD_MAX_TOKEN_TTL); tokens may not be issued or accepted for longer. */
+  constructor(
+    apiKeys: readonly string[],
+    jwtSecret: string,
+    readonly maxTokenTtl: number,
+  ) {
     this.keyDigests = apiKeys.map(digest);
     this.keyIds = this.keyDigests.map((d) => d.toString('base64url'));
     this.jwtKey = new TextEncoder().encode(jwtSecret);
@@ -65,14 +72,23 @@ export class Auth {
         requiredClaims: ['sub', 'exp'],
       });
       if (typeof payload.sub !== 'string' || !payload.sub) throw new Error('sub must be a user id');
-      return { userId: payload.sub, exp: payload.exp as number };
+      const exp = payload.exp as number;
+      if (exp > Date.now() / 1000 + this.maxTokenTtl) throw new TokenTooLong();
+      return { userId: payload.sub, exp };
     } catch (e) {
-      const why = e instanceof joseErrors.JWTExpired ? 'user token expired' : 'invalid user token';
+      const why =
+        e instanceof joseErrors.JWTExpired
+          ? 'user token expired'
+          : e instanceof TokenTooLong
+            ? 'user token lives longer than HERALD_MAX_TOKEN_TTL allows'
+            : 'invalid user token';
       throw new HeraldError('HERALD_ERR_UNAUTHORIZED', why, { cause: e });
     }
   }
 
   async issueUserToken(userId: string, ttlSeconds: number): Promise<{ token: string; expiresAt: Date }> {
+    if (ttlSeconds > this.maxTokenTtl)
+      throw new RangeError(`ttlSeconds ${ttlSeconds} > maxTokenTtl ${this.maxTokenTtl}`);
     const exp = Math.floor(Date.now() / 1000) + ttlSeconds;
     const token = await new SignJWT({})
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
@@ -83,6 +99,8 @@ export class Auth {
     return { token, expiresAt: new Date(exp * 1000) };
   }
 }
+
+class TokenTooLong extends Error {}
 
 /** A user may act on its own data only. */
 export function assertMayActOn(caller: Caller, userId: string): void {

@@ -16,16 +16,15 @@ import { doc, errorResponses } from './docs.ts';
 import type { ApiDeps } from './server.ts';
 
 const userParams = z.object({ userId: idSchema });
-const tokenBody = z
-  .strictObject({
-    ttlSeconds: z
-      .number()
-      .int()
-      .min(60)
-      .max(30 * 86_400)
-      .default(3600),
-  })
-  .default({ ttlSeconds: 3600 });
+/** POST /v1/users/{id}/tokens: `ttlSeconds` up to HERALD_MAX_TOKEN_TTL (default an hour, or the maximum if shorter). */
+function tokenBodySchema(maxTokenTtl: number) {
+  const fallback = Math.min(3600, maxTokenTtl);
+  return z
+    .strictObject({
+      ttlSeconds: z.number().int().min(60).max(maxTokenTtl).default(fallback),
+    })
+    .default({ ttlSeconds: fallback });
+}
 const inboxQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   before: z.coerce.number().int().positive().optional(),
@@ -49,6 +48,7 @@ export function userRoutes(app: FastifyInstance, { store, auth, events, config }
   // The same policy the providers connect under: a URL they would refuse is refused here, at once.
   const egress = new EgressPolicy(config.egressAllow);
   const checkDestination = (url: string) => egress.checkUrl(url);
+  const tokenBody = tokenBodySchema(auth.maxTokenTtl);
   app.put(
     '/v1/users/:userId',
     {

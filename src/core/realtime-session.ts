@@ -14,12 +14,29 @@
  * the sync reads the store again, which has them); replay is paced by the socket (each page waits until the previous one is written out);
  * a live frame finding more than `maxBufferedBytes` queued (beyond what the paced replay itself
  * has in flight) closes the socket with 4408, and the client resumes from its last seq.
+ *
+ * Order: `ready` is the first frame. Client frames that arrive before it are kept (at most
+ * MAX_EARLY_FRAMES) and handled right after it; an unread count pushed before it is sent after it.
+ *
+ * Client frames are budgeted: a token bucket of CLIENT_FRAMES.burst frames refilled at
+ * CLIENT_FRAMES.perSecond, plus CLIENT_FRAMES.perNotification frames earned for every notification
+ * sent (its ack and its read), so a client acknowledging a long replay never runs out. A frame over
+ * the budget closes the socket with 1008 "too many frames" and is not handled; the socket is not
+ * read any more (what a flooding client has sent after it costs nothing) and is cut FLOOD_LINGER_MS
+ * later, without waiting for the client's close frame, which is queued behind its flood.
+ * Reads are not written here: a `read` adds its seq to this session's pending set (at most
+ * MAX_PENDING_READS; a read that finds it full is a flood too), and `deps.readsPending` asks the
+ * caller to collect them with `takeReads` — batched per user, see src/realtime/read-coalescer.ts.
+ * Reads accepted before a close are still written.
  */
 import type { InboxStore } from './ports.ts';
 import type { InboxItem } from './types.ts';
 
 export const CLOSE = {
   normal: 1000,
+  /** Sent by the WebSocket library itself, for a text frame that is not UTF-8. */
+  invalidUtf8: 1007,
+  /** Ten malformed frames, or too many frames (reasons tell which). */
   policy: 1008,
   tooLarge: 1009,
   restart: 1012,
@@ -32,6 +49,10 @@ export interface RealtimeSocket {
   send(data: Buffer, options: { binary: false }, done?: (err?: Error) => void): void;
   readonly bufferedAmount: number;
   close(code: number, reason: string): void;
+  /** Stops reading from the client (frames already received may still arrive). */
+  pause(): void;
+  /** Cuts the connection at once. */
+  terminate(): void;
 }
 
 /** A live notification for one user, serialized once for all of that user's sockets. */
@@ -40,16 +61,42 @@ export interface LiveFrame {
   frame: Buffer;
 }
 
+/** A session's reads waiting to be written; taken by whoever batches them. */
+export interface ReadSource {
+  /** Removes and returns up to `max` pending read seqs. */
+  takeReads(max: number): number[];
+  /** Reads taken from this source could not be written: the client is told to try again. */
+  readFailed(): void;
+}
+
 export interface SessionDeps {
-  inbox: Pick<InboxStore, 'inboxState' | 'listInboxAfter' | 'markRead'>;
+  inbox: Pick<InboxStore, 'inboxState' | 'listInboxAfter'>;
   /** Records that the client received `seq` (batched by the caller). */
   ack(userId: string, seq: number): void;
-  /** Read state changed: every socket of the user should learn the new count. */
-  unreadChanged(userId: string, unreadCount: number): void;
+  /** `source` has read seqs waiting: the caller takes them with `takeReads` and writes them. */
+  readsPending(userId: string, source: ReadSource): void;
   maxBufferedBytes: number;
   /** Entries read from the store per page while syncing; default 500. */
   pageSize?: number;
+  /** Milliseconds of a monotonic clock (for the frame budget); default performance.now. */
+  now?: () => number;
 }
+
+/** The budget of client frames per connection (see the header). */
+export const CLIENT_FRAMES = {
+  burst: 2000,
+  perSecond: 100,
+  perNotification: 2,
+  /** Earned frames beyond this are not kept. */
+  maxEarned: 100_000,
+} as const;
+/** Read seqs one connection may have waiting to be written. */
+export const MAX_PENDING_READS = 1000;
+/** Client frames kept while `ready` is not yet sent. */
+export const MAX_EARLY_FRAMES = 64;
+const TOO_MANY_FRAMES = 'too many frames';
+/** After a close for too many frames, how long the close frame has to reach the client before the connection is cut. */
+const FLOOD_LINGER_MS = 1000;
 
 const PONG = Buffer.from('{"type":"pong"}');
 /** Every frame is JSON text, sent from a Buffer that was serialized once. */
@@ -80,7 +127,7 @@ function frameHeaderBytes(n: number): number {
   return n < 126 ? 2 : n < 65_536 ? 4 : 10;
 }
 
-export class RealtimeSession {
+export class RealtimeSession implements ReadSource {
   private lastSent = 0;
   private syncing = true;
   private held: LiveFrame[] = [];
@@ -89,20 +136,41 @@ export class RealtimeSession {
   private badFrames = 0;
   /** Bytes of replayed frames (with their frame headers) not yet handed to the network. */
   private replayBytes = 0;
+  /** `ready` has been sent. */
+  private isReady = false;
+  /** Client frames received before `ready`, handled after it. */
+  private early: string[] | null = null;
+  /** The last frame pushed before `ready` (an unread count), sent after it. */
+  private earlyPush: Buffer | null = null;
+  /** Frame budget: bucket tokens, when they were last topped up, and frames earned by notifications. */
+  private tokens: number = CLIENT_FRAMES.burst;
+  private tokensAt: number;
+  private earned = 0;
+  /** Read seqs waiting to be written (created at the first read). */
+  private pendingReads: Set<number> | null = null;
   closed = false;
 
   constructor(
     readonly userId: string,
     private readonly socket: RealtimeSocket,
     private readonly deps: SessionDeps,
-  ) {}
+  ) {
+    this.tokensAt = this.now();
+  }
 
-  /** Sends `ready`, then everything after `after` (if given), then goes live. */
+  /** Sends `ready`, then what the client sent meanwhile is handled, then everything after `after` (if given), then goes live. */
   async start(after: number | null): Promise<void> {
     const { lastSeq, unreadCount } = await this.deps.inbox.inboxState(this.userId);
+    if (this.closed) return;
     // An `after` beyond the user's history (say, the store was reset) would silence the socket.
     this.lastSent = Math.min(after ?? lastSeq, lastSeq);
     this.write(Buffer.from(JSON.stringify({ type: 'ready', userId: this.userId, lastSeq, unreadCount })));
+    this.isReady = true;
+    if (this.earlyPush) this.writeLive(this.earlyPush);
+    const early = this.early ?? [];
+    this.early = null;
+    this.earlyPush = null;
+    for (const data of early) if (!this.closed) this.handle(data);
     await this.sync();
   }
 
@@ -113,7 +181,7 @@ export class RealtimeSession {
       if (this.held.length < MAX_HELD) this.held.push(f);
       else this.overflowed = true;
     } else if (f.seq === this.lastSent + 1) {
-      if (this.writeLive(f.frame)) this.lastSent = f.seq;
+      if (this.writeLive(f.frame)) this.sent(f.seq);
     } else {
       this.held.push(f);
       this.syncing = true;
@@ -121,12 +189,51 @@ export class RealtimeSession {
     }
   }
 
-  /** Sends a frame built for all of the user's sockets (e.g. an unread count). */
+  /** Sends a frame built for all of the user's sockets (an unread count: before `ready`, only the last one is kept). */
   push(frame: Buffer): void {
-    if (!this.closed) this.writeLive(frame);
+    if (this.closed) return;
+    if (this.isReady) this.writeLive(frame);
+    else this.earlyPush = frame;
   }
 
+  /** A text frame from the client (binary ones are passed as ''). */
   handleFrame(data: string): void {
+    if (this.closed) return;
+    if (!this.spend()) {
+      this.flooded();
+      return;
+    }
+    if (this.isReady) {
+      this.handle(data);
+      return;
+    }
+    this.early ??= [];
+    if (this.early.length >= MAX_EARLY_FRAMES) this.flooded();
+    else this.early.push(data);
+  }
+
+  takeReads(max: number): number[] {
+    const pending = this.pendingReads;
+    if (!pending) return [];
+    const out: number[] = [];
+    for (const seq of pending) {
+      if (out.length >= max) break;
+      out.push(seq);
+    }
+    if (out.length === pending.size) this.pendingReads = null;
+    else for (const seq of out) pending.delete(seq);
+    return out;
+  }
+
+  readFailed(): void {
+    this.writeLive(
+      Buffer.from(
+        JSON.stringify({ type: 'error', code: 'HERALD_ERR_UNAVAILABLE', message: 'could not mark read; try again' }),
+      ),
+    );
+  }
+
+  private handle(data: string): void {
     let msg: { type?: unknown; seq?: unknown };
     try {
       msg = JSON.parse(data) as typeof msg;
@@ -150,12 +257,7 @@ export class RealtimeSession {
           return;
         }
         if (msg.type === 'ack') this.deps.ack(this.userId, seq);
-        else {
-          this.deps.inbox.markRead(this.userId, { seqs: [seq] }).then(
-            (count) => this.deps.unreadChanged(this.userId, count),
-            () => this.reject('HERALD_ERR_UNAVAILABLE', 'could not mark read; try again'),
-          );
-        }
+        else this.read(seq);
         return;
       }
       default:
@@ -168,7 +270,54 @@ export class RealtimeSession {
     if (this.closed) return;
     this.closed = true;
     this.held = [];
+    this.early = null;
+    this.earlyPush = null;
     this.socket.close(code, reason);
+  }
+
+  /** Closes with 1008 "too many frames", stops reading, and cuts the connection a little later. */
+  private flooded(): void {
+    this.close(CLOSE.policy, TOO_MANY_FRAMES);
+    this.socket.pause();
+    setTimeout(() => this.socket.terminate(), FLOOD_LINGER_MS).unref();
+  }
+
+  /** Adds `seq` to the pending reads; a read that finds them full closes the socket (a flood). */
+  private read(seq: number): void {
+    this.pendingReads ??= new Set();
+    if (!this.pendingReads.has(seq)) {
+      if (this.pendingReads.size >= MAX_PENDING_READS) {
+        this.flooded();
+        return;
+      }
+      this.pendingReads.add(seq);
+    }
+    this.deps.readsPending(this.userId, this);
+  }
+
+  /** Takes one client frame from the budget: an earned one first, else a bucket token. */
+  private spend(): boolean {
+    if (this.earned > 0) {
+      this.earned--;
+      return true;
+    }
+    const now = this.now();
+    const elapsed = Math.max(0, now - this.tokensAt);
+    this.tokensAt = now;
+    this.tokens = Math.min(CLIENT_FRAMES.burst, this.tokens + (elapsed * CLIENT_FRAMES.perSecond) / 1000);
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+
+  /** A notification with `seq` was sent: the cursor moves, and the client earns its ack and read. */
+  private sent(seq: number): void {
+    this.lastSent = seq;
+    this.earned = Math.min(this.earned + CLIENT_FRAMES.perNotification, CLIENT_FRAMES.maxEarned);
+  }
+
+  private now(): number {
+    return this.deps.now ? this.deps.now() : performance.now();
   }
 
   private async sync(): Promise<void> {
@@ -180,7 +329,7 @@ export class RealtimeSession {
         for (const item of page) {
           if (item.seq <= this.lastSent || this.closed) continue;
           written = this.write(notificationFrame(item), true);
-          this.lastSent = item.seq;
+          this.sent(item.seq);
         }
         // Pacing: the next page is read only when this one has left for the network.
         if (written) await written;
@@ -209,7 +358,7 @@ export class RealtimeSession {
         return false;
       }
       this.write(f.frame);
-      this.lastSent = f.seq;
+      this.sent(f.seq);
     }
     this.syncing = false;
     return true;

@@ -3,6 +3,13 @@
  * socket, routes each user's in-app entries to that user's sockets (serialized once per entry),
  * keeps presence with heartbeats, and closes every socket with 1012 on shutdown.
  *
+ * Limits: a user holds at most `maxSocketsPerUser` sockets in this process; the next upgrade is
+ * answered `429` HERALD_ERR_TOO_MANY_CONNECTIONS. The check and the registration of the new socket
+ * happen in one synchronous step after the token is verified (`handleUpgrade` completes
+ * synchronously: no `verifyClient`), so concurrent upgrades cannot slip past it together.
+ * Client frames cost their session's frame budget; acks are written in batches for all users
+ * (GroupCommit), reads in batches per user (ReadCoalescer) — neither costs a statement per frame.
+ *
  * Memory per socket is the `ws` socket plus one small session object; no per-socket timers (one
  * sweep pings every socket and ends those that did not answer the previous ping or whose token
  * expired).
@@ -17,12 +24,15 @@ import { GroupCommit } from '../core/group-commit.ts';
 import type { InboxStore, Presence } from '../core/ports.ts';
 import { CLOSE, notificationFrame, RealtimeSession, type SessionDeps } from '../core/realtime-session.ts';
 import type { InboxEntry } from '../core/types.ts';
+import { ReadCoalescer } from './read-coalescer.ts';
 
 export interface GatewayOptions {
   /** HERALD_WS_MAX_BUFFER_BYTES: queued bytes beyond which a socket is a slow consumer. */
   maxBufferedBytes: number;
   /** HERALD_WS_HEARTBEAT_MS: ping interval; presence entries live two intervals. */
   heartbeatMs: number;
+  /** HERALD_MAX_SOCKETS_PER_USER: sockets one user may hold in this process. */
+  maxSocketsPerUser: number;
   /** Largest client frame; default 4096. */
   maxFrameBytes?: number;
 }
@@ -47,6 +57,7 @@ export class Gateway {
   private readonly wss: WebSocketServer;
   private readonly byUser = new Map<string, Set<Conn>>();
   private readonly acks: GroupCommit<{ userId: string; seq: number }, undefined>;
+  private readonly reads: ReadCoalescer;
   private readonly sweep: NodeJS.Timeout;
   private readonly sessionDeps: SessionDeps;
   private nextId = 0;
@@ -75,11 +86,15 @@ export class Gateway {
       // acks a few statements a second instead of one per round trip.
       { maxBatch: 1000, maxPending: 100_000, parallel: 1, lingerMs: ACK_LINGER_MS },
     );
+    // After each batch of a user's reads, one unread count for every socket of the user.
+    this.reads = new ReadCoalescer(this.inbox, (u, count) =>
+      this.events.emit('inbox:unread', { userId: u, unreadCount: count }),
+    );
     // One for every session: nothing in it is per socket (made per socket, its two closures cost ~0.5 KB each socket).
     this.sessionDeps = {
       inbox: this.inbox,
       ack: (u, seq) => void this.acks.submit({ userId: u, seq }).catch(() => {}),
-      unreadChanged: (u, count) => this.events.emit('inbox:unread', { userId: u, unreadCount: count }),
+      readsPending: (u, source) => this.reads.pending(u, source),
       maxBufferedBytes: this.options.maxBufferedBytes,
     };
     this.events.on('inbox:entries', (entries) => this.onInboxEntries(entries));
@@ -117,7 +132,7 @@ export class Gateway {
     clearInterval(this.sweep);
     const all = [...this.byUser.values()].flatMap((s) => [...s]);
     for (const c of all) c.session.close(CLOSE.restart, 'server restarting; reconnect with after');
-    await this.acks.drain();
+    await Promise.all([this.acks.drain(), this.reads.drain()]);
     await new Promise<void>((r) => this.wss.close(() => r()));
   }
 
@@ -130,6 +145,8 @@ export class Gateway {
     const token = url.searchParams.get('token') ?? /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (!token) return this.refuse(socket, new HeraldError('HERALD_ERR_UNAUTHORIZED', 'missing token'));
     const { userId, exp } = await this.auth.userTokenClaims(token);
+    if (this.closing)
+      return this.refuse(socket, new HeraldError('HERALD_ERR_UNAVAILABLE', 'server restarting', { retryAfter: 1 }));
     const afterParam = url.searchParams.get('after');
     let after: number | null = null;
     if (afterParam !== null) {
@@ -142,6 +159,18 @@ export class Gateway {
           }),
         );
       }
+    }
+    // From here to accept() nothing awaits: the count below includes every socket accepted before.
+    const held = this.byUser.get(userId)?.size ?? 0;
+    if (held >= this.options.maxSocketsPerUser) {
+      return this.refuse(
+        socket,
+        new HeraldError(
+          'HERALD_ERR_TOO_MANY_CONNECTIONS',
+          `user ${userId} already holds ${held} WebSockets (HERALD_MAX_SOCKETS_PER_USER); close one first`,
+          { retryAfter: 1 },
+        ),
+      );
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, userId, exp, after));
   }
@@ -165,13 +194,15 @@ export class Gateway {
     void this.presence.touch(userId, conn.id, this.options.heartbeatMs * 2);
     this.events.emit('realtime:opened', { userId });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      session.handleFrame(isBinary ? '' : data.toString('utf8'));
+      // A closed session ignores frames; do not decode what a flooding client still sends.
+      if (!session.closed) session.handleFrame(isBinary ? '' : data.toString('utf8'));
     });
     ws.on('pong', () => {
       conn.alive = true;
     });
     ws.on('error', () => {
-      // 'close' follows; a protocol error (e.g. an oversized frame → 1009) is the client's.
+      // 'close' follows; a protocol error (an oversized frame → 1009, invalid UTF-8 in a text
+      // frame → 1007) is the client's.
     });
     ws.on('close', (code: number) => {
       session.closed = true;
@@ -220,6 +251,7 @@ const REASONS: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
   404: 'Not Found',
+  429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -228,8 +260,9 @@ const REASONS: Record<number, string> = {
 function refuse(socket: Duplex, e: HeraldError): void {
   if (!socket.writable) return void socket.destroy();
   const body = JSON.stringify(e.toJSON());
+  const retryAfter = e.retryAfter === undefined ? '' : `Retry-After: ${e.retryAfter}\r\n`;
   socket.end(
-    `HTTP/1.1 ${e.status} ${REASONS[e.status] ?? 'Error'}\r\nContent-Type: application/json\r\n` +
+    `HTTP/1.1 ${e.status} ${REASONS[e.status] ?? 'Error'}\r\nContent-Type: application/json\r\n${retryAfter}` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
