@@ -135,7 +135,7 @@ export interface Shape {
   example: unknown;
 }
 
-const shape = (schema: z.ZodType, description: string, example: unknown): Shape => ({ schema, description, example });
+const shape = <E>(schema: z.ZodType, description: string, example: E) => ({ schema, description, example });
 
 export const SHAPES = {
   accepted: shape(accepted, 'Accepted: the notification and its deliveries are durably stored', {
