@@ -72,13 +72,13 @@ describe('/docs (Swagger UI) in Chromium', () => {
     );
     await page.waitForTimeout(1000);
     expect(await page.locator('.swagger-ui .errors-wrapper').count()).toBe(0);
-    expect(await page.locator('body').innerText()).not.toMatch(/Resolver error|Could not resolve/i);
+    expect(await page.locator('body').textContent()).not.toMatch(/Resolver error|Could not resolve/i);
     expect(consoleErrors).toEqual([]);
     expect(offsite).toEqual([]);
     expect(operationCount).toBeGreaterThanOrEqual(16);
     expect(await page.locator('.swagger-ui .opblock').count()).toBe(operationCount);
     expect(await page.locator('.swagger-ui .opblock-summary-path[data-path="/v1/notifications"]').count()).toBe(1);
-    await expect.poll(() => page.locator('body').innerText()).toContain('Webhooks');
+    await expect.poll(() => page.locator('body').textContent()).toContain('Webhooks');
   }, 120_000);
 
   it('shows the real example request, not one generated from a pattern', async () => {
@@ -88,8 +88,8 @@ describe('/docs (Swagger UI) in Chromium', () => {
     if (!(await send.evaluate((el) => el.classList.contains('is-open'))))
       await send.locator('.opblock-summary').click();
     const example = send.locator('.opblock-body .body-param__example, .opblock-body .microlight').first();
-    await expect.poll(() => example.innerText(), { timeout: 10_000 }).toContain('"comment.reply"');
-    const text = await example.innerText();
+    await expect.poll(() => example.textContent(), { timeout: 10_000 }).toContain('"comment.reply"');
+    const text = await example.textContent();
     expect(text).toContain('"alice"');
     expect(text).not.toMatch(/\$|\\\\/);
     expect(await page.locator('.swagger-ui .errors-wrapper').count()).toBe(0);
@@ -98,8 +98,8 @@ describe('/docs (Swagger UI) in Chromium', () => {
   it('offers the producer API key and the user token', async () => {
     await page.locator('.swagger-ui .auth-wrapper .authorize').click();
     const dialog = page.locator('.swagger-ui .dialog-ux .modal-ux');
-    await expect.poll(() => dialog.innerText(), { timeout: 10_000 }).toContain('apiKey');
-    const text = await dialog.innerText();
+    await expect.poll(() => dialog.textContent(), { timeout: 10_000 }).toContain('apiKey');
+    const text = await dialog.textContent();
     expect(text).toContain('userToken');
     expect(text).toContain('realtimeToken');
     expect(consoleErrors).toEqual([]);
