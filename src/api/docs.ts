@@ -114,12 +114,22 @@ const ERROR_EXAMPLES: Partial<Record<ErrorCode, { message: string; details?: unk
 
 const RETRY_AFTER = { type: 'integer' as const, description: 'Seconds to wait before retrying' };
 
-/** Error answers for a route's `response` map: every code with that status, each with an example. */
-export function errorResponses(...statuses: number[]): Record<number, unknown> {
+/**
+ * Error answers for a route's `response` map, each with an example per code. A status stands for
+ * every code with that status; a code, for itself alone (`'HERALD_ERR_NOT_CANCELLABLE'` documents
+ * a 409 that is only that).
+ */
+export function errorResponses(...which: (number | ErrorCode)[]): Record<number, unknown> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const w of which) {
+    const codes =
+      typeof w === 'number' ? (Object.keys(ERRORS) as ErrorCode[]).filter((c) => ERRORS[c].status === w) : [w];
+    if (codes.length === 0) throw new Error(`no error code has HTTP status ${w}`);
+    const status = typeof w === 'number' ? w : ERRORS[w].status;
+    byStatus.set(status, [...new Set([...(byStatus.get(status) ?? []), ...codes])]);
+  }
   return Object.fromEntries(
-    statuses.map((status) => {
-      const codes = (Object.keys(ERRORS) as ErrorCode[]).filter((c) => ERRORS[c].status === status);
-      if (codes.length === 0) throw new Error(`no error code has HTTP status ${status}`);
+    [...byStatus].map(([status, codes]) => {
       const examples = codes.map((code) => ({
         error: {
           code,
@@ -160,18 +170,18 @@ const SECURITY: Record<'producer' | 'producer-or-user' | 'none', Record<string, 
 function withSecurity(schema: JsonSchema | undefined, auth: keyof typeof SECURITY): JsonSchema | undefined {
   if (!schema) return schema;
   const response = { ...((schema.response ?? {}) as Record<string, JsonSchema>) };
-  const add = (status: number) => {
-    if (!response[status]) Object.assign(response, errorResponses(status));
+  const add = (code: ErrorCode) => {
+    if (!response[ERRORS[code].status]) Object.assign(response, errorResponses(code));
   };
   if (auth !== 'none') {
-    add(401);
-    add(429);
+    add('HERALD_ERR_UNAUTHORIZED');
+    add('HERALD_ERR_RATE_LIMITED');
     for (const [status, r] of Object.entries(response)) {
       if (status.startsWith('2') || status === '429')
         response[status] = { ...r, headers: { ...(r.headers as JsonSchema), ...RATE_LIMIT_HEADERS } };
     }
   }
-  if (auth === 'producer-or-user') add(403);
+  if (auth === 'producer-or-user') add('HERALD_ERR_FORBIDDEN');
   return { ...schema, response, security: schema.security ?? SECURITY[auth] };
 }
 

@@ -91,7 +91,7 @@ export function opsRoutes(app: FastifyInstance, { store, bus }: ApiDeps, metrics
         params: doc(PARAMS.deliveryId),
         response: {
           200: ok(SHAPES.replayed),
-          ...errorResponses(401, 404, 409),
+          ...errorResponses(401, 404, 'HERALD_ERR_NOT_REPLAYABLE'),
         },
       },
     },

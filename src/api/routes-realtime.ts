@@ -37,7 +37,7 @@ export function realtimeRoutes(app: FastifyInstance, { presence }: ApiDeps): voi
         ),
         response: {
           101: { type: 'null', description: 'Switching Protocols: the WebSocket is open; its first frame is `ready`' },
-          ...errorResponses(400, 401, 426, 429),
+          ...errorResponses('HERALD_ERR_VALIDATION', 401, 426, 'HERALD_ERR_TOO_MANY_CONNECTIONS'),
         },
       },
     },
