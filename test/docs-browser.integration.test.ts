@@ -53,7 +53,7 @@ describe('/docs (Swagger UI) in Chromium', () => {
     });
     await page.goto(`${t.url}/docs`);
     await page.waitForFunction((n) => document.querySelectorAll('.swagger-ui .opblock').length >= n, operationCount, {
-      timeout: 30_000,
+      timeout: 45_000,
     });
   });
 
