@@ -10,7 +10,8 @@ import {
 } from '../core/input.ts';
 import { notificationStatus } from '../core/notification-status.ts';
 import type { DeliveryState, DeliveryView, NotificationView } from '../core/types.ts';
-import { doc, errorResponses } from './docs.ts';
+import { doc, errorResponses, ok } from './docs.ts';
+import { EXAMPLES, PARAMS, SHAPES } from './openapi-shapes.ts';
 import type { ApiDeps } from './server.ts';
 
 const idParams = z.object({ id: z.string() });
@@ -28,13 +29,33 @@ export function notificationRoutes(app: FastifyInstance, { ingest, store }: ApiD
         tags: ['notifications'],
         summary: 'Send a notification to users',
         description: '202 only after the notification and its deliveries are committed.',
-        headers: doc(z.object({ 'idempotency-key': idempotencyKeySchema.optional() })),
-        body: doc(notificationRequestSchema),
+        headers: doc(
+          z.object({
+            'idempotency-key': idempotencyKeySchema.optional().meta({
+              description: 'The same key with the same body within 24 h answers the first answer again',
+              examples: [EXAMPLES.idempotencyKey],
+            }),
+          }),
+        ),
+        body: doc(notificationRequestSchema, { example: EXAMPLES.notificationRequest }),
         response: {
-          202: doc(
-            z.object({ id: z.string(), status: z.enum(['accepted', 'scheduled']), recipients: z.number().nullable() }),
+          202: ok(SHAPES.accepted, {
+            'idempotent-replayed': {
+              type: 'string',
+              enum: ['true'],
+              description: 'Set when this is a replayed answer',
+            },
+          }),
+          ...errorResponses(
+            400,
+            401,
+            'HERALD_ERR_IDEMPOTENCY_CONFLICT',
+            413,
+            415,
+            'HERALD_ERR_RATE_LIMITED',
+            'HERALD_ERR_OVERLOADED',
+            503,
           ),
-          ...errorResponses(400, 401, 409, 413, 415, 429, 503),
         },
       },
     },
@@ -62,8 +83,9 @@ export function notificationRoutes(app: FastifyInstance, { ingest, store }: ApiD
       schema: {
         tags: ['notifications'],
         summary: 'A notification with its deliveries and timeline',
+        params: doc(PARAMS.notificationId),
         querystring: doc(getQuery),
-        response: { ...errorResponses(400, 401, 404) },
+        response: { 200: ok(SHAPES.notification), ...errorResponses(400, 401, 404) },
       },
     },
     async (req) => {
@@ -82,9 +104,10 @@ export function notificationRoutes(app: FastifyInstance, { ingest, store }: ApiD
       schema: {
         tags: ['notifications'],
         summary: 'Cancel a notification while nothing of it has been sent',
+        params: doc(PARAMS.notificationId),
         response: {
-          200: doc(z.object({ id: z.string(), status: z.literal('cancelled') })),
-          ...errorResponses(401, 404, 409),
+          200: ok(SHAPES.cancelled),
+          ...errorResponses(401, 404, 'HERALD_ERR_NOT_CANCELLABLE'),
         },
       },
     },

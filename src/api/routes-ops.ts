@@ -7,8 +7,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { HeraldError } from '../core/errors.ts';
 import { parseOrThrow } from '../core/input.ts';
-import { doc, errorResponses } from './docs.ts';
+import { doc, errorResponses, ok } from './docs.ts';
 import type { Metrics } from './metrics.ts';
+import { PARAMS, SHAPES } from './openapi-shapes.ts';
 import type { ApiDeps } from './server.ts';
 
 const deadLetterQuery = z.strictObject({
@@ -16,15 +17,37 @@ const deadLetterQuery = z.strictObject({
   cursor: z.string().max(300).optional(),
 });
 
+const METRICS = {
+  description: 'Prometheus text exposition (the metrics are listed in docs/api.md)',
+  content: {
+    'text/plain': {
+      schema: { type: 'string' },
+      example:
+        '# TYPE herald_notifications_accepted_total counter\nherald_notifications_accepted_total{lane="normal"} 42\n',
+    },
+  },
+};
+
+// Typed wide: the handler answers 503 itself, which a literal { 200: … } would not allow.
+const READY: Record<number, unknown> = { 200: ok(SHAPES.ready), ...errorResponses(503) };
+
 export function opsRoutes(app: FastifyInstance, { store, bus, logger, failureLog }: ApiDeps, metrics: Metrics): void {
   const log = failureLog ?? logger;
-  app.get('/healthz', { schema: { tags: ['operations'], summary: 'The process is alive' } }, async () => ({
-    status: 'ok',
-  }));
+  app.get(
+    '/healthz',
+    { schema: { tags: ['operations'], summary: 'The process is alive', response: { 200: ok(SHAPES.health) } } },
+    async () => ({ status: 'ok' }),
+  );
 
   app.get(
     '/readyz',
-    { schema: { tags: ['operations'], summary: 'The store and the bus are reachable' } },
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'The store and the bus are reachable',
+        response: READY,
+      },
+    },
     async (_req, reply) => {
       try {
         await store.ping();
@@ -43,10 +66,14 @@ export function opsRoutes(app: FastifyInstance, { store, bus, logger, failureLog
     },
   );
 
-  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics' } }, async (_req, reply) => {
-    void reply.header('content-type', metrics.contentType);
-    return reply.send(await metrics.render());
-  });
+  app.get(
+    '/metrics',
+    { schema: { tags: ['operations'], summary: 'Prometheus metrics', response: { 200: METRICS } } },
+    async (_req, reply) => {
+      void reply.header('content-type', metrics.contentType);
+      return reply.send(await metrics.render());
+    },
+  );
 
   app.get(
     '/v1/dead-letters',
@@ -56,7 +83,7 @@ export function opsRoutes(app: FastifyInstance, { store, bus, logger, failureLog
         tags: ['dead letters'],
         summary: 'Deliveries that failed for good (permanent error) or ran out of attempts',
         querystring: doc(deadLetterQuery),
-        response: { ...errorResponses(400, 401) },
+        response: { 200: ok(SHAPES.deadLetters), ...errorResponses(400, 401) },
       },
     },
     async (req) => {
@@ -72,9 +99,10 @@ export function opsRoutes(app: FastifyInstance, { store, bus, logger, failureLog
       schema: {
         tags: ['dead letters'],
         summary: 'Send a dead letter again (attempts start over)',
+        params: doc(PARAMS.deliveryId),
         response: {
-          200: doc(z.object({ id: z.string(), status: z.literal('pending') })),
-          ...errorResponses(401, 404, 409),
+          200: ok(SHAPES.replayed),
+          ...errorResponses(401, 404, 'HERALD_ERR_NOT_REPLAYABLE'),
         },
       },
     },

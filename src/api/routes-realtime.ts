@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { HeraldError } from '../core/errors.ts';
 import { idSchema, parseOrThrow } from '../core/input.ts';
 import { assertMayActOn } from './auth.ts';
-import { doc, errorResponses } from './docs.ts';
+import { doc, errorResponses, ok } from './docs.ts';
+import { PARAMS, SHAPES } from './openapi-shapes.ts';
 import type { ApiDeps } from './server.ts';
 
 export function realtimeRoutes(app: FastifyInstance, { presence }: ApiDeps): void {
@@ -17,8 +18,27 @@ export function realtimeRoutes(app: FastifyInstance, { presence }: ApiDeps): voi
       schema: {
         tags: ['real time'],
         summary: 'WebSocket: ?token=<user token>&after=<seq>. Protocol in docs/realtime.md',
-        querystring: doc(z.object({ token: z.string(), after: z.number().int().nonnegative().optional() })),
-        response: { ...errorResponses(426) },
+        description:
+          'Upgrades to a WebSocket. A bad or expired token is refused with `401` at the upgrade (or close ' +
+          'code `4401`), a user over `HERALD_MAX_SOCKETS_PER_USER` sockets with `429` (or `4429`). The ' +
+          'server sends `ready`, then every notification with `seq > after`, oldest first, then live ones. ' +
+          'A plain GET (no Upgrade) is answered `426`.',
+        security: [{ realtimeToken: [] }],
+        querystring: doc(
+          z.object({
+            token: z.string().meta({ description: 'A user token' }),
+            after: z
+              .number()
+              .int()
+              .nonnegative()
+              .optional()
+              .meta({ description: 'Resume after this seq (replays what was missed)', examples: [41] }),
+          }),
+        ),
+        response: {
+          101: { type: 'null', description: 'Switching Protocols: the WebSocket is open; its first frame is `ready`' },
+          ...errorResponses('HERALD_ERR_VALIDATION', 401, 426, 'HERALD_ERR_TOO_MANY_CONNECTIONS'),
+        },
       },
     },
     async () => {
@@ -33,10 +53,9 @@ export function realtimeRoutes(app: FastifyInstance, { presence }: ApiDeps): voi
       schema: {
         tags: ['real time'],
         summary: 'Whether a user is connected, on how many sockets, and when last seen',
+        params: doc(PARAMS.userId),
         response: {
-          200: doc(
-            z.object({ userId: z.string(), online: z.boolean(), sockets: z.number(), lastSeen: z.string().nullable() }),
-          ),
+          200: ok(SHAPES.presence),
           ...errorResponses(400, 401, 403),
         },
       },

@@ -12,7 +12,8 @@ import {
   userProfileSchema,
 } from '../core/input.ts';
 import { assertMayActOn } from './auth.ts';
-import { doc, errorResponses } from './docs.ts';
+import { doc, errorResponses, ok } from './docs.ts';
+import { EXAMPLES, PARAMS, SHAPES } from './openapi-shapes.ts';
 import type { ApiDeps } from './server.ts';
 
 const userParams = z.object({ userId: idSchema });
@@ -31,15 +32,6 @@ const inboxQuery = z.strictObject({
   unread: z.enum(['true', 'false']).optional(),
 });
 
-const profile = z.object({
-  id: z.string(),
-  email: z.string().nullable(),
-  phone: z.string().nullable(),
-  timezone: z.string().nullable(),
-  locale: z.string().nullable(),
-  webhookUrl: z.string().nullable(),
-});
-
 function userIdOf(params: unknown): string {
   return parseOrThrow(userParams, params).userId;
 }
@@ -56,8 +48,9 @@ export function userRoutes(app: FastifyInstance, { store, auth, events, config }
       schema: {
         tags: ['users'],
         summary: 'Create or replace a user profile (contact points, time zone, locale)',
-        body: doc(userProfileSchema),
-        response: { 200: doc(profile), ...errorResponses(400, 401) },
+        params: doc(PARAMS.userId),
+        body: doc(userProfileSchema, { example: EXAMPLES.userProfileRequest }),
+        response: { 200: ok(SHAPES.profile), ...errorResponses(400, 401) },
       },
     },
     async (req) => parseAndSave(req.params, req.body),
@@ -75,7 +68,8 @@ export function userRoutes(app: FastifyInstance, { store, auth, events, config }
       schema: {
         tags: ['users'],
         summary: 'A user profile',
-        response: { 200: doc(profile), ...errorResponses(401, 403, 404) },
+        params: doc(PARAMS.userId),
+        response: { 200: ok(SHAPES.profile), ...errorResponses(401, 403, 404) },
       },
     },
     async (req) => {
@@ -94,8 +88,9 @@ export function userRoutes(app: FastifyInstance, { store, auth, events, config }
       schema: {
         tags: ['users'],
         summary: 'Issue a user token (HS256 JWT) for the real-time connection and the inbox',
-        body: doc(tokenBody),
-        response: { 201: doc(z.object({ token: z.string(), expiresAt: z.string() })), ...errorResponses(400, 401) },
+        params: doc(PARAMS.userId),
+        body: doc(tokenBody, { example: { ttlSeconds: 3600 } }),
+        response: { 201: ok(SHAPES.userToken), ...errorResponses(400, 401) },
       },
     },
     async (req, reply) => {
@@ -112,8 +107,9 @@ export function userRoutes(app: FastifyInstance, { store, auth, events, config }
       schema: {
         tags: ['inbox'],
         summary: "A page of the user's in-app inbox, newest first",
+        params: doc(PARAMS.userId),
         querystring: doc(inboxQuery),
-        response: { ...errorResponses(400, 401, 403) },
+        response: { 200: ok(SHAPES.inboxPage), ...errorResponses(400, 401, 403) },
       },
     },
     async (req) => {
@@ -131,8 +127,9 @@ export function userRoutes(app: FastifyInstance, { store, auth, events, config }
       schema: {
         tags: ['inbox'],
         summary: 'Mark inbox items read: {"seqs": [..]}, {"upToSeq": n} or {"all": true}',
-        body: doc(readSelectionSchema),
-        response: { 200: doc(z.object({ unreadCount: z.number() })), ...errorResponses(400, 401, 403) },
+        params: doc(PARAMS.userId),
+        body: doc(readSelectionSchema, { example: { upToSeq: 2 } }),
+        response: { 200: ok(SHAPES.unreadCount), ...errorResponses(400, 401, 403) },
       },
     },
     async (req) => {
