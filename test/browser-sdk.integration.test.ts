@@ -4,25 +4,13 @@
  * notifications, reads its inbox over HTTP (CORS), marks read, and resumes without a gap after its
  * connection drops. Fails — never skips — when Chromium is missing (`apt-get install -y chromium`).
  */
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { build } from 'esbuild';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './support/chromium.ts';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>herald sdk</title><script src="/sdk.js"></script>
 <script>
@@ -47,7 +35,6 @@ describe('@herald/client in Chromium', () => {
   const user = 'browser-user';
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`no ${CHROMIUM}: install it with apt-get install -y chromium`);
     t = await startTestHerald();
     const bundle = await build({
       entryPoints: ['packages/client/src/index.ts'],
@@ -65,7 +52,7 @@ describe('@herald/client in Chromium', () => {
     });
     await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
     siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}/`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    browser = await launchChromium();
     page = await browser.newPage();
     const { json } = await t.api('POST', `/v1/users/${user}/tokens`);
     await page.goto(`${siteUrl}#url=${encodeURIComponent(t.url)}&token=${encodeURIComponent(json.token)}`);

@@ -5,22 +5,10 @@
  * it shows is the real one, not a string generated from a regular expression. Fails — never skips —
  * when Chromium is missing (`apt-get install -y chromium`).
  */
-import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './support/chromium.ts';
 import { startTestHerald, type TestHerald } from './support/herald.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 describe('/docs (Swagger UI) in Chromium', () => {
   let t: TestHerald;
@@ -31,13 +19,12 @@ describe('/docs (Swagger UI) in Chromium', () => {
   const offsite: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`no ${CHROMIUM}: install it with apt-get install -y chromium`);
     t = await startTestHerald({ roles: ['api'] });
     const doc = (await t.api('GET', '/openapi.json')).json;
     for (const where of [doc.paths, doc.webhooks ?? {}]) {
       for (const item of Object.values(where as Record<string, object>)) operationCount += Object.keys(item).length;
     }
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    browser = await launchChromium();
     page = await browser.newPage();
     page.on('console', (m) => {
       if (m.type() === 'error') consoleErrors.push(m.text());

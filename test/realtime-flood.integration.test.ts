@@ -9,7 +9,7 @@
  * queue everyone else behind the flood.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_FRAMES } from '../src/core/realtime-session.ts';
+import { CLIENT_FRAMES } from '../src/core/realtime-protocol.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
 import { userToken } from './support/http.ts';

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_FRAMES } from '../src/core/realtime-session.ts';
+import { CLIENT_FRAMES } from '../src/core/realtime-protocol.ts';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
 import { bearer, expectError, nowSeconds, signJwt, userToken } from './support/http.ts';
 import { clientFrame, rawConnect } from './support/raw-ws.ts';

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { type Herald, type Role, startHerald } from '../src/herald.ts';
 import { freshPostgresUrl, openTestPglite } from './support/databases.ts';
-import { TEST_API_KEY, TEST_JWT_SECRET, TEST_WEBHOOK_SECRET } from './support/herald.ts';
+import { testEnv } from './support/herald.ts';
 
 const running: Herald[] = [];
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -39,13 +39,7 @@ async function configFor(databaseUrl?: string) {
   const dataDir = await mkdtemp(join(tmpdir(), 'herald-roles-'));
   cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
   return loadConfig({
-    PORT: '0',
-    HOST: '127.0.0.1',
-    HERALD_DATA_DIR: dataDir,
-    HERALD_API_KEYS: TEST_API_KEY,
-    HERALD_JWT_SECRET: TEST_JWT_SECRET,
-    HERALD_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
-    HERALD_LOG_LEVEL: 'silent',
+    ...testEnv(dataDir),
     ...(databaseUrl ? { DATABASE_URL: databaseUrl, HERALD_PG_POOL_SIZE: '4' } : {}),
   });
 }

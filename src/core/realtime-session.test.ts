@@ -1,13 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import {
-  CLIENT_FRAMES,
-  MAX_EARLY_FRAMES,
-  MAX_PENDING_READS,
-  notificationFrame,
-  type ReadSource,
-  RealtimeSession,
-  type RealtimeSocket,
-} from './realtime-session.ts';
+import { CLIENT_FRAMES, MAX_EARLY_FRAMES, MAX_PENDING_READS, notificationFrame } from './realtime-protocol.ts';
+import { type ReadSource, RealtimeSession, type RealtimeSocket } from './realtime-session.ts';
 import type { InboxItem } from './types.ts';
 
 /** An inbox whose reads can be held open, so live frames can arrive mid-sync. */

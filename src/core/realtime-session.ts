@@ -30,19 +30,7 @@
  * Reads accepted before a close are still written.
  */
 import type { InboxStore } from './ports.ts';
-import type { InboxItem } from './types.ts';
-
-export const CLOSE = {
-  normal: 1000,
-  /** Sent by the WebSocket library itself, for a text frame that is not UTF-8. */
-  invalidUtf8: 1007,
-  /** Ten malformed frames, or too many frames (reasons tell which). */
-  policy: 1008,
-  tooLarge: 1009,
-  restart: 1012,
-  unauthorized: 4401,
-  slowConsumer: 4408,
-} as const;
+import { CLIENT_FRAMES, CLOSE, MAX_EARLY_FRAMES, MAX_PENDING_READS, notificationFrame } from './realtime-protocol.ts';
 
 /** What the session needs of a socket (the shape of a `ws` WebSocket, so it needs no wrapper). */
 export interface RealtimeSocket {
@@ -82,18 +70,6 @@ export interface SessionDeps {
   now?: () => number;
 }
 
-/** The budget of client frames per connection (see the header). */
-export const CLIENT_FRAMES = {
-  burst: 2000,
-  perSecond: 100,
-  perNotification: 2,
-  /** Earned frames beyond this are not kept. */
-  maxEarned: 100_000,
-} as const;
-/** Read seqs one connection may have waiting to be written. */
-export const MAX_PENDING_READS = 1000;
-/** Client frames kept while `ready` is not yet sent. */
-export const MAX_EARLY_FRAMES = 64;
 const TOO_MANY_FRAMES = 'too many frames';
 /** After a close for too many frames, how long the close frame has to reach the client before the connection is cut. */
 const FLOOD_LINGER_MS = 1000;
@@ -104,23 +80,6 @@ const TEXT = { binary: false } as const;
 const MAX_BAD_FRAMES = 10;
 /** Live frames held back during a sync; beyond this they are dropped and read from the store instead. */
 const MAX_HELD = 1000;
-
-export function notificationFrame(item: InboxItem): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      type: 'notification',
-      seq: item.seq,
-      id: item.id,
-      category: item.category,
-      priority: item.priority,
-      title: item.title,
-      body: item.body,
-      data: item.data,
-      createdAt: item.createdAt,
-      readAt: item.readAt,
-    }),
-  );
-}
 
 /** Header of an unmasked server frame carrying `n` bytes (RFC 6455, 5.2): counted in `bufferedAmount`. */
 function frameHeaderBytes(n: number): number {

@@ -22,7 +22,8 @@ import { HeraldError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import { GroupCommit } from '../core/group-commit.ts';
 import type { InboxStore, Presence } from '../core/ports.ts';
-import { CLOSE, notificationFrame, RealtimeSession, type SessionDeps } from '../core/realtime-session.ts';
+import { CLOSE, notificationFrame } from '../core/realtime-protocol.ts';
+import { RealtimeSession, type SessionDeps } from '../core/realtime-session.ts';
 import type { InboxEntry } from '../core/types.ts';
 import { ReadCoalescer } from './read-coalescer.ts';
 

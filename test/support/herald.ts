@@ -32,6 +32,20 @@ export interface TestHerald {
   stop(): Promise<void>;
 }
 
+/** The settings every test Herald runs with: a free port on loopback, known secrets, no log. */
+export function testEnv(dataDir: string): Record<string, string> {
+  return {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    HERALD_DATA_DIR: dataDir,
+    HERALD_API_KEYS: TEST_API_KEY,
+    HERALD_JWT_SECRET: TEST_JWT_SECRET,
+    HERALD_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
+    HERALD_LOG_LEVEL: 'silent',
+    HERALD_EGRESS_ALLOW: TEST_EGRESS_ALLOW,
+  };
+}
+
 export async function startTestHerald(
   options: {
     store?: 'pglite' | 'postgres';
@@ -49,15 +63,8 @@ export async function startTestHerald(
         ? { url: options.databaseUrl, drop: async () => {} }
         : await freshPostgresUrl();
   const config = loadConfig({
-    PORT: '0',
-    HOST: '127.0.0.1',
-    HERALD_DATA_DIR: dataDir,
-    HERALD_API_KEYS: TEST_API_KEY,
-    HERALD_JWT_SECRET: TEST_JWT_SECRET,
-    HERALD_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
-    HERALD_LOG_LEVEL: 'silent',
+    ...testEnv(dataDir),
     HERALD_POLL_MS: '50',
-    HERALD_EGRESS_ALLOW: TEST_EGRESS_ALLOW,
     ...(pgDb ? { DATABASE_URL: pgDb.url, HERALD_PG_POOL_SIZE: '8' } : {}),
     ...options.env,
   });
