@@ -6,22 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import type { RateLimiter } from '../src/core/ports.ts';
 import { MemoryRateLimiter } from '../src/ratelimit/rate-limiter-memory.ts';
+import { seededRandom } from './support/random.ts';
 
 const ADAPTERS: { name: string; open(limit: { rps: number; burst: number }): Promise<RateLimiter> }[] = [
   { name: 'memory', open: async (limit) => new MemoryRateLimiter(limit) },
 ];
-
-/** A small seeded PRNG (mulberry32): the same arrivals on every run, different per seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Arrival times (ms, ascending) that mix what clients do: bursts at one instant, runs far above the
@@ -163,7 +152,7 @@ describe.each(ADAPTERS)('RateLimiter contract: $name', (adapter) => {
     'property: in EVERY window [a, b], served ≤ rps·(b − a) + burst — random arrivals ($rps/s, burst $burst, seed $seed)',
     async ({ rps, burst, seed }) => {
       const l = await adapter.open({ rps, burst });
-      const rand = random(seed);
+      const rand = seededRandom(seed);
       const times = arrivals(rand, rps, burst, 2500);
       const served: number[] = [];
       let refused = 0;
@@ -187,7 +176,7 @@ describe.each(ADAPTERS)('RateLimiter contract: $name', (adapter) => {
     const rps = 4;
     const burst = 5;
     const l = await adapter.open({ rps, burst });
-    const rand = random(99);
+    const rand = seededRandom(99);
     let tokensTimes250 = burst * 250; // tokens × 250, an integer
     let last = 0;
     let t = 0;
