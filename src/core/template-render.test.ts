@@ -21,7 +21,11 @@ const TEMPLATE: Template = {
     en: {
       title: '{{ data.actor }} replied',
       body: '{{ data.excerpt }}',
-      email: { subject: 'New reply from {{ data.actor }}', html: '<p>{{ data.excerpt }}</p>', text: 'EN {{ data.excerpt }}' },
+      email: {
+        subject: 'New reply from {{ data.actor }}',
+        html: '<p>{{ data.excerpt }}</p>',
+        text: 'EN {{ data.excerpt }}',
+      },
       sms: { text: '{{ data.actor }}: {{ data.excerpt | truncate: 10 }}' },
     },
     de: { title: '{{ data.actor }} hat geantwortet', body: 'DE {{ data.excerpt }}' },
@@ -183,9 +187,7 @@ describe('checkTemplate / parseTemplate', () => {
       defaultLocale: 'en',
       locales: { en: { title: 'ok' }, de: { email: { subject: 'Hallo\n{{ data.actor ' } } },
     });
-    expect(issues).toEqual([
-      expect.objectContaining({ field: 'locales.de.email.subject', line: 2, column: 1 }),
-    ]);
+    expect(issues).toEqual([expect.objectContaining({ field: 'locales.de.email.subject', line: 2, column: 1 })]);
     expect(issues[0]?.message).toMatch(/line 2, column 1/);
   });
 
@@ -203,8 +205,14 @@ describe('checkTemplate / parseTemplate', () => {
         code: 'HERALD_ERR_VALIDATION',
         details: [
           expect.objectContaining({ field: 'defaultLocale' }),
-          expect.objectContaining({ field: 'locales.en.title', message: expect.stringMatching(/undefined filter: shell/) }),
-          expect.objectContaining({ field: 'locales.en.body', message: expect.stringMatching(/tag "include" not found/) }),
+          expect.objectContaining({
+            field: 'locales.en.title',
+            message: expect.stringMatching(/undefined filter: shell/),
+          }),
+          expect.objectContaining({
+            field: 'locales.en.body',
+            message: expect.stringMatching(/tag "include" not found/),
+          }),
           expect.objectContaining({ field: 'locales.de.email.html', message: expect.stringMatching(/layout/) }),
           expect.objectContaining({ field: 'locales.de.sms.text', message: expect.stringMatching(/render/) }),
         ],
@@ -234,9 +242,15 @@ describe('limits: a render that exceeds a bound fails cleanly and quickly', () =
   const bombs: [string, string][] = [
     ['a hundred-million range', '{% for i in (1..100000000) %}x{% endfor %}'],
     ['a long loop writing output', '{% for i in (1..3000000) %}{{ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" }}{% endfor %}'],
-    ['a string doubled in a loop', '{% assign s = "abcdefgh" %}{% for i in (1..40) %}{% assign s = s | append: s %}{% endfor %}{{ s }}'],
+    [
+      'a string doubled in a loop',
+      '{% assign s = "abcdefgh" %}{% for i in (1..40) %}{% assign s = s | append: s %}{% endfor %}{{ s }}',
+    ],
     ['nested loops', '{% for i in (1..5000) %}{% for j in (1..5000) %}{{ j }}{% endfor %}{% endfor %}'],
-    ['output over the field bound', '{% for i in (1..2000) %}{{ "0123456789012345678901234567890123456789012345678901234567890123456789" }}{% endfor %}'],
+    [
+      'output over the field bound',
+      '{% for i in (1..2000) %}{{ "0123456789012345678901234567890123456789012345678901234567890123456789" }}{% endfor %}',
+    ],
   ];
   for (const [name, body] of bombs) {
     it(`${name}: TemplateRenderError naming the field within a second`, async () => {
