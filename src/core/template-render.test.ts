@@ -149,6 +149,18 @@ describe('render: each field from the first of user locale (section, then title/
     });
   });
 
+  it('escapes outputs in email html only, and `| raw` opts out there', async () => {
+    const t: Template = {
+      defaultLocale: 'en',
+      locales: {
+        en: { title: '{{ data.x }}', email: { html: '<b>{{ data.x | raw }}</b>{{ data.x }}', text: '{{ data.x }}' } },
+      },
+    };
+    const out = await render(t, context('en', 'email', { data: { x: '<i>&' } }));
+    expect(out.title).toBe('<i>&');
+    expect(out.email).toEqual({ subject: '<i>&', html: '<b><i>&</b>&lt;i&gt;&amp;', text: '<i>&' });
+  });
+
   it('exposes user and notification variables, and hides prototype properties', async () => {
     const t: Template = {
       defaultLocale: 'en',
