@@ -18,6 +18,8 @@ const V1_ROUTES: Record<string, string[]> = {
   '/v1/users/{userId}/inbox/read': ['post'],
   '/v1/dead-letters': ['get'],
   '/v1/dead-letters/{id}/replay': ['post'],
+  '/v1/templates/{category}': ['put', 'get', 'delete'],
+  '/v1/templates/{category}/preview': ['post'],
 };
 
 describe('operations', () => {

@@ -103,6 +103,10 @@ const ERROR_EXAMPLES: Partial<Record<ErrorCode, { message: string; details?: unk
   },
   HERALD_ERR_NOT_CANCELLABLE: { message: 'some delivery of this notification has already started' },
   HERALD_ERR_NOT_REPLAYABLE: { message: 'delivery 01a24ce0-002f-7001-89c8-72d0328424ae is not failed or dead' },
+  HERALD_ERR_TEMPLATE_RENDER: {
+    message: 'locales.en.email.html: template render limit exceeded, line:1, col:1',
+    details: [{ field: 'locales.en.email.html', message: 'template render limit exceeded, line:1, col:1' }],
+  },
   HERALD_ERR_BODY_TOO_LARGE: { message: 'Request body is too large' },
   HERALD_ERR_UNSUPPORTED_MEDIA_TYPE: { message: 'charset=latin1: JSON bodies must be UTF-8' },
   HERALD_ERR_UNSUPPORTED_ENCODING: { message: 'Content-Encoding gzip is not supported: send the body uncompressed' },

@@ -37,6 +37,28 @@ export const EXAMPLES = {
     locale: 'en-GB',
     webhookUrl: 'https://alice.example.com/herald-hook',
   },
+  templateRequest: {
+    defaultLocale: 'en',
+    locales: {
+      en: {
+        title: '{{ data.actor }} replied',
+        body: '{{ data.excerpt }}',
+        email: {
+          subject: 'New reply from {{ data.actor }}',
+          html: '<p>{{ data.excerpt }}</p>',
+          text: '{{ data.excerpt }}',
+        },
+        sms: { text: '{{ data.actor }}: {{ data.excerpt | truncate: 100 }}' },
+      },
+      de: { title: '{{ data.actor }} hat geantwortet', body: '{{ data.excerpt }}' },
+    },
+  },
+  previewRequest: {
+    locale: 'de',
+    channel: 'email',
+    data: { actor: 'Bob', excerpt: 'Looks <good> to me' },
+    user: { id: 'alice', locale: 'de', timezone: 'Europe/Berlin' },
+  },
   idempotencyKey: 'order-7-shipped',
   userId: 'alice',
   notificationId: NOTIFICATION_ID,
@@ -126,6 +148,34 @@ const webhookBody = z.strictObject({
   data: json.nullable(),
   groupKey: z.string().nullable(),
   createdAt: isoDate,
+});
+
+const localeTemplate = z.strictObject({
+  title: z.string().optional(),
+  body: z.string().optional(),
+  email: z
+    .strictObject({ subject: z.string().optional(), html: z.string().optional(), text: z.string().optional() })
+    .optional(),
+  sms: z.strictObject({ text: z.string().optional() }).optional(),
+  push: z.strictObject({ title: z.string().optional(), body: z.string().optional() }).optional(),
+  chat: z.strictObject({ text: z.string().optional() }).optional(),
+});
+
+const storedTemplate = z.strictObject({
+  category: z.string(),
+  defaultLocale: z.string(),
+  locales: z.record(z.string(), localeTemplate).describe('Liquid source per locale: title, body and channel sections'),
+  updatedAt: isoDate,
+});
+
+const text = z.string().nullable();
+const preview = z.strictObject({
+  title: text,
+  body: text,
+  email: z.strictObject({ subject: text, html: text, text }).optional().describe('When `channel` is email'),
+  sms: z.strictObject({ text }).optional().describe('When `channel` is sms'),
+  push: z.strictObject({ title: text, body: text }).optional().describe('When `channel` is push'),
+  chat: z.strictObject({ text }).optional().describe('When `channel` is chat'),
 });
 
 /** A documented answer: its schema, what the status means, and one real example. */
@@ -290,6 +340,16 @@ export const SHAPES = {
     'Presence across every gateway process',
     { userId: 'alice', online: true, sockets: 2, lastSeen: '2026-12-06T19:41:20.004Z' },
   ),
+  template: shape(storedTemplate, "The category's stored templates", {
+    category: 'comment.reply',
+    ...EXAMPLES.templateRequest,
+    updatedAt: '2026-12-06T19:30:02.118Z',
+  }),
+  preview: shape(preview, 'The rendered fields: title and body, and the channel section', {
+    title: 'Bob hat geantwortet',
+    body: 'Looks <good> to me',
+    email: { subject: 'Bob hat geantwortet', html: 'Looks &lt;good&gt; to me', text: 'Looks <good> to me' },
+  }),
   health: shape(z.strictObject({ status: z.literal('ok') }), 'The process is alive', { status: 'ok' }),
   ready: shape(
     z.strictObject({ status: z.literal('ok'), store: z.string(), bus: z.string() }),
@@ -318,6 +378,9 @@ export const PARAMS = {
   }),
   deliveryId: z.object({
     id: z.string().meta({ description: 'The delivery id (a dead letter)', examples: [WEBHOOK_DELIVERY] }),
+  }),
+  category: z.object({
+    category: z.string().meta({ description: 'The category, a dotted name', examples: ['comment.reply'] }),
   }),
   userId: z.object({
     userId: z.string().meta({

@@ -33,6 +33,7 @@ import { registerRateLimit } from './rate-limit.ts';
 import { notificationRoutes } from './routes-notifications.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { realtimeRoutes } from './routes-realtime.ts';
+import { templateRoutes } from './routes-templates.ts';
 import { userRoutes } from './routes-users.ts';
 
 export type AuthMode = 'none' | 'producer' | 'producer-or-user';
@@ -211,6 +212,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
   if (options.api) {
     notificationRoutes(app, deps);
     userRoutes(app, deps);
+    templateRoutes(app, deps);
   }
   opsRoutes(app, deps, metrics);
   realtimeRoutes(app, deps);

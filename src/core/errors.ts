@@ -53,6 +53,12 @@ export const ERRORS = {
     retryable: false,
     summary: 'The dead letter is no longer failed or dead (it was replayed already).',
   },
+  HERALD_ERR_TEMPLATE_RENDER: {
+    status: 422,
+    retryable: false,
+    summary:
+      'The template could not be rendered with this input (a render limit was exceeded); `details` names the field.',
+  },
   HERALD_ERR_RATE_LIMITED: {
     status: 429,
     retryable: true,

@@ -29,7 +29,7 @@ export function isStorableString(s: string): boolean {
 /** An invisible format character (Unicode general category Cf). */
 const FORMAT_CHARACTER = /\p{Cf}/u;
 
-const storable = (max: number) =>
+export const storable = (max: number) =>
   z.string().max(max, `at most ${max} characters`).refine(isStorableString, 'contains a NUL or an unpaired surrogate');
 
 /**
@@ -50,7 +50,7 @@ export const idSchema = storable(LIMITS.idLength)
     },
   });
 
-const categorySchema = z
+export const categorySchema = z
   .string()
   .min(1, 'must not be empty')
   .max(LIMITS.categoryLength, `at most ${LIMITS.categoryLength} characters`)
@@ -66,7 +66,7 @@ function storableJson(value: unknown, depth = 0): boolean {
   return true;
 }
 
-const dataSchema = z
+export const dataSchema = z
   .record(z.string(), z.json())
   .refine((d) => storableJson(d), 'holds a NUL, an unpaired surrogate, or nests deeper than 32 levels')
   .refine((d) => Buffer.byteLength(JSON.stringify(d)) <= LIMITS.dataBytes, `at most ${LIMITS.dataBytes} bytes as JSON`);

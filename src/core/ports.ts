@@ -2,6 +2,8 @@
  * Ports: the only things the core depends on. Adapters live in src/store, src/bus, src/channels
  * and implement these interfaces; src/wiring.ts picks them once from the configuration.
  */
+
+import type { Template } from './template-render.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
@@ -85,6 +87,20 @@ export interface UserStore {
   getUser(id: string): Promise<UserProfile | null>;
 }
 
+/** A category's template as stored: the definition the producer sent, validated (template-input.ts). */
+export interface StoredTemplate extends Template {
+  category: string;
+  updatedAt: Date;
+}
+
+/** Templates per category. A put replaces the category's template whole; nothing here parses Liquid. */
+export interface TemplateStore {
+  putTemplate(category: string, template: Template): Promise<StoredTemplate>;
+  getTemplate(category: string): Promise<StoredTemplate | null>;
+  /** Returns false when the category had no template. */
+  deleteTemplate(category: string): Promise<boolean>;
+}
+
 /** Where a worker takes its next work from: ids a bus handed out, or a lane of the store's own queue. */
 export type TakeFrom = { readonly ids: readonly string[] } | { readonly lane: Lane; readonly max: number };
 
@@ -117,7 +133,7 @@ export interface Presence {
   get(userId: string): Promise<{ online: boolean; sockets: number; lastSeen: Date | null }>;
 }
 
-export interface Store extends NotificationStore, DeliveryStore, UserStore, InboxStore {
+export interface Store extends NotificationStore, DeliveryStore, UserStore, InboxStore, TemplateStore {
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */
   readonly parallelism: number;

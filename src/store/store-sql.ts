@@ -2,7 +2,8 @@
  * The Store port on SQL: one implementation for both adapters (PGlite embedded, PostgreSQL
  * server), which differ only in their driver. Each concern lives in its own file.
  */
-import type { AcceptOptions, StartedWork, Store, TakeFrom } from '../core/ports.ts';
+import type { AcceptOptions, StartedWork, Store, StoredTemplate, TakeFrom } from '../core/ports.ts';
+import type { Template } from '../core/template-render.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
@@ -23,6 +24,7 @@ import type { Sql } from './sql.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
+import { SqlTemplateStore } from './sql-templates.ts';
 import { SqlUserStore } from './sql-users.ts';
 
 /** Tables whose rows are updated or deleted, the hottest first; then the append-only timeline (statistics). */
@@ -47,6 +49,7 @@ export class SqlStore implements Store {
   private readonly deliveries: SqlDeliveryStore;
   private readonly users: SqlUserStore;
   private readonly inbox: SqlInboxStore;
+  private readonly templates: SqlTemplateStore;
 
   constructor(
     readonly sql: Sql,
@@ -59,6 +62,7 @@ export class SqlStore implements Store {
     this.deliveries = new SqlDeliveryStore(sql);
     this.users = new SqlUserStore(sql);
     this.inbox = new SqlInboxStore(sql);
+    this.templates = new SqlTemplateStore(sql);
   }
 
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -114,6 +118,15 @@ export class SqlStore implements Store {
   }
   markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void> {
     return this.inbox.markDelivered(acks);
+  }
+  putTemplate(category: string, template: Template): Promise<StoredTemplate> {
+    return this.templates.putTemplate(category, template);
+  }
+  getTemplate(category: string): Promise<StoredTemplate | null> {
+    return this.templates.getTemplate(category);
+  }
+  deleteTemplate(category: string): Promise<boolean> {
+    return this.templates.deleteTemplate(category);
   }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];
