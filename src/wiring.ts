@@ -94,6 +94,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     webhookSecret: secrets.webhookSecret,
     webhookTimeoutMs: config.webhookTimeoutMs,
     egress: new EgressPolicy(config.egressAllow),
+    smtp: config.smtp,
   });
   return {
     store,
