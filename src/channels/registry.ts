@@ -19,11 +19,12 @@ export interface ProviderDeps {
 }
 
 /** A factory returns null when its provider is not configured. */
-const PROVIDERS: Partial<Record<Channel, (deps: ProviderDeps) => (ChannelProvider & { close?(): Promise<void> }) | null>> =
-  {
-    webhook: (d) => new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs, egress: d.egress }),
-    email: (d) => (d.smtp ? new SmtpProvider(d.smtp) : null),
-  };
+const PROVIDERS: Partial<
+  Record<Channel, (deps: ProviderDeps) => (ChannelProvider & { close?(): Promise<void> }) | null>
+> = {
+  webhook: (d) => new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs, egress: d.egress }),
+  email: (d) => (d.smtp ? new SmtpProvider(d.smtp) : null),
+};
 
 export function buildProviders(deps: ProviderDeps): Map<Channel, ChannelProvider & { close?(): Promise<void> }> {
   const out = new Map<Channel, ChannelProvider & { close?(): Promise<void> }>();
