@@ -190,6 +190,38 @@ describe.each(['pglite', 'postgres'] as const)('email delivery (%s)', (store) =>
       await down.stop();
     }
   });
+
+  it('a server that accepts and never greets: the send times out (transient), retried, then dead', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    // Accepts connections and says nothing.
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const port = (silent.address() as { port: number }).port;
+    const mute = await startTestHerald({
+      store,
+      env: {
+        ...RETRY_ENV,
+        HERALD_SMTP_URL: `smtp://${USER}:${PASS}@127.0.0.1:${port}`,
+        HERALD_EMAIL_FROM: FROM,
+        HERALD_SMTP_TIMEOUT_MS: '300',
+      },
+    });
+    try {
+      const user = await emailUser(mute, `mute-${store}@example.com`);
+      const started = Date.now();
+      const id = await notify(mute, user);
+      const n = await settledAs(mute, id, 'dead');
+      expect(n.deliveries[0].attempts).toBe(3);
+      expect(n.deliveries[0].lastError).toMatch(/greeting|timed out/i);
+      // Three bounded attempts, not three hangs.
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(JSON.stringify(n)).not.toContain(PASS);
+    } finally {
+      await mute.stop();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
+  });
 });
 
 describe('email without HERALD_SMTP_URL', () => {
