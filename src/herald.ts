@@ -158,6 +158,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       store: adapters.description.store,
       bus: adapters.description.bus,
       rateLimit: adapters.description.rateLimit,
+      email: adapters.description.email,
     },
     'herald started',
   );

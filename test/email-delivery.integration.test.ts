@@ -5,9 +5,16 @@
  * 4xx and on a server that is down, permanent failure on 5xx, skipped without an address, and never
  * the SMTP password).
  */
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
+import { loadConfig } from '../src/config.ts';
+import { startHerald } from '../src/herald.ts';
+import { openTestPglite } from './support/databases.ts';
+import { eventually, startTestHerald, TEST_API_KEY, type TestHerald, testEnv } from './support/herald.ts';
 import { type SmtpAnswer, startSmtpServer, type TestSmtpServer } from './support/smtp-server.ts';
 
 const USER = 'herald-user';
@@ -244,5 +251,57 @@ describe('email without HERALD_SMTP_URL', () => {
     } finally {
       await t.stop();
     }
+  });
+});
+
+describe('email logs', () => {
+  it('name the SMTP server at start with its password hidden, and never show the password at any level', async () => {
+    const smtp = await startSmtpServer({
+      user: USER,
+      pass: PASS,
+      respond: () => ({ code: 451, text: `4.7.0 slow down ${PASS}` }),
+    });
+    const lines: string[] = [];
+    const dataDir = await mkdtemp(join(tmpdir(), 'herald-email-logs-'));
+    const config = loadConfig({
+      ...testEnv(dataDir),
+      ...RETRY_ENV,
+      HERALD_POLL_MS: '50',
+      HERALD_LOG_LEVEL: 'trace',
+      HERALD_SMTP_URL: `smtp://${USER}:${PASS}@127.0.0.1:${smtp.port}`,
+      HERALD_EMAIL_FROM: FROM,
+    });
+    const logger = pino({ level: 'trace' }, { write: (line: string) => void lines.push(line) });
+    const herald = await startHerald(config, { logger, store: await openTestPglite() });
+    try {
+      const api = (method: string, path: string, body?: unknown) =>
+        fetch(`${herald.url}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        }).then((r) => r.json() as Promise<any>);
+      await api('PUT', '/v1/users/logged', { email: 'logged@example.com' });
+      const posted = await api('POST', '/v1/notifications', {
+        to: ['logged'],
+        category: 'x',
+        channels: ['email'],
+        title: 't',
+      });
+      const n = await eventually(async () => {
+        const r = await fetch(`${herald.url}/v1/notifications/${posted.id}`, {
+          headers: { authorization: `Bearer ${TEST_API_KEY}` },
+        }).then((x) => x.json() as Promise<any>);
+        return r.deliveries?.[0]?.status === 'dead' ? r : null;
+      }, 'the email delivery to be dead');
+      expect(n.deliveries[0].lastError).toContain('451 4.7.0 slow down ***');
+    } finally {
+      await herald.stop();
+      await smtp.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+    const all = lines.join('');
+    expect(all).toContain(`smtp://${USER}:***@127.0.0.1:${smtp.port}`);
+    expect(smtp.received.length).toBe(3);
+    expect(all).not.toContain(PASS);
   });
 });
