@@ -53,6 +53,49 @@ describe('configuration', () => {
     expect(loadConfig({ HERALD_LEASE_MS: '2000', HERALD_WEBHOOK_TIMEOUT_MS: '1600' }).leaseMs).toBe(2000);
   });
 
+  it('reads the SMTP settings; HERALD_EMAIL_FROM is required with HERALD_SMTP_URL and must be one address', () => {
+    expect(loadConfig({}).smtp).toBeUndefined();
+    const c = loadConfig({
+      HERALD_SMTP_URL: 'smtps://u:p@mail.example.com',
+      HERALD_EMAIL_FROM: 'Herald <h@example.com>',
+    });
+    expect(c.smtp).toEqual({
+      url: 'smtps://u:p@mail.example.com',
+      from: 'Herald <h@example.com>',
+      timeoutMs: 10_000,
+      maxConnections: 8,
+    });
+    expect(() => loadConfig({ HERALD_SMTP_URL: 'smtp://u:p@mail.example.com' })).toThrow(
+      /HERALD_EMAIL_FROM: must be set with HERALD_SMTP_URL/,
+    );
+    for (const bad of ['not an address', 'a@example.com, b@example.com', 'Herald <nope>']) {
+      expect(() => loadConfig({ HERALD_SMTP_URL: 'smtp://h', HERALD_EMAIL_FROM: bad })).toThrow(/HERALD_EMAIL_FROM/);
+    }
+  });
+
+  it('refuses a bad HERALD_SMTP_URL without showing its password', () => {
+    for (const bad of ['http://u:hunter2-secret@h', 'smtp://u:hunter2-secret@', 'u:hunter2-secret@mail:25']) {
+      let message = '';
+      try {
+        loadConfig({ HERALD_SMTP_URL: bad, HERALD_EMAIL_FROM: 'h@example.com' });
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toContain('HERALD_SMTP_URL');
+      expect(message).not.toContain('hunter2-secret');
+    }
+  });
+
+  it('refuses an SMTP timeout that could outlive the lease, only when SMTP is configured', () => {
+    const smtp = { HERALD_SMTP_URL: 'smtp://h', HERALD_EMAIL_FROM: 'h@example.com' };
+    expect(() => loadConfig({ ...smtp, HERALD_LEASE_MS: '2000', HERALD_WEBHOOK_TIMEOUT_MS: '1600' })).toThrow(
+      /HERALD_SMTP_TIMEOUT_MS=10000: must be at most 1600/,
+    );
+    expect(loadConfig({ HERALD_LEASE_MS: '2000', HERALD_WEBHOOK_TIMEOUT_MS: '1600' }).smtp).toBeUndefined();
+    const ok = { ...smtp, HERALD_LEASE_MS: '2000', HERALD_WEBHOOK_TIMEOUT_MS: '1600', HERALD_SMTP_TIMEOUT_MS: '1500' };
+    expect(loadConfig(ok).smtp?.timeoutMs).toBe(1500);
+  });
+
   it('docs/configuration.md documents exactly the settings the code reads', () => {
     const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
     const documented = new Set([...doc.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]));

@@ -6,6 +6,7 @@
  * With nothing set, Herald runs embedded on port 8080 with its data in ./.herald.
  */
 import { isIP } from 'node:net';
+import addressparser from 'nodemailer/lib/addressparser';
 import { z } from 'zod';
 import { LANES, type Lane } from './core/types.ts';
 import { leaseMarginMs } from './core/worker.ts';
@@ -64,6 +65,25 @@ const cidrList = z.string().transform((s, ctx) => {
   }
   return out;
 });
+
+/** `smtp://user:pass@host:port` or `smtps://…`, with a host. */
+const smtpUrl = z
+  .string()
+  .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+  .refine((s) => {
+    try {
+      return new URL(s).hostname !== '';
+    } catch {
+      return false;
+    }
+  }, 'must be a URL like smtp://user:pass@host:587');
+
+/** One address, alone (`herald@example.com`) or with a display name (`Herald <herald@example.com>`). */
+const mailbox = z.string().refine((s) => {
+  const parsed = addressparser(s);
+  const only = parsed.length === 1 ? parsed[0] : undefined;
+  return !!only && 'address' in only && z.email().safeParse(only.address).success;
+}, 'must be one email address, e.g. herald@example.com or "Herald <herald@example.com>"');
 
 const schema = z.object({
   PORT: int(0, 65535).default(8080).describe('HTTP and WebSocket port'),
@@ -136,6 +156,12 @@ const schema = z.object({
     .describe('time for a request to send its headers and its body (408 after)'),
   HERALD_PG_CONNECT_TIMEOUT_MS: int(100, 600_000).default(10_000).describe('PostgreSQL connection timeout'),
   HERALD_PG_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(30_000).describe('PostgreSQL statement timeout'),
+  HERALD_SMTP_URL: smtpUrl.optional().describe('SMTP server for email: smtp://user:pass@host:port or smtps://…'),
+  HERALD_EMAIL_FROM: mailbox.optional().describe('From of every email; required with HERALD_SMTP_URL'),
+  HERALD_SMTP_TIMEOUT_MS: int(100, 300_000)
+    .default(10_000)
+    .describe('bound on one email send: connecting, greeting, each reply'),
+  HERALD_SMTP_MAX_CONNECTIONS: int(1, 1000).default(8).describe('pooled SMTP connections'),
   HERALD_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -174,6 +200,8 @@ export interface Config {
   requestTimeoutMs: number;
   pgConnectTimeoutMs: number;
   pgStatementTimeoutMs: number;
+  /** Email over SMTP; undefined when HERALD_SMTP_URL is unset (email deliveries are then `skipped`). */
+  smtp: { url: string; from: string; timeoutMs: number; maxConnections: number } | undefined;
   logLevel: z.infer<typeof schema>['HERALD_LOG_LEVEL'];
 }
 
@@ -209,6 +237,7 @@ const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
   HERALD_RATE_LIMIT_RPS: 'unset → no limit',
   HERALD_RATE_LIMIT_BURST: 'RPS rounded up',
   HERALD_MAX_TOKEN_TTL: '30d',
+  HERALD_SMTP_URL: 'unset → email deliveries are skipped',
 };
 
 function shownDefault(name: keyof typeof schema.shape): string {
@@ -240,10 +269,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const c = r.data;
   // A send must finish, and its outcome be recorded, within its lease; otherwise it may go out twice.
   const longestSend = c.HERALD_LEASE_MS - 2 * leaseMarginMs(c.HERALD_LEASE_MS);
-  if (c.HERALD_WEBHOOK_TIMEOUT_MS > longestSend) {
+  for (const [name, timeout] of [
+    ['HERALD_WEBHOOK_TIMEOUT_MS', c.HERALD_WEBHOOK_TIMEOUT_MS],
+    // Only a configured SMTP server sends within the lease.
+    ['HERALD_SMTP_TIMEOUT_MS', c.HERALD_SMTP_URL ? c.HERALD_SMTP_TIMEOUT_MS : 0],
+  ] as const) {
+    if (timeout > longestSend) {
+      throw new ConfigError(
+        `invalid configuration:\n  ${name}=${timeout}: must be at most ${longestSend} with ` +
+          `HERALD_LEASE_MS=${c.HERALD_LEASE_MS} (a send that outlives its lease may be sent twice)`,
+      );
+    }
+  }
+  if (c.HERALD_SMTP_URL && !c.HERALD_EMAIL_FROM) {
     throw new ConfigError(
-      `invalid configuration:\n  HERALD_WEBHOOK_TIMEOUT_MS=${c.HERALD_WEBHOOK_TIMEOUT_MS}: must be at most ${longestSend} with ` +
-        `HERALD_LEASE_MS=${c.HERALD_LEASE_MS} (a send that outlives its lease may be sent twice)`,
+      'invalid configuration:\n  HERALD_EMAIL_FROM: must be set with HERALD_SMTP_URL (the From of every email)',
     );
   }
   return {
@@ -280,6 +320,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: c.HERALD_REQUEST_TIMEOUT_MS,
     pgConnectTimeoutMs: c.HERALD_PG_CONNECT_TIMEOUT_MS,
     pgStatementTimeoutMs: c.HERALD_PG_STATEMENT_TIMEOUT_MS,
+    smtp:
+      c.HERALD_SMTP_URL && c.HERALD_EMAIL_FROM
+        ? {
+            url: c.HERALD_SMTP_URL,
+            from: c.HERALD_EMAIL_FROM,
+            timeoutMs: c.HERALD_SMTP_TIMEOUT_MS,
+            maxConnections: c.HERALD_SMTP_MAX_CONNECTIONS,
+          }
+        : undefined,
     logLevel: c.HERALD_LOG_LEVEL,
   };
 }

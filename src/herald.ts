@@ -97,7 +97,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
           leaseMs: config.leaseMs,
           pollMs: config.pollMs,
           retry: config.retry,
-          sendBudgetMs: config.webhookTimeoutMs,
+          // The longest a provider may take over one send.
+          sendBudgetMs: Math.max(config.webhookTimeoutMs, config.smtp?.timeoutMs ?? 0),
         },
         store.parallelism,
       )
@@ -157,6 +158,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       store: adapters.description.store,
       bus: adapters.description.bus,
       rateLimit: adapters.description.rateLimit,
+      email: adapters.description.email,
     },
     'herald started',
   );

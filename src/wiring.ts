@@ -29,7 +29,7 @@ export interface Adapters {
   /** Per-API-key request limits; null when HERALD_RATE_LIMIT_RPS is unset. */
   rateLimiter: RateLimiter | null;
   /** Human-readable choices, for the start-up log. */
-  description: { store: string; bus: string; rateLimit: string; warnings: string[] };
+  description: { store: string; bus: string; rateLimit: string; email: string; warnings: string[] };
   /** Held while this process delivers in-app on PostgreSQL (src/store/pg-role-lock.ts); released by stop. */
   roleLock: RoleLock | null;
 }
@@ -94,6 +94,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     webhookSecret: secrets.webhookSecret,
     webhookTimeoutMs: config.webhookTimeoutMs,
     egress: new EgressPolicy(config.egressAllow),
+    smtp: config.smtp,
   });
   return {
     store,
@@ -107,6 +108,9 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
       rateLimit: config.rateLimit
         ? `${rateLimiter?.kind}: ${config.rateLimit.rps}/s per API key, bursts of ${config.rateLimit.burst}`
         : 'none',
+      email: config.smtp
+        ? `smtp (${redact(config.smtp.url, { asUrl: true })}, from ${config.smtp.from})`
+        : 'none (HERALD_SMTP_URL is unset: email deliveries are skipped)',
       warnings,
     },
   };

@@ -6,6 +6,7 @@
 import type { ChannelProvider } from '../core/ports.ts';
 import type { Channel } from '../core/types.ts';
 import type { EgressPolicy } from './egress-policy.ts';
+import { SmtpProvider } from './provider-smtp.ts';
 import { WebhookProvider } from './provider-webhook.ts';
 
 export interface ProviderDeps {
@@ -13,16 +14,23 @@ export interface ProviderDeps {
   webhookTimeoutMs: number;
   /** Where user-supplied URLs may lead (HERALD_EGRESS_ALLOW); every provider that sends to one uses it. */
   egress: EgressPolicy;
+  /** Email over SMTP (HERALD_SMTP_URL and the settings beside it); undefined: no email provider. */
+  smtp?: { url: string; from: string; timeoutMs: number; maxConnections: number } | undefined;
 }
 
-const PROVIDERS: Partial<Record<Channel, (deps: ProviderDeps) => ChannelProvider & { close?(): Promise<void> }>> = {
+/** A factory returns null when its provider is not configured. */
+const PROVIDERS: Partial<
+  Record<Channel, (deps: ProviderDeps) => (ChannelProvider & { close?(): Promise<void> }) | null>
+> = {
   webhook: (d) => new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs, egress: d.egress }),
+  email: (d) => (d.smtp ? new SmtpProvider(d.smtp) : null),
 };
 
 export function buildProviders(deps: ProviderDeps): Map<Channel, ChannelProvider & { close?(): Promise<void> }> {
   const out = new Map<Channel, ChannelProvider & { close?(): Promise<void> }>();
   for (const [channel, make] of Object.entries(PROVIDERS)) {
-    if (make) out.set(channel as Channel, make(deps));
+    const provider = make?.(deps);
+    if (provider) out.set(channel as Channel, provider);
   }
   return out;
 }
