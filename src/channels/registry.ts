@@ -6,6 +6,7 @@
 import type { ChannelProvider } from '../core/ports.ts';
 import type { Channel } from '../core/types.ts';
 import type { EgressPolicy } from './egress-policy.ts';
+import { type TwilioOptions, TwilioProvider } from './provider-twilio.ts';
 import { WebhookProvider } from './provider-webhook.ts';
 
 export interface ProviderDeps {
@@ -13,16 +14,23 @@ export interface ProviderDeps {
   webhookTimeoutMs: number;
   /** Where user-supplied URLs may lead (HERALD_EGRESS_ALLOW); every provider that sends to one uses it. */
   egress: EgressPolicy;
+  /** SMS through Twilio; undefined: not configured, so no SMS provider. */
+  twilio?: TwilioOptions | undefined;
 }
 
-const PROVIDERS: Partial<Record<Channel, (deps: ProviderDeps) => ChannelProvider & { close?(): Promise<void> }>> = {
+/** A factory returns undefined when its provider is not configured. */
+const PROVIDERS: Partial<
+  Record<Channel, (deps: ProviderDeps) => (ChannelProvider & { close?(): Promise<void> }) | undefined>
+> = {
   webhook: (d) => new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs, egress: d.egress }),
+  sms: (d) => (d.twilio ? new TwilioProvider(d.twilio) : undefined),
 };
 
 export function buildProviders(deps: ProviderDeps): Map<Channel, ChannelProvider & { close?(): Promise<void> }> {
   const out = new Map<Channel, ChannelProvider & { close?(): Promise<void> }>();
   for (const [channel, make] of Object.entries(PROVIDERS)) {
-    if (make) out.set(channel as Channel, make(deps));
+    const provider = make?.(deps);
+    if (provider) out.set(channel as Channel, provider);
   }
   return out;
 }
