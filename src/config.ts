@@ -162,6 +162,25 @@ const schema = z.object({
     .default(10_000)
     .describe('bound on one email send: connecting, greeting, each reply'),
   HERALD_SMTP_MAX_CONNECTIONS: int(1, 1000).default(8).describe('pooled SMTP connections'),
+  HERALD_TWILIO_ACCOUNT_SID: z
+    .string()
+    .regex(/^AC[0-9a-fA-F]{32}$/, 'must be AC followed by 32 hexadecimal digits')
+    .optional()
+    .describe('Twilio account for SMS (with the auth token and the sender)'),
+  HERALD_TWILIO_AUTH_TOKEN: z.string().min(1).optional().describe("the Twilio account's auth token"),
+  HERALD_TWILIO_FROM: z
+    .string()
+    .regex(
+      /^(\+[1-9][0-9]{6,14}|MG[0-9a-fA-F]{32})$/,
+      'must be an E.164 number (+14155550100) or a messaging service sid (MG…)',
+    )
+    .optional()
+    .describe('SMS sender: an E.164 number or a messaging service sid (MG…)'),
+  HERALD_TWILIO_BASE_URL: z
+    .string()
+    .regex(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/, 'must be an http:// or https:// URL without query')
+    .default('https://api.twilio.com')
+    .describe("Twilio's API origin"),
   HERALD_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -203,6 +222,8 @@ export interface Config {
   /** Email over SMTP; undefined when HERALD_SMTP_URL is unset (email deliveries are then `skipped`). */
   smtp: { url: string; from: string; timeoutMs: number; maxConnections: number } | undefined;
   logLevel: z.infer<typeof schema>['HERALD_LOG_LEVEL'];
+  /** SMS through Twilio; undefined: not configured (SMS deliveries are `skipped`). */
+  twilio: { accountSid: string; authToken: string; from: string; baseUrl: string } | undefined;
 }
 
 export class ConfigError extends Error {
@@ -238,6 +259,7 @@ const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
   HERALD_RATE_LIMIT_BURST: 'RPS rounded up',
   HERALD_MAX_TOKEN_TTL: '30d',
   HERALD_SMTP_URL: 'unset → email deliveries are skipped',
+  HERALD_TWILIO_ACCOUNT_SID: 'unset → SMS deliveries are skipped',
 };
 
 function shownDefault(name: keyof typeof schema.shape): string {
@@ -257,6 +279,9 @@ export const SETTINGS = (Object.keys(schema.shape) as (keyof typeof schema.shape
   default: shownDefault(name),
   secret: isSecretSetting(name),
 }));
+
+/** Twilio's settings that are set together or not at all (the base URL has a default). */
+const TWILIO_REQUIRED = ['HERALD_TWILIO_ACCOUNT_SID', 'HERALD_TWILIO_AUTH_TOKEN', 'HERALD_TWILIO_FROM'] as const;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
@@ -284,6 +309,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (c.HERALD_SMTP_URL && !c.HERALD_EMAIL_FROM) {
     throw new ConfigError(
       'invalid configuration:\n  HERALD_EMAIL_FROM: must be set with HERALD_SMTP_URL (the From of every email)',
+    );
+  }
+  const twilioSet = TWILIO_REQUIRED.filter((name) => c[name] !== undefined);
+  if (twilioSet.length > 0 && twilioSet.length < TWILIO_REQUIRED.length) {
+    const missing = TWILIO_REQUIRED.filter((name) => c[name] === undefined);
+    throw new ConfigError(
+      `invalid configuration:\n  ${missing.join(', ')}: must be set with ${twilioSet.join(', ')} ` +
+        `(SMS through Twilio needs ${TWILIO_REQUIRED.join(', ')})`,
     );
   }
   return {
@@ -330,5 +363,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           }
         : undefined,
     logLevel: c.HERALD_LOG_LEVEL,
+    twilio:
+      c.HERALD_TWILIO_ACCOUNT_SID && c.HERALD_TWILIO_AUTH_TOKEN && c.HERALD_TWILIO_FROM
+        ? {
+            accountSid: c.HERALD_TWILIO_ACCOUNT_SID,
+            authToken: c.HERALD_TWILIO_AUTH_TOKEN,
+            from: c.HERALD_TWILIO_FROM,
+            baseUrl: c.HERALD_TWILIO_BASE_URL.replace(/\/+$/, ''),
+          }
+        : undefined,
   };
 }

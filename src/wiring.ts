@@ -95,6 +95,8 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     webhookTimeoutMs: config.webhookTimeoutMs,
     egress: new EgressPolicy(config.egressAllow),
     smtp: config.smtp,
+    // The worker's send budget is HERALD_WEBHOOK_TIMEOUT_MS: a Twilio request gets the same bound.
+    twilio: config.twilio ? { ...config.twilio, timeoutMs: config.webhookTimeoutMs } : undefined,
   });
   return {
     store,

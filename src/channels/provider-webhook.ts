@@ -15,6 +15,7 @@ import type { ChannelProvider, SendResult } from '../core/ports.ts';
 import type { DeliveryJob } from '../core/types.ts';
 import { GuardedHttpClient } from './egress-http.ts';
 import type { EgressPolicy } from './egress-policy.ts';
+import { retryAfter } from './retry-after.ts';
 import { signWebhook, webhookKey } from './webhook-signature.ts';
 
 export interface WebhookOptions {
@@ -102,13 +103,4 @@ export class WebhookProvider implements ChannelProvider {
   close(): Promise<void> {
     return this.http.close();
   }
-}
-
-function retryAfter(h: string | string[] | undefined): { retryAfterMs?: number } {
-  const v = Array.isArray(h) ? h[0] : h;
-  if (!v) return {};
-  const secs = Number(v);
-  if (Number.isFinite(secs)) return { retryAfterMs: Math.max(0, secs * 1000) };
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? {} : { retryAfterMs: Math.max(0, at - Date.now()) };
 }

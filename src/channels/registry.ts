@@ -7,6 +7,7 @@ import type { ChannelProvider } from '../core/ports.ts';
 import type { Channel } from '../core/types.ts';
 import type { EgressPolicy } from './egress-policy.ts';
 import { SmtpProvider } from './provider-smtp.ts';
+import { type TwilioOptions, TwilioProvider } from './provider-twilio.ts';
 import { WebhookProvider } from './provider-webhook.ts';
 
 export interface ProviderDeps {
@@ -16,14 +17,17 @@ export interface ProviderDeps {
   egress: EgressPolicy;
   /** Email over SMTP (HERALD_SMTP_URL and the settings beside it); undefined: no email provider. */
   smtp?: { url: string; from: string; timeoutMs: number; maxConnections: number } | undefined;
+  /** SMS through Twilio; undefined: not configured, so no SMS provider. */
+  twilio?: TwilioOptions | undefined;
 }
 
-/** A factory returns null when its provider is not configured. */
+/** A factory returns undefined when its provider is not configured. */
 const PROVIDERS: Partial<
-  Record<Channel, (deps: ProviderDeps) => (ChannelProvider & { close?(): Promise<void> }) | null>
+  Record<Channel, (deps: ProviderDeps) => (ChannelProvider & { close?(): Promise<void> }) | undefined>
 > = {
   webhook: (d) => new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs, egress: d.egress }),
-  email: (d) => (d.smtp ? new SmtpProvider(d.smtp) : null),
+  email: (d) => (d.smtp ? new SmtpProvider(d.smtp) : undefined),
+  sms: (d) => (d.twilio ? new TwilioProvider(d.twilio) : undefined),
 };
 
 export function buildProviders(deps: ProviderDeps): Map<Channel, ChannelProvider & { close?(): Promise<void> }> {

@@ -53,6 +53,8 @@ export async function startTestHerald(
     roles?: Role[];
     /** With store 'postgres': this database (kept after stop, for a restart) rather than a fresh one. */
     databaseUrl?: string;
+    /** Where Herald logs (default: a logger at HERALD_LOG_LEVEL, silent in tests). */
+    logger?: pino.Logger;
   } = {},
 ): Promise<TestHerald> {
   const dataDir = await mkdtemp(join(tmpdir(), 'herald-test-'));
@@ -70,7 +72,7 @@ export async function startTestHerald(
   });
   const store = pgDb ? undefined : await openTestPglite();
   const herald = await startHerald(config, {
-    logger: pino({ level: config.logLevel }),
+    logger: options.logger ?? pino({ level: config.logLevel }),
     ...(store ? { store } : {}),
     ...(options.roles ? { roles: options.roles } : {}),
   });
