@@ -2,7 +2,8 @@
  * The Store port on SQL: one implementation for both adapters (PGlite embedded, PostgreSQL
  * server), which differ only in their driver. Each concern lives in its own file.
  */
-import type { AcceptOptions, StartedWork, Store, TakeFrom } from '../core/ports.ts';
+import type { Device, DeviceToken } from '../core/devices.ts';
+import type { AcceptOptions, DeviceRegistration, StartedWork, Store, TakeFrom } from '../core/ports.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
@@ -21,6 +22,7 @@ import { DEFAULT_TIMEOUTS, openPostgres, type PostgresTimeouts } from './db-post
 import { migrate } from './migrate.ts';
 import type { Sql } from './sql.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
+import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
 import { SqlUserStore } from './sql-users.ts';
@@ -33,6 +35,7 @@ const VACUUMED_TABLES = [
   'notifications',
   'idempotency_keys',
   'users',
+  'devices',
   'timeline',
 ] as const;
 
@@ -47,6 +50,7 @@ export class SqlStore implements Store {
   private readonly deliveries: SqlDeliveryStore;
   private readonly users: SqlUserStore;
   private readonly inbox: SqlInboxStore;
+  private readonly devices: SqlDeviceStore;
 
   constructor(
     readonly sql: Sql,
@@ -59,6 +63,7 @@ export class SqlStore implements Store {
     this.deliveries = new SqlDeliveryStore(sql);
     this.users = new SqlUserStore(sql);
     this.inbox = new SqlInboxStore(sql);
+    this.devices = new SqlDeviceStore(sql);
   }
 
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -114,6 +119,18 @@ export class SqlStore implements Store {
   }
   markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void> {
     return this.inbox.markDelivered(acks);
+  }
+  registerDevice(userId: string, token: DeviceToken, maxPerUser: number): Promise<DeviceRegistration> {
+    return this.devices.registerDevice(userId, token, maxPerUser);
+  }
+  listDevices(userId: string): Promise<Device[]> {
+    return this.devices.listDevices(userId);
+  }
+  removeDevice(id: string, userId?: string): Promise<boolean> {
+    return this.devices.removeDevice(id, userId);
+  }
+  touchDevices(ids: readonly string[]): Promise<void> {
+    return this.devices.touchDevices(ids);
   }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];
