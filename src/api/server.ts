@@ -30,6 +30,7 @@ import {
 } from './http-edge.ts';
 import { Metrics } from './metrics.ts';
 import { registerRateLimit } from './rate-limit.ts';
+import { deviceRoutes } from './routes-devices.ts';
 import { notificationRoutes } from './routes-notifications.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { realtimeRoutes } from './routes-realtime.ts';
@@ -211,6 +212,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
   if (options.api) {
     notificationRoutes(app, deps);
     userRoutes(app, deps);
+    deviceRoutes(app, deps);
   }
   opsRoutes(app, deps, metrics);
   realtimeRoutes(app, deps);

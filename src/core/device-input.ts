@@ -109,8 +109,7 @@ const apnsSchema = z.strictObject({
 });
 
 export const deviceRequestSchema = z.discriminatedUnion('provider', [webPushSchema, fcmSchema, apnsSchema], {
-  error: (issue) =>
-    issue.code === 'invalid_union' ? 'must be "webpush", "fcm" or "apns"' : undefined,
+  error: (issue) => (issue.code === 'invalid_union' ? 'must be "webpush", "fcm" or "apns"' : undefined),
 });
 
 /**

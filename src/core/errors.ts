@@ -53,6 +53,11 @@ export const ERRORS = {
     retryable: false,
     summary: 'The dead letter is no longer failed or dead (it was replayed already).',
   },
+  HERALD_ERR_TOO_MANY_DEVICES: {
+    status: 409,
+    retryable: false,
+    summary: 'The user already holds 100 push devices; delete one before registering another.',
+  },
   HERALD_ERR_RATE_LIMITED: {
     status: 429,
     retryable: true,
