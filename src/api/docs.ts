@@ -103,6 +103,7 @@ const ERROR_EXAMPLES: Partial<Record<ErrorCode, { message: string; details?: unk
   },
   HERALD_ERR_NOT_CANCELLABLE: { message: 'some delivery of this notification has already started' },
   HERALD_ERR_NOT_REPLAYABLE: { message: 'delivery 01a24ce0-002f-7001-89c8-72d0328424ae is not failed or dead' },
+  HERALD_ERR_TOO_MANY_DEVICES: { message: 'user alice already holds 100 devices: delete one first' },
   HERALD_ERR_BODY_TOO_LARGE: { message: 'Request body is too large' },
   HERALD_ERR_UNSUPPORTED_MEDIA_TYPE: { message: 'charset=latin1: JSON bodies must be UTF-8' },
   HERALD_ERR_UNSUPPORTED_ENCODING: { message: 'Content-Encoding gzip is not supported: send the body uncompressed' },

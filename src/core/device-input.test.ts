@@ -39,7 +39,8 @@ describe('base64urlBytes', () => {
     const bytes = randomBytes(16);
     expect(base64urlBytes(bytes.toString('base64url'))).toEqual(bytes);
     expect(base64urlBytes(`${bytes.toString('base64url')}==`)).toEqual(bytes);
-    expect(base64urlBytes(bytes.toString('base64').replace(/[-_]/g, '+'))).toBeNull(); // + and / are base64, not base64url
+    expect(base64urlBytes(Buffer.from([0xfb, 0xff]).toString('base64'))).toBeNull(); // '+/8=': base64, not base64url
+    expect(base64urlBytes(Buffer.from([0xfb, 0xff]).toString('base64url'))).toEqual(Buffer.from([0xfb, 0xff]));
     expect(base64urlBytes('a/b+')).toBeNull();
     expect(base64urlBytes('abcde')).toBeNull(); // 5 characters cannot be whole bytes
     expect(base64urlBytes('AB')).toBeNull(); // trailing bits set: not a canonical encoding
