@@ -30,6 +30,7 @@ import {
 } from './http-edge.ts';
 import { Metrics } from './metrics.ts';
 import { registerRateLimit } from './rate-limit.ts';
+import { deviceRoutes } from './routes-devices.ts';
 import { notificationRoutes } from './routes-notifications.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { realtimeRoutes } from './routes-realtime.ts';
@@ -213,6 +214,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     notificationRoutes(app, deps);
     userRoutes(app, deps);
     templateRoutes(app, deps);
+    deviceRoutes(app, deps);
   }
   opsRoutes(app, deps, metrics);
   realtimeRoutes(app, deps);

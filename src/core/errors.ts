@@ -59,6 +59,11 @@ export const ERRORS = {
     summary:
       'The template could not be rendered with this input (a render limit was exceeded); `details` names the field.',
   },
+  HERALD_ERR_TOO_MANY_DEVICES: {
+    status: 409,
+    retryable: false,
+    summary: 'The user already holds 100 push devices; delete one before registering another.',
+  },
   HERALD_ERR_RATE_LIMITED: {
     status: 429,
     retryable: true,

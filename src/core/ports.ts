@@ -3,6 +3,7 @@
  * and implement these interfaces; src/wiring.ts picks them once from the configuration.
  */
 
+import type { Device, DeviceToken } from './devices.ts';
 import type { Template } from './template-render.ts';
 import type {
   AcceptOutcome,
@@ -101,6 +102,28 @@ export interface TemplateStore {
   deleteTemplate(category: string): Promise<boolean>;
 }
 
+/** What registering a device did: `created` false when the user already had it (same id). */
+export type DeviceRegistration = { result: 'registered'; device: Device; created: boolean } | { result: 'full' };
+
+/**
+ * A user's push devices. Registration is idempotent and race-safe: the same token identity (see
+ * core/devices.ts) for the same user and provider is one device, however many requests carry it at
+ * once; a repeat keeps the id and stores the token given last (a Web Push subscription's keys may be
+ * renewed under the same endpoint). A user holds at most `maxPerUser` devices.
+ */
+export interface DeviceStore {
+  registerDevice(userId: string, token: DeviceToken, maxPerUser: number): Promise<DeviceRegistration>;
+  /** The user's devices, oldest first. */
+  listDevices(userId: string): Promise<Device[]>;
+  /**
+   * Removes a device (unregistered by its user, or reported dead by its provider); with `userId`,
+   * only if it is that user's. False when there was no such device.
+   */
+  removeDevice(id: string, userId?: string): Promise<boolean>;
+  /** Records that a push went to these devices now (`lastUsedAt`); unknown ids are ignored. */
+  touchDevices(ids: readonly string[]): Promise<void>;
+}
+
 /** Where a worker takes its next work from: ids a bus handed out, or a lane of the store's own queue. */
 export type TakeFrom = { readonly ids: readonly string[] } | { readonly lane: Lane; readonly max: number };
 
@@ -133,7 +156,7 @@ export interface Presence {
   get(userId: string): Promise<{ online: boolean; sockets: number; lastSeen: Date | null }>;
 }
 
-export interface Store extends NotificationStore, DeliveryStore, UserStore, InboxStore, TemplateStore {
+export interface Store extends NotificationStore, DeliveryStore, UserStore, InboxStore, TemplateStore, DeviceStore {
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */
   readonly parallelism: number;

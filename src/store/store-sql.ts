@@ -2,7 +2,8 @@
  * The Store port on SQL: one implementation for both adapters (PGlite embedded, PostgreSQL
  * server), which differ only in their driver. Each concern lives in its own file.
  */
-import type { AcceptOptions, StartedWork, Store, StoredTemplate, TakeFrom } from '../core/ports.ts';
+import type { Device, DeviceToken } from '../core/devices.ts';
+import type { AcceptOptions, DeviceRegistration, StartedWork, Store, StoredTemplate, TakeFrom } from '../core/ports.ts';
 import type { Template } from '../core/template-render.ts';
 import type {
   AcceptOutcome,
@@ -22,6 +23,7 @@ import { DEFAULT_TIMEOUTS, openPostgres, type PostgresTimeouts } from './db-post
 import { migrate } from './migrate.ts';
 import type { Sql } from './sql.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
+import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
@@ -35,6 +37,7 @@ const VACUUMED_TABLES = [
   'notifications',
   'idempotency_keys',
   'users',
+  'devices',
   'timeline',
 ] as const;
 
@@ -50,6 +53,7 @@ export class SqlStore implements Store {
   private readonly users: SqlUserStore;
   private readonly inbox: SqlInboxStore;
   private readonly templates: SqlTemplateStore;
+  private readonly devices: SqlDeviceStore;
 
   constructor(
     readonly sql: Sql,
@@ -63,6 +67,7 @@ export class SqlStore implements Store {
     this.users = new SqlUserStore(sql);
     this.inbox = new SqlInboxStore(sql);
     this.templates = new SqlTemplateStore(sql);
+    this.devices = new SqlDeviceStore(sql);
   }
 
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -127,6 +132,18 @@ export class SqlStore implements Store {
   }
   deleteTemplate(category: string): Promise<boolean> {
     return this.templates.deleteTemplate(category);
+  }
+  registerDevice(userId: string, token: DeviceToken, maxPerUser: number): Promise<DeviceRegistration> {
+    return this.devices.registerDevice(userId, token, maxPerUser);
+  }
+  listDevices(userId: string): Promise<Device[]> {
+    return this.devices.listDevices(userId);
+  }
+  removeDevice(id: string, userId?: string): Promise<boolean> {
+    return this.devices.removeDevice(id, userId);
+  }
+  touchDevices(ids: readonly string[]): Promise<void> {
+    return this.devices.touchDevices(ids);
   }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];
