@@ -181,8 +181,9 @@ export class FcmSender implements PushSender {
       );
     }
     const value = json?.access_token;
-    const expiresIn = json?.expires_in ?? 3600;
-    if (typeof value !== 'string' || value === '' || typeof expiresIn !== 'number' || !(expiresIn > 0)) {
+    // Google sends a number; a string of digits is taken too. Missing: the assertion's hour.
+    const expiresIn = Number(json?.expires_in ?? ASSERTION_TTL_S);
+    if (typeof value !== 'string' || value === '' || !(expiresIn > 0)) {
       throw new TokenError(`FCM access token request to ${sa.tokenUri} answered without access_token/expires_in`);
     }
     const lifetimeMs = expiresIn * 1000;
