@@ -8,6 +8,7 @@
 import { isIP } from 'node:net';
 import addressparser from 'nodemailer/lib/addressparser';
 import { z } from 'zod';
+import { readServiceAccount, type ServiceAccount, ServiceAccountError } from './channels/fcm-service-account.ts';
 import { LANES, type Lane } from './core/types.ts';
 import { leaseMarginMs } from './core/worker.ts';
 import { isSecretSetting, isUrlSetting, redact, secretsIn } from './redact.ts';
@@ -181,6 +182,16 @@ const schema = z.object({
     .regex(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/, 'must be an http:// or https:// URL without query')
     .default('https://api.twilio.com')
     .describe("Twilio's API origin"),
+  HERALD_FCM_SERVICE_ACCOUNT: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('path to the service-account JSON file for FCM push'),
+  HERALD_FCM_BASE_URL: z
+    .string()
+    .regex(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/, 'must be an http:// or https:// URL without query')
+    .default('https://fcm.googleapis.com')
+    .describe("FCM's API origin"),
   HERALD_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -224,6 +235,8 @@ export interface Config {
   logLevel: z.infer<typeof schema>['HERALD_LOG_LEVEL'];
   /** SMS through Twilio; undefined: not configured (SMS deliveries are `skipped`). */
   twilio: { accountSid: string; authToken: string; from: string; baseUrl: string } | undefined;
+  /** FCM HTTP v1 (push to `fcm` devices); undefined: HERALD_FCM_SERVICE_ACCOUNT unset. */
+  fcm: { serviceAccount: ServiceAccount; baseUrl: string } | undefined;
 }
 
 export class ConfigError extends Error {
@@ -260,6 +273,7 @@ const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
   HERALD_MAX_TOKEN_TTL: '30d',
   HERALD_SMTP_URL: 'unset → email deliveries are skipped',
   HERALD_TWILIO_ACCOUNT_SID: 'unset → SMS deliveries are skipped',
+  HERALD_FCM_SERVICE_ACCOUNT: 'unset → no FCM push',
 };
 
 function shownDefault(name: keyof typeof schema.shape): string {
@@ -319,6 +333,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         `(SMS through Twilio needs ${TWILIO_REQUIRED.join(', ')})`,
     );
   }
+  let fcm: Config['fcm'];
+  if (c.HERALD_FCM_SERVICE_ACCOUNT) {
+    try {
+      fcm = {
+        serviceAccount: readServiceAccount(c.HERALD_FCM_SERVICE_ACCOUNT),
+        baseUrl: c.HERALD_FCM_BASE_URL.replace(/\/+$/, ''),
+      };
+    } catch (e) {
+      if (!(e instanceof ServiceAccountError)) throw e;
+      throw new ConfigError(
+        `invalid configuration:\n  HERALD_FCM_SERVICE_ACCOUNT=${JSON.stringify(c.HERALD_FCM_SERVICE_ACCOUNT)}: ${e.message}`,
+      );
+    }
+  }
   return {
     port: c.PORT,
     host: c.HOST,
@@ -372,5 +400,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             baseUrl: c.HERALD_TWILIO_BASE_URL.replace(/\/+$/, ''),
           }
         : undefined,
+    fcm,
   };
 }
