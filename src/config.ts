@@ -197,17 +197,17 @@ const schema = z.object({
     .string()
     .regex(/^[A-Z0-9]{10}$/, 'must be the 10-character Apple developer team id')
     .optional()
-    .describe('Apple developer team id (the JWT\'s iss)'),
+    .describe("Apple developer team id (the JWT's iss)"),
   HERALD_APNS_TOPIC: z
     .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9.-]*$/, 'must be the app\'s bundle id, e.g. com.example.app')
+    .regex(/^[A-Za-z0-9][A-Za-z0-9.-]*$/, "must be the app's bundle id, e.g. com.example.app")
     .optional()
     .describe("the app's bundle id (apns-topic)"),
   HERALD_APNS_BASE_URL: z
     .string()
     .regex(/^https?:\/\/[^/?#\s]+\/?$/, 'must be an https:// (or http:// for h2c) origin without path or query')
     .default('https://api.push.apple.com')
-    .describe("APNs origin (https://api.sandbox.push.apple.com for development builds)"),
+    .describe('APNs origin (https://api.sandbox.push.apple.com for development builds)'),
   HERALD_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

@@ -113,10 +113,7 @@ export class ApnsSender implements PushSender {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.expirationSeconds = options.expirationSeconds ?? 86_400;
     this.pingIntervalMs = options.pingIntervalMs ?? 60_000;
-    this.tokenRefreshMs = Math.min(
-      MAX_TOKEN_AGE_MS,
-      Math.max(MIN_TOKEN_AGE_MS, options.tokenRefreshMs ?? 40 * 60_000),
-    );
+    this.tokenRefreshMs = Math.min(MAX_TOKEN_AGE_MS, Math.max(MIN_TOKEN_AGE_MS, options.tokenRefreshMs ?? 40 * 60_000));
     this.now = options.now ?? Date.now;
   }
 
