@@ -28,7 +28,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function device(token = randomBytes(32).toString('hex')): Device {
+type ApnsDevice = Extract<Device, { provider: 'apns' }>;
+
+function device(token = randomBytes(32).toString('hex')): ApnsDevice {
   return {
     id: `dev_${randomBytes(6).toString('hex')}`,
     userId: 'user-1',
