@@ -140,6 +140,14 @@ describe('APNs sender against a local HTTP/2 APNs', () => {
     expect(fake.received.map((r) => r.session)).toEqual([1, 2, 2]);
   });
 
+  it('keeps an idle session alive with PINGs', async () => {
+    const { fake, sender } = await setup(undefined, { pingIntervalMs: 50 });
+    expect(await sender.send(device(), message())).toMatchObject({ ok: true });
+    await vi.waitFor(() => expect(fake.pings()).toBeGreaterThanOrEqual(3), { timeout: 2000 });
+    expect(await sender.send(device(), message())).toMatchObject({ ok: true });
+    expect(fake.sessions()).toBe(1);
+  });
+
   it('a push cut off by a dropped connection is transient, and the next push reconnects', async () => {
     const stuck = device();
     const { fake, sender } = await setup((r) => (r.deviceToken === stuck.token ? { status: 'hang' } : { status: 200 }));

@@ -75,6 +75,8 @@ export interface FakeApns {
   refused: string[];
   /** HTTP/2 sessions accepted so far. */
   sessions(): number;
+  /** PING frames received from clients so far. */
+  pings(): number;
   /** Sends GOAWAY on every open session and closes it. */
   goaway(): void;
   /** Cuts every open session's connection, without a GOAWAY (a dropped network path). */
@@ -121,12 +123,16 @@ export async function startFakeApns(
   const refused: string[] = [];
   const open = new Set<ServerHttp2Session>();
   let sessionCount = 0;
+  let pingCount = 0;
   const sessionNumber = new WeakMap<ServerHttp2Session, number>();
   server.on('session', (s) => {
     sessionCount += 1;
     sessionNumber.set(s, sessionCount);
     open.add(s);
     s.on('close', () => open.delete(s));
+    s.on('ping', () => {
+      pingCount += 1;
+    });
   });
 
   server.on('stream', (stream, headers) => {
@@ -194,6 +200,7 @@ export async function startFakeApns(
     received,
     refused,
     sessions: () => sessionCount,
+    pings: () => pingCount,
     goaway: () => {
       for (const s of open) s.close();
     },
