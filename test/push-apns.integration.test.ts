@@ -148,6 +148,41 @@ describe('APNs sender against a local HTTP/2 APNs', () => {
     expect(fake.sessions()).toBe(1);
   });
 
+  it('ends a session whose PINGs go unanswered, and the next push opens a new connection', async () => {
+    // A peer that accepts TCP connections and never says anything (h2c, so no TLS handshake to stall).
+    const sockets: import('node:net').Socket[] = [];
+    let ended = 0;
+    const silent = createServer((s) => {
+      sockets.push(s);
+      s.resume();
+      s.on('close', () => {
+        ended += 1;
+      });
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const s of sockets) s.destroy();
+          silent.close(() => resolve());
+        }),
+    );
+    const sender = new ApnsSender({
+      privateKey: key.privateKeyPem,
+      keyId: key.keyId,
+      teamId: key.teamId,
+      topic: TOPIC,
+      baseUrl: `http://127.0.0.1:${(silent.address() as { port: number }).port}`,
+      timeoutMs: 150,
+      pingIntervalMs: 50,
+    });
+    cleanups.push(() => sender.close());
+    expect(await sender.send(device(), message())).toMatchObject({ ok: false, permanent: false });
+    await vi.waitFor(() => expect(ended).toBe(1), { timeout: 2000 });
+    await sender.send(device(), message());
+    expect(sockets).toHaveLength(2);
+  });
+
   it('a push cut off by a dropped connection is transient, and the next push reconnects', async () => {
     const stuck = device();
     const { fake, sender } = await setup((r) => (r.deviceToken === stuck.token ? { status: 'hang' } : { status: 200 }));

@@ -219,8 +219,13 @@ export class ApnsSender implements PushSender {
     session.on('goaway', drop);
     session.on('connect', () => {
       if (this.session !== session) return;
+      // A PING still unanswered one interval later means the path is dead: end the session.
+      let awaiting = false;
       this.pinger = setInterval(() => {
+        if (awaiting) return session.destroy();
+        awaiting = true;
         const sent = session.ping((err) => {
+          awaiting = false;
           if (err) session.destroy();
         });
         if (!sent) session.destroy();
