@@ -5,6 +5,8 @@
  * and credential parameters replaced (src/redact.ts).
  * With nothing set, Herald runs embedded on port 8080 with its data in ./.herald.
  */
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import addressparser from 'nodemailer/lib/addressparser';
 import { z } from 'zod';
@@ -192,6 +194,31 @@ const schema = z.object({
     .regex(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/, 'must be an http:// or https:// URL without query')
     .default('https://fcm.googleapis.com')
     .describe("FCM's API origin"),
+  HERALD_APNS_KEY: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('path to the APNs auth key (.p8, PKCS#8 P-256) for token auth'),
+  HERALD_APNS_KEY_ID: z
+    .string()
+    .regex(/^[A-Z0-9]{10}$/, 'must be the 10-character key id Apple shows for the key')
+    .optional()
+    .describe("the APNs key's id (the JWT's kid)"),
+  HERALD_APNS_TEAM_ID: z
+    .string()
+    .regex(/^[A-Z0-9]{10}$/, 'must be the 10-character Apple developer team id')
+    .optional()
+    .describe("Apple developer team id (the JWT's iss)"),
+  HERALD_APNS_TOPIC: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9.-]*$/, "must be the app's bundle id, e.g. com.example.app")
+    .optional()
+    .describe("the app's bundle id (apns-topic)"),
+  HERALD_APNS_BASE_URL: z
+    .string()
+    .regex(/^https?:\/\/[^/?#\s]+\/?$/, 'must be an https:// (or http:// for h2c) origin without path or query')
+    .default('https://api.push.apple.com')
+    .describe('APNs origin (https://api.sandbox.push.apple.com for development builds)'),
   HERALD_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -237,6 +264,11 @@ export interface Config {
   twilio: { accountSid: string; authToken: string; from: string; baseUrl: string } | undefined;
   /** FCM HTTP v1 (push to `fcm` devices); undefined: HERALD_FCM_SERVICE_ACCOUNT unset. */
   fcm: { serviceAccount: ServiceAccount; baseUrl: string } | undefined;
+  /**
+   * APNs token auth; undefined: not configured. `privateKey` is the .p8 file's PEM, read and checked
+   * (a P-256 private key) at start-up; it is never logged or shown.
+   */
+  apns: { privateKey: string; keyId: string; teamId: string; topic: string; baseUrl: string } | undefined;
 }
 
 export class ConfigError extends Error {
@@ -274,6 +306,7 @@ const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
   HERALD_SMTP_URL: 'unset → email deliveries are skipped',
   HERALD_TWILIO_ACCOUNT_SID: 'unset → SMS deliveries are skipped',
   HERALD_FCM_SERVICE_ACCOUNT: 'unset → no FCM push',
+  HERALD_APNS_KEY: 'unset → no APNs pushes',
 };
 
 function shownDefault(name: keyof typeof schema.shape): string {
@@ -296,6 +329,39 @@ export const SETTINGS = (Object.keys(schema.shape) as (keyof typeof schema.shape
 
 /** Twilio's settings that are set together or not at all (the base URL has a default). */
 const TWILIO_REQUIRED = ['HERALD_TWILIO_ACCOUNT_SID', 'HERALD_TWILIO_AUTH_TOKEN', 'HERALD_TWILIO_FROM'] as const;
+
+/** APNs settings that are set together or not at all (the base URL has a default). */
+const APNS_REQUIRED = ['HERALD_APNS_KEY', 'HERALD_APNS_KEY_ID', 'HERALD_APNS_TEAM_ID', 'HERALD_APNS_TOPIC'] as const;
+
+/**
+ * The APNs auth key file's PEM, checked to be a PKCS#8 P-256 private key. The message of a failure
+ * names the file and what is wrong, never the file's content.
+ */
+function readApnsKey(path: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    throw new ConfigError(
+      `invalid configuration:\n  HERALD_APNS_KEY=${JSON.stringify(path)}: cannot read the file (${typeof code === 'string' ? code : 'error'})`,
+    );
+  }
+  let ok = false;
+  try {
+    const key = createPrivateKey({ key: pem, format: 'pem' });
+    ok = key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
+  } catch {
+    ok = false;
+  }
+  if (!ok || !pem.includes('-----BEGIN PRIVATE KEY-----')) {
+    throw new ConfigError(
+      `invalid configuration:\n  HERALD_APNS_KEY=${JSON.stringify(path)}: must be an APNs auth key ` +
+        '(a .p8 file: a PKCS#8 PEM P-256 private key, as Apple hands it out)',
+    );
+  }
+  return pem;
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
@@ -347,6 +413,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       );
     }
   }
+  const apnsSet = APNS_REQUIRED.filter((name) => c[name] !== undefined);
+  if (apnsSet.length > 0 && apnsSet.length < APNS_REQUIRED.length) {
+    const missing = APNS_REQUIRED.filter((name) => c[name] === undefined);
+    throw new ConfigError(
+      `invalid configuration:\n  ${missing.join(', ')}: must be set with ${apnsSet.join(', ')} ` +
+        `(APNs token auth needs ${APNS_REQUIRED.join(', ')})`,
+    );
+  }
+  const apns =
+    c.HERALD_APNS_KEY && c.HERALD_APNS_KEY_ID && c.HERALD_APNS_TEAM_ID && c.HERALD_APNS_TOPIC
+      ? {
+          privateKey: readApnsKey(c.HERALD_APNS_KEY),
+          keyId: c.HERALD_APNS_KEY_ID,
+          teamId: c.HERALD_APNS_TEAM_ID,
+          topic: c.HERALD_APNS_TOPIC,
+          baseUrl: c.HERALD_APNS_BASE_URL.replace(/\/+$/, ''),
+        }
+      : undefined;
   return {
     port: c.PORT,
     host: c.HOST,
@@ -401,5 +485,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           }
         : undefined,
     fcm,
+    apns,
   };
 }
