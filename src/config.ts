@@ -5,6 +5,7 @@
  * and credential parameters replaced (src/redact.ts).
  * With nothing set, Herald runs embedded on port 8080 with its data in ./.herald.
  */
+import { createECDH, ECDH } from 'node:crypto';
 import { isIP } from 'node:net';
 import addressparser from 'nodemailer/lib/addressparser';
 import { z } from 'zod';
@@ -181,6 +182,24 @@ const schema = z.object({
     .regex(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/, 'must be an http:// or https:// URL without query')
     .default('https://api.twilio.com')
     .describe("Twilio's API origin"),
+  HERALD_VAPID_PUBLIC_KEY: z
+    .string()
+    .superRefine((k, ctx) => {
+      const why = vapidPublicKeyProblem(k);
+      if (why) ctx.addIssue({ code: 'custom', message: why });
+    })
+    .optional()
+    .describe('Web Push VAPID public key: an uncompressed P-256 point, base64url'),
+  HERALD_VAPID_PRIVATE_KEY: z
+    .string()
+    .refine((k) => vapidPublicKeyOf(k) !== null, 'must be a P-256 private key: 32 bytes, base64url')
+    .optional()
+    .describe('Web Push VAPID private key (base64url)'),
+  HERALD_VAPID_SUBJECT: z
+    .string()
+    .regex(/^(mailto:[^\s@]+@[^\s@]+|https:\/\/[^\s/?#]+\S*)$/, 'must be a mailto: address or an https: URL')
+    .optional()
+    .describe('Web Push VAPID subject: mailto: or https: contact of the sender'),
   HERALD_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -224,6 +243,8 @@ export interface Config {
   logLevel: z.infer<typeof schema>['HERALD_LOG_LEVEL'];
   /** SMS through Twilio; undefined: not configured (SMS deliveries are `skipped`). */
   twilio: { accountSid: string; authToken: string; from: string; baseUrl: string } | undefined;
+  /** Web Push with VAPID; undefined: not configured (no Web Push sender). */
+  vapid: { publicKey: string; privateKey: string; subject: string } | undefined;
 }
 
 export class ConfigError extends Error {
@@ -260,6 +281,7 @@ const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
   HERALD_MAX_TOKEN_TTL: '30d',
   HERALD_SMTP_URL: 'unset → email deliveries are skipped',
   HERALD_TWILIO_ACCOUNT_SID: 'unset → SMS deliveries are skipped',
+  HERALD_VAPID_PUBLIC_KEY: 'unset → no Web Push',
 };
 
 function shownDefault(name: keyof typeof schema.shape): string {
@@ -282,6 +304,36 @@ export const SETTINGS = (Object.keys(schema.shape) as (keyof typeof schema.shape
 
 /** Twilio's settings that are set together or not at all (the base URL has a default). */
 const TWILIO_REQUIRED = ['HERALD_TWILIO_ACCOUNT_SID', 'HERALD_TWILIO_AUTH_TOKEN', 'HERALD_TWILIO_FROM'] as const;
+
+/** The VAPID settings: set together or not at all. */
+const VAPID_REQUIRED = ['HERALD_VAPID_PUBLIC_KEY', 'HERALD_VAPID_PRIVATE_KEY', 'HERALD_VAPID_SUBJECT'] as const;
+
+/** Why a VAPID public key is unusable, or null: it must be an uncompressed P-256 point, base64url. */
+function vapidPublicKeyProblem(key: string): string | null {
+  if (!/^[A-Za-z0-9_-]+$/.test(key)) return 'must be base64url (A–Z, a–z, 0–9, -, _; no padding)';
+  const bytes = Buffer.from(key, 'base64url');
+  if (bytes.length !== 65 || bytes[0] !== 0x04) return 'must be an uncompressed P-256 point (65 bytes, 0x04 first)';
+  try {
+    ECDH.convertKey(bytes, 'prime256v1', undefined, undefined, 'uncompressed');
+  } catch {
+    return 'is not a point on the P-256 curve';
+  }
+  return null;
+}
+
+/** The public key of a VAPID private key; null when it is not a P-256 private key in base64url. */
+function vapidPublicKeyOf(privateKey: string): string | null {
+  if (!/^[A-Za-z0-9_-]+$/.test(privateKey)) return null;
+  const bytes = Buffer.from(privateKey, 'base64url');
+  if (bytes.length !== 32) return null;
+  try {
+    const ecdh = createECDH('prime256v1');
+    ecdh.setPrivateKey(bytes);
+    return ecdh.getPublicKey().toString('base64url');
+  } catch {
+    return null;
+  }
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
@@ -317,6 +369,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       `invalid configuration:\n  ${missing.join(', ')}: must be set with ${twilioSet.join(', ')} ` +
         `(SMS through Twilio needs ${TWILIO_REQUIRED.join(', ')})`,
+    );
+  }
+  const vapidSet = VAPID_REQUIRED.filter((name) => c[name] !== undefined);
+  if (vapidSet.length > 0 && vapidSet.length < VAPID_REQUIRED.length) {
+    const missing = VAPID_REQUIRED.filter((name) => c[name] === undefined);
+    throw new ConfigError(
+      `invalid configuration:\n  ${missing.join(', ')}: must be set with ${vapidSet.join(', ')} ` +
+        `(Web Push needs ${VAPID_REQUIRED.join(', ')})`,
+    );
+  }
+  if (c.HERALD_VAPID_PRIVATE_KEY && vapidPublicKeyOf(c.HERALD_VAPID_PRIVATE_KEY) !== c.HERALD_VAPID_PUBLIC_KEY) {
+    throw new ConfigError(
+      'invalid configuration:\n  HERALD_VAPID_PUBLIC_KEY: is not the public key of HERALD_VAPID_PRIVATE_KEY (value not shown)',
     );
   }
   return {
@@ -370,6 +435,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             authToken: c.HERALD_TWILIO_AUTH_TOKEN,
             from: c.HERALD_TWILIO_FROM,
             baseUrl: c.HERALD_TWILIO_BASE_URL.replace(/\/+$/, ''),
+          }
+        : undefined,
+    vapid:
+      c.HERALD_VAPID_PUBLIC_KEY && c.HERALD_VAPID_PRIVATE_KEY && c.HERALD_VAPID_SUBJECT
+        ? {
+            publicKey: c.HERALD_VAPID_PUBLIC_KEY,
+            privateKey: c.HERALD_VAPID_PRIVATE_KEY,
+            subject: c.HERALD_VAPID_SUBJECT,
           }
         : undefined,
   };
