@@ -148,15 +148,14 @@ function shownResult(r: DeviceResult): Record<string, string> {
   return { id: r.id, provider: r.provider, result: r.result, error: r.error };
 }
 
-/** `no device accepted: dev (webpush) transient: …; removed dead devices: dev (webpush): …`. */
+/** `no push device accepted (2 tried): d1 (webpush) transient: …; removed dead devices: d2 (webpush): …`. */
 function failureText(results: DeviceResult[], removed: { id: string; provider: string; reason: string }[]): string {
   const failures = results
     .filter((r) => r.result === 'transient' || r.result === 'permanent')
     .map((r) => `${r.id} (${r.provider}) ${r.result}: ${'error' in r ? r.error : ''}`);
-  const parts = [`no push device accepted (${results.length} tried)`];
-  if (failures.length) parts.push(failures.join('; '));
+  const parts = [...failures];
   if (removed.length) {
-    parts.push(`removed dead devices: ${removed.map((d) => `${d.id} (${d.provider}): ${d.reason}`).join('; ')}`);
+    parts.push(`removed dead devices: ${removed.map((d) => `${d.id} (${d.provider}): ${d.reason}`).join(', ')}`);
   }
-  return parts.join(': ').slice(0, 2000);
+  return `no push device accepted (${results.length} tried): ${parts.join('; ')}`.slice(0, 2000);
 }
