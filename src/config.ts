@@ -5,7 +5,7 @@
  * and credential parameters replaced (src/redact.ts).
  * With nothing set, Herald runs embedded on port 8080 with its data in ./.herald.
  */
-import { createPrivateKey } from 'node:crypto';
+import { createECDH, createPrivateKey, ECDH } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import addressparser from 'nodemailer/lib/addressparser';
@@ -219,6 +219,24 @@ const schema = z.object({
     .regex(/^https?:\/\/[^/?#\s]+\/?$/, 'must be an https:// (or http:// for h2c) origin without path or query')
     .default('https://api.push.apple.com')
     .describe('APNs origin (https://api.sandbox.push.apple.com for development builds)'),
+  HERALD_VAPID_PUBLIC_KEY: z
+    .string()
+    .superRefine((k, ctx) => {
+      const why = vapidPublicKeyProblem(k);
+      if (why) ctx.addIssue({ code: 'custom', message: why });
+    })
+    .optional()
+    .describe('Web Push VAPID public key: an uncompressed P-256 point, base64url'),
+  HERALD_VAPID_PRIVATE_KEY: z
+    .string()
+    .refine((k) => vapidPublicKeyOf(k) !== null, 'must be a P-256 private key: 32 bytes, base64url')
+    .optional()
+    .describe('Web Push VAPID private key (base64url)'),
+  HERALD_VAPID_SUBJECT: z
+    .string()
+    .regex(/^(mailto:[^\s@]+@[^\s@]+|https:\/\/[^\s/?#]+\S*)$/, 'must be a mailto: address or an https: URL')
+    .optional()
+    .describe('Web Push VAPID subject: mailto: or https: contact of the sender'),
   HERALD_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -269,6 +287,8 @@ export interface Config {
    * (a P-256 private key) at start-up; it is never logged or shown.
    */
   apns: { privateKey: string; keyId: string; teamId: string; topic: string; baseUrl: string } | undefined;
+  /** Web Push with VAPID; undefined: not configured (no Web Push sender). */
+  vapid: { publicKey: string; privateKey: string; subject: string } | undefined;
 }
 
 export class ConfigError extends Error {
@@ -307,6 +327,7 @@ const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
   HERALD_TWILIO_ACCOUNT_SID: 'unset → SMS deliveries are skipped',
   HERALD_FCM_SERVICE_ACCOUNT: 'unset → no FCM push',
   HERALD_APNS_KEY: 'unset → no APNs pushes',
+  HERALD_VAPID_PUBLIC_KEY: 'unset → no Web Push',
 };
 
 function shownDefault(name: keyof typeof schema.shape): string {
@@ -361,6 +382,36 @@ function readApnsKey(path: string): string {
     );
   }
   return pem;
+}
+
+/** The VAPID settings: set together or not at all. */
+const VAPID_REQUIRED = ['HERALD_VAPID_PUBLIC_KEY', 'HERALD_VAPID_PRIVATE_KEY', 'HERALD_VAPID_SUBJECT'] as const;
+
+/** Why a VAPID public key is unusable, or null: it must be an uncompressed P-256 point, base64url. */
+function vapidPublicKeyProblem(key: string): string | null {
+  if (!/^[A-Za-z0-9_-]+$/.test(key)) return 'must be base64url (A–Z, a–z, 0–9, -, _; no padding)';
+  const bytes = Buffer.from(key, 'base64url');
+  if (bytes.length !== 65 || bytes[0] !== 0x04) return 'must be an uncompressed P-256 point (65 bytes, 0x04 first)';
+  try {
+    ECDH.convertKey(bytes, 'prime256v1', undefined, undefined, 'uncompressed');
+  } catch {
+    return 'is not a point on the P-256 curve';
+  }
+  return null;
+}
+
+/** The public key of a VAPID private key; null when it is not a P-256 private key in base64url. */
+function vapidPublicKeyOf(privateKey: string): string | null {
+  if (!/^[A-Za-z0-9_-]+$/.test(privateKey)) return null;
+  const bytes = Buffer.from(privateKey, 'base64url');
+  if (bytes.length !== 32) return null;
+  try {
+    const ecdh = createECDH('prime256v1');
+    ecdh.setPrivateKey(bytes);
+    return ecdh.getPublicKey().toString('base64url');
+  } catch {
+    return null;
+  }
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -431,6 +482,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           baseUrl: c.HERALD_APNS_BASE_URL.replace(/\/+$/, ''),
         }
       : undefined;
+  const vapidSet = VAPID_REQUIRED.filter((name) => c[name] !== undefined);
+  if (vapidSet.length > 0 && vapidSet.length < VAPID_REQUIRED.length) {
+    const missing = VAPID_REQUIRED.filter((name) => c[name] === undefined);
+    throw new ConfigError(
+      `invalid configuration:\n  ${missing.join(', ')}: must be set with ${vapidSet.join(', ')} ` +
+        `(Web Push needs ${VAPID_REQUIRED.join(', ')})`,
+    );
+  }
+  if (c.HERALD_VAPID_PRIVATE_KEY && vapidPublicKeyOf(c.HERALD_VAPID_PRIVATE_KEY) !== c.HERALD_VAPID_PUBLIC_KEY) {
+    throw new ConfigError(
+      'invalid configuration:\n  HERALD_VAPID_PUBLIC_KEY: is not the public key of HERALD_VAPID_PRIVATE_KEY (value not shown)',
+    );
+  }
   return {
     port: c.PORT,
     host: c.HOST,
@@ -486,5 +550,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : undefined,
     fcm,
     apns,
+    vapid:
+      c.HERALD_VAPID_PUBLIC_KEY && c.HERALD_VAPID_PRIVATE_KEY && c.HERALD_VAPID_SUBJECT
+        ? {
+            publicKey: c.HERALD_VAPID_PUBLIC_KEY,
+            privateKey: c.HERALD_VAPID_PRIVATE_KEY,
+            subject: c.HERALD_VAPID_SUBJECT,
+          }
+        : undefined,
   };
 }

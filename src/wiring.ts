@@ -97,6 +97,9 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     smtp: config.smtp,
     // The worker's send budget is HERALD_WEBHOOK_TIMEOUT_MS: a Twilio request gets the same bound.
     twilio: config.twilio ? { ...config.twilio, timeoutMs: config.webhookTimeoutMs } : undefined,
+    devices: store,
+    // Web Push endpoints get the webhook's bound, within the worker's send budget.
+    webpush: config.vapid ? { vapid: config.vapid, timeoutMs: config.webhookTimeoutMs } : undefined,
   });
   return {
     store,

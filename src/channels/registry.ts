@@ -3,12 +3,17 @@
  * and one line here. Deliveries on a channel without a provider are `skipped`, with the reason.
  * `in_app` has none: its send is the inbox write, which the store makes as it starts the delivery.
  */
-import type { ChannelProvider } from '../core/ports.ts';
+import type { DeviceProvider } from '../core/devices.ts';
+import type { ChannelProvider, DeviceStore } from '../core/ports.ts';
 import type { Channel } from '../core/types.ts';
+import { GuardedHttpClient } from './egress-http.ts';
 import type { EgressPolicy } from './egress-policy.ts';
+import { PushProvider } from './provider-push.ts';
 import { SmtpProvider } from './provider-smtp.ts';
 import { type TwilioOptions, TwilioProvider } from './provider-twilio.ts';
 import { WebhookProvider } from './provider-webhook.ts';
+import type { PushSender } from './push-sender.ts';
+import { type VapidKeys, WebPushSender } from './push-webpush.ts';
 
 export interface ProviderDeps {
   webhookSecret: string;
@@ -19,6 +24,20 @@ export interface ProviderDeps {
   smtp?: { url: string; from: string; timeoutMs: number; maxConnections: number } | undefined;
   /** SMS through Twilio; undefined: not configured, so no SMS provider. */
   twilio?: TwilioOptions | undefined;
+  /** Where the `push` channel reads and prunes a user's devices. */
+  devices?: Pick<DeviceStore, 'listDevices' | 'removeDevice' | 'touchDevices'> | undefined;
+  /** Web Push with VAPID (requests bounded by `timeoutMs`); undefined: no Web Push sender. */
+  webpush?: { vapid: VapidKeys; timeoutMs: number } | undefined;
+}
+
+/** The push senders configured, by device provider (FCM and APNs join here). */
+function pushSenders(d: ProviderDeps): Map<DeviceProvider, PushSender> {
+  const senders = new Map<DeviceProvider, PushSender>();
+  if (d.webpush) {
+    const http = new GuardedHttpClient({ policy: d.egress });
+    senders.set('webpush', new WebPushSender({ vapid: d.webpush.vapid, http, timeoutMs: d.webpush.timeoutMs }));
+  }
+  return senders;
 }
 
 /** A factory returns undefined when its provider is not configured. */
@@ -28,6 +47,11 @@ const PROVIDERS: Partial<
   webhook: (d) => new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs, egress: d.egress }),
   email: (d) => (d.smtp ? new SmtpProvider(d.smtp) : undefined),
   sms: (d) => (d.twilio ? new TwilioProvider(d.twilio) : undefined),
+  push: (d) => {
+    if (!d.devices) return undefined;
+    const senders = pushSenders(d);
+    return senders.size > 0 ? new PushProvider({ senders, devices: d.devices }) : undefined;
+  },
 };
 
 export function buildProviders(deps: ProviderDeps): Map<Channel, ChannelProvider & { close?(): Promise<void> }> {
