@@ -100,6 +100,9 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     devices: store,
     // Web Push endpoints get the webhook's bound, within the worker's send budget.
     webpush: config.vapid ? { vapid: config.vapid, timeoutMs: config.webhookTimeoutMs } : undefined,
+    // Like Twilio's, FCM and APNs requests get the worker's send budget (HERALD_WEBHOOK_TIMEOUT_MS).
+    fcm: config.fcm ? { ...config.fcm, timeoutMs: config.webhookTimeoutMs } : undefined,
+    apns: config.apns ? { ...config.apns, timeoutMs: config.webhookTimeoutMs } : undefined,
   });
   return {
     store,

@@ -12,6 +12,8 @@ import { PushProvider } from './provider-push.ts';
 import { SmtpProvider } from './provider-smtp.ts';
 import { type TwilioOptions, TwilioProvider } from './provider-twilio.ts';
 import { WebhookProvider } from './provider-webhook.ts';
+import { type ApnsOptions, createApnsSender } from './push-apns.ts';
+import { createFcmSender, type FcmOptions } from './push-fcm.ts';
 import type { PushSender } from './push-sender.ts';
 import { type VapidKeys, WebPushSender } from './push-webpush.ts';
 
@@ -28,15 +30,23 @@ export interface ProviderDeps {
   devices?: Pick<DeviceStore, 'listDevices' | 'removeDevice' | 'touchDevices'> | undefined;
   /** Web Push with VAPID (requests bounded by `timeoutMs`); undefined: no Web Push sender. */
   webpush?: { vapid: VapidKeys; timeoutMs: number } | undefined;
+  /** FCM HTTP v1 (HERALD_FCM_SERVICE_ACCOUNT); undefined: no FCM sender. */
+  fcm?: FcmOptions | undefined;
+  /** APNs token auth (HERALD_APNS_*); undefined: no APNs sender. */
+  apns?: ApnsOptions | undefined;
 }
 
-/** The push senders configured, by device provider (FCM and APNs join here). */
+/** The push senders configured, by device provider. */
 function pushSenders(d: ProviderDeps): Map<DeviceProvider, PushSender> {
   const senders = new Map<DeviceProvider, PushSender>();
   if (d.webpush) {
     const http = new GuardedHttpClient({ policy: d.egress });
     senders.set('webpush', new WebPushSender({ vapid: d.webpush.vapid, http, timeoutMs: d.webpush.timeoutMs }));
   }
+  const fcm = createFcmSender(d.fcm);
+  if (fcm) senders.set('fcm', fcm);
+  const apns = createApnsSender(d.apns);
+  if (apns) senders.set('apns', apns);
   return senders;
 }
 
