@@ -97,6 +97,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     smtp: config.smtp,
     // The worker's send budget is HERALD_WEBHOOK_TIMEOUT_MS: a Twilio request gets the same bound.
     twilio: config.twilio ? { ...config.twilio, timeoutMs: config.webhookTimeoutMs } : undefined,
+    users: store,
   });
   return {
     store,

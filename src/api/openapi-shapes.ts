@@ -36,6 +36,7 @@ export const EXAMPLES = {
     timezone: 'Europe/Paris',
     locale: 'en-GB',
     webhookUrl: 'https://alice.example.com/herald-hook',
+    chatWebhookUrl: 'https://chat.example.com/hooks/alice',
   },
   templateRequest: {
     defaultLocale: 'en',
@@ -111,6 +112,7 @@ const profile = z.strictObject({
   timezone: z.string().nullable(),
   locale: z.string().nullable(),
   webhookUrl: z.string().nullable(),
+  chatWebhookUrl: z.string().nullable().describe('Slack-compatible incoming webhook: where `chat` deliveries go'),
 });
 
 const inboxItem = z.strictObject({

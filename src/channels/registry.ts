@@ -3,9 +3,10 @@
  * and one line here. Deliveries on a channel without a provider are `skipped`, with the reason.
  * `in_app` has none: its send is the inbox write, which the store makes as it starts the delivery.
  */
-import type { ChannelProvider } from '../core/ports.ts';
+import type { ChannelProvider, UserStore } from '../core/ports.ts';
 import type { Channel } from '../core/types.ts';
 import type { EgressPolicy } from './egress-policy.ts';
+import { ChatProvider } from './provider-chat.ts';
 import { SmtpProvider } from './provider-smtp.ts';
 import { type TwilioOptions, TwilioProvider } from './provider-twilio.ts';
 import { WebhookProvider } from './provider-webhook.ts';
@@ -19,6 +20,8 @@ export interface ProviderDeps {
   smtp?: { url: string; from: string; timeoutMs: number; maxConnections: number } | undefined;
   /** SMS through Twilio; undefined: not configured, so no SMS provider. */
   twilio?: TwilioOptions | undefined;
+  /** Profiles, for contact points the take statement does not read (the chat provider's chatWebhookUrl). */
+  users: Pick<UserStore, 'getUser'>;
 }
 
 /** A factory returns undefined when its provider is not configured. */
@@ -28,6 +31,7 @@ const PROVIDERS: Partial<
   webhook: (d) => new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs, egress: d.egress }),
   email: (d) => (d.smtp ? new SmtpProvider(d.smtp) : undefined),
   sms: (d) => (d.twilio ? new TwilioProvider(d.twilio) : undefined),
+  chat: (d) => new ChatProvider({ timeoutMs: d.webhookTimeoutMs, egress: d.egress, users: d.users }),
 };
 
 export function buildProviders(deps: ProviderDeps): Map<Channel, ChannelProvider & { close?(): Promise<void> }> {
