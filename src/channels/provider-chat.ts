@@ -49,13 +49,15 @@ export function escapeMrkdwn(text: string): string {
 
 /** The escaped text, cut (with `…`) so that the escaped form is at most `max` characters. */
 function escapedWithin(text: string, max: number): string {
-  let escaped = escapeMrkdwn(text);
-  let raw = text;
-  while (escaped.length > max) {
-    raw = raw.slice(0, Math.max(0, raw.length - (escaped.length - max) - 1));
-    escaped = `${escapeMrkdwn(raw)}…`;
+  const escaped = escapeMrkdwn(text);
+  if (escaped.length <= max) return escaped;
+  let out = '';
+  for (const ch of text) {
+    const e = escapeMrkdwn(ch);
+    if (out.length + e.length > max - 1) break;
+    out += e;
   }
-  return escaped;
+  return `${out}…`;
 }
 
 function within(text: string, max: number): string {
