@@ -61,8 +61,9 @@ describe('chatMessage', () => {
 
   it("keeps within Slack's limits: header 150 characters, section 3000 after escaping", () => {
     const m = chatMessage(job({ title: 'T'.repeat(400), body: '&'.repeat(2000) }));
-    const header = (m?.blocks[0] as { text: { text: string } }).text.text;
-    const section = (m?.blocks[1] as { text: { text: string } }).text.text;
+    const [head, sect] = (m?.blocks ?? []) as { text: { text: string } }[];
+    const header = head?.text.text ?? '';
+    const section = sect?.text.text ?? '';
     expect([...header]).toHaveLength(150);
     expect(header.endsWith('…')).toBe(true);
     expect(section.length).toBeLessThanOrEqual(3000);

@@ -150,7 +150,6 @@ export class ChatProvider implements ChannelProvider {
 
 /** Slack answers a short text (`no_service`); shown on one line, cut, without control characters. */
 function answerText(body: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
   const line = body.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
   return line.length > ANSWER_SHOWN ? `${line.slice(0, ANSWER_SHOWN)}…` : line;
 }
