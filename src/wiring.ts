@@ -103,6 +103,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     // Like Twilio's, FCM and APNs requests get the worker's send budget (HERALD_WEBHOOK_TIMEOUT_MS).
     fcm: config.fcm ? { ...config.fcm, timeoutMs: config.webhookTimeoutMs } : undefined,
     apns: config.apns ? { ...config.apns, timeoutMs: config.webhookTimeoutMs } : undefined,
+    users: store,
   });
   return {
     store,

@@ -119,6 +119,7 @@ describe('auth and users', () => {
       timezone: 'Europe/Paris',
       locale: 'fr-FR',
       webhookUrl: 'https://example.com/hooks/dana',
+      chatWebhookUrl: 'https://chat.example.com/services/dana',
     };
     const put = await t.api('PUT', '/v1/users/dana', profile);
     expect(put.status, JSON.stringify(put.json)).toBe(200);
@@ -140,6 +141,7 @@ describe('auth and users', () => {
       timezone: null,
       locale: null,
       webhookUrl: null,
+      chatWebhookUrl: null,
     });
 
     // Ids are opaque strings: unicode and dots are fine, and travel percent-encoded.

@@ -211,6 +211,14 @@ const cases: BadInputCase[] = [
     body: { webhookUrl: 'example.com/hook' },
   },
   {
+    name: 'user: chatWebhookUrl not a URL',
+    ...V,
+    field: 'chatWebhookUrl',
+    method: 'PUT',
+    path: '/v1/users/alice',
+    body: { chatWebhookUrl: 'hooks.example.com/services/x' },
+  },
+  {
     name: 'user: bad locale',
     ...V,
     field: 'locale',

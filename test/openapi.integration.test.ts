@@ -97,6 +97,14 @@ describe('the OpenAPI document', () => {
     expect(media.example).toEqual(SHAPES.webhook.example);
   });
 
+  it('describes the outgoing chat message: text and blocks, as the chat channel sends them', () => {
+    const post = doc.webhooks?.chatMessage?.post;
+    expect(post).toBeDefined();
+    const media = post.requestBody.content['application/json'];
+    expect(Object.keys(media.schema.properties)).toEqual(['text', 'blocks']);
+    expect(media.example).toEqual(SHAPES.chatMessage.example);
+  });
+
   it('gives real examples, not values generated from regular expressions', () => {
     const send = doc.paths['/v1/notifications'].post;
     const example = send.requestBody.content['application/json'].example;

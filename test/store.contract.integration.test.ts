@@ -382,18 +382,20 @@ forEachStore('Store contract', ({ kind, store }) => {
     expect(await countRows(store(), 'inbox')).toBe(0);
   });
 
-  it('startAttempts includes the recipient profile when the user is known', async () => {
-    const alice: UserProfile = {
+  it('startAttempts includes the recipient profile when the user is known, but not the chatWebhookUrl', async () => {
+    const { chatWebhookUrl, ...taken }: UserProfile = {
       id: 'alice',
       email: 'alice@example.com',
       phone: '+15550100',
       timezone: 'Europe/Paris',
       locale: 'fr',
       webhookUrl: null,
+      chatWebhookUrl: 'https://chat.example.com/alice',
     };
-    await store().upsertUser(alice);
+    await store().upsertUser({ ...taken, chatWebhookUrl });
     const { jobs } = await acceptAndStart(store(), { to: ['alice', 'bob'] });
-    expect(jobs.map((j) => j.user)).toEqual([alice, null]);
+    // The take statement does not read it (JobUser): the chat provider looks it up when it sends.
+    expect(jobs.map((j) => j.user)).toEqual([taken, null]);
   });
 
   it('startAttempts hands a delivery out once, even to concurrent callers', async () => {
@@ -1108,11 +1110,19 @@ forEachStore('Store contract', ({ kind, store }) => {
       timezone: 'UTC',
       locale: 'en',
       webhookUrl: 'https://example.com/hook',
+      chatWebhookUrl: null,
     };
     expect(await store().upsertUser(alice)).toEqual(alice);
     expect(await store().getUser('alice')).toEqual(alice);
 
-    const moved = { ...alice, email: null, phone: '+15550100', timezone: 'Asia/Tokyo', webhookUrl: null };
+    const moved = {
+      ...alice,
+      email: null,
+      phone: '+15550100',
+      timezone: 'Asia/Tokyo',
+      webhookUrl: null,
+      chatWebhookUrl: 'https://chat.example.com/alice',
+    };
     expect(await store().upsertUser(moved)).toEqual(moved);
     expect(await store().getUser('alice')).toEqual(moved);
     expect(await store().getUser('nobody')).toBeNull();

@@ -264,6 +264,39 @@ const WEBHOOKS: Webhooks = {
       },
     },
   },
+  chatMessage: {
+    post: {
+      tags: ['webhooks'],
+      summary: "Herald POSTs each chat delivery to the user's chatWebhookUrl",
+      description:
+        'Sent for a notification on channel `chat`, in the format of Slack incoming webhooks (also ' +
+        'taken by Mattermost, Rocket.Chat and others). The same body on every attempt. Redirects are ' +
+        'not followed. Herald connects only to public addresses unless `HERALD_EGRESS_ALLOW` covers the address.',
+      security: [],
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': { schema: doc(SHAPES.chatMessage.schema), example: SHAPES.chatMessage.example },
+        },
+      },
+      responses: {
+        '2XX': { description: 'Received: the delivery is `sent`' },
+        '408': { description: 'Retried with backoff' },
+        '429': {
+          description: 'Retried, no sooner than its `Retry-After`',
+          headers: { 'retry-after': { schema: RETRY_AFTER } },
+        },
+        '5XX': {
+          description:
+            'Retried with backoff (so are timeouts and network errors); after the last attempt the delivery is `dead`',
+        },
+        default: {
+          description:
+            "Any other status (Slack: `404 no_service`, `410 channel_is_archived`, `403 action_prohibited`), redirects included: the delivery fails without retry (`failed`), with the receiver's text as `lastError`",
+        },
+      },
+    },
+  },
 };
 
 export async function registerDocs(app: FastifyInstance): Promise<void> {

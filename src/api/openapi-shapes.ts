@@ -36,6 +36,7 @@ export const EXAMPLES = {
     timezone: 'Europe/Paris',
     locale: 'en-GB',
     webhookUrl: 'https://alice.example.com/herald-hook',
+    chatWebhookUrl: 'https://chat.example.com/hooks/alice',
   },
   templateRequest: {
     defaultLocale: 'en',
@@ -111,6 +112,7 @@ const profile = z.strictObject({
   timezone: z.string().nullable(),
   locale: z.string().nullable(),
   webhookUrl: z.string().nullable(),
+  chatWebhookUrl: z.string().nullable().describe('Slack-compatible incoming webhook: where `chat` deliveries go'),
 });
 
 const inboxItem = z.strictObject({
@@ -148,6 +150,19 @@ const webhookBody = z.strictObject({
   data: json.nullable(),
   groupKey: z.string().nullable(),
   createdAt: isoDate,
+});
+
+const chatText = (type: 'plain_text' | 'mrkdwn') => z.strictObject({ type: z.literal(type), text: z.string() });
+const chatMessage = z.strictObject({
+  text: z.string().describe('Title and body, one per line, mrkdwn-escaped (`&amp;`, `&lt;`, `&gt;`)'),
+  blocks: z
+    .array(
+      z.union([
+        z.strictObject({ type: z.literal('header'), text: chatText('plain_text') }),
+        z.strictObject({ type: z.literal('section'), text: chatText('mrkdwn') }),
+      ]),
+    )
+    .describe('A header with the title (≤ 150 characters), a section with the body (≤ 3,000, mrkdwn-escaped)'),
 });
 
 const localeTemplate = z.strictObject({
@@ -368,6 +383,13 @@ export const SHAPES = {
     data: { postId: 42, commentId: 7 },
     groupKey: 'post:42:replies',
     createdAt: CREATED,
+  }),
+  chatMessage: shape(chatMessage, 'The notification, as the chat channel POSTs it (Slack incoming-webhook format)', {
+    text: 'New reply\nBob replied to your comment',
+    blocks: [
+      { type: 'header', text: { type: 'plain_text', text: 'New reply' } },
+      { type: 'section', text: { type: 'mrkdwn', text: 'Bob replied to your comment' } },
+    ],
   }),
 } satisfies Record<string, Shape>;
 

@@ -4,10 +4,11 @@
  * `in_app` has none: its send is the inbox write, which the store makes as it starts the delivery.
  */
 import type { DeviceProvider } from '../core/devices.ts';
-import type { ChannelProvider, DeviceStore } from '../core/ports.ts';
+import type { ChannelProvider, DeviceStore, UserStore } from '../core/ports.ts';
 import type { Channel } from '../core/types.ts';
 import { GuardedHttpClient } from './egress-http.ts';
 import type { EgressPolicy } from './egress-policy.ts';
+import { ChatProvider } from './provider-chat.ts';
 import { PushProvider } from './provider-push.ts';
 import { SmtpProvider } from './provider-smtp.ts';
 import { type TwilioOptions, TwilioProvider } from './provider-twilio.ts';
@@ -34,6 +35,8 @@ export interface ProviderDeps {
   fcm?: FcmOptions | undefined;
   /** APNs token auth (HERALD_APNS_*); undefined: no APNs sender. */
   apns?: ApnsOptions | undefined;
+  /** Profiles, for contact points the take statement does not read (the chat provider's chatWebhookUrl). */
+  users: Pick<UserStore, 'getUser'>;
 }
 
 /** The push senders configured, by device provider. */
@@ -62,6 +65,7 @@ const PROVIDERS: Partial<
     const senders = pushSenders(d);
     return senders.size > 0 ? new PushProvider({ senders, devices: d.devices }) : undefined;
   },
+  chat: (d) => new ChatProvider({ timeoutMs: d.webhookTimeoutMs, egress: d.egress, users: d.users }),
 };
 
 export function buildProviders(deps: ProviderDeps): Map<Channel, ChannelProvider & { close?(): Promise<void> }> {

@@ -185,13 +185,18 @@ export const userProfileSchema = z.strictObject({
     .nullable()
     .default(null),
   webhookUrl: httpsOrHttpUrl.nullable().default(null),
+  chatWebhookUrl: httpsOrHttpUrl.nullable().default(null),
 });
 
 /** `checkDestination`: refuses (400 naming the field) a URL Herald would never connect to. */
 export function parseUserProfile(id: string, input: unknown, checkDestination?: DestinationCheck): UserProfile {
   const profile = parseOrThrow(userProfileSchema, input);
-  const refused = profile.webhookUrl && checkDestination?.(profile.webhookUrl);
-  if (refused) throw validationError([{ field: 'webhookUrl', message: refused }]);
+  const refusals = (['webhookUrl', 'chatWebhookUrl'] as const).flatMap((field) => {
+    const url = profile[field];
+    const refused = url && checkDestination?.(url);
+    return refused ? [{ field, message: refused }] : [];
+  });
+  if (refusals.length > 0) throw validationError(refusals);
   return { id, ...profile };
 }
 

@@ -161,7 +161,16 @@ export interface UserProfile {
   timezone: string | null;
   locale: string | null;
   webhookUrl: string | null;
+  /** A Slack-compatible incoming-webhook URL: where `chat` deliveries go. */
+  chatWebhookUrl: string | null;
 }
+
+/**
+ * The user as a delivery job carries it: read by the take statement with the job. Contact points
+ * that statement does not read are absent (`undefined`, not `null`): the provider that needs one
+ * reads the profile itself (the chat provider reads `chatWebhookUrl` by the user's id).
+ */
+export type JobUser = Omit<UserProfile, 'chatWebhookUrl'> & { chatWebhookUrl?: string | null };
 
 /** One unit of work handed to a channel: a delivery that a worker holds the lease of. */
 export interface DeliveryJob {
@@ -182,7 +191,7 @@ export interface DeliveryJob {
     groupKey: string | null;
     createdAt: Date;
   };
-  user: UserProfile | null;
+  user: JobUser | null;
 }
 
 export type AttemptOutcome =

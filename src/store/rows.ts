@@ -5,6 +5,7 @@ import type {
   DeliveryState,
   InboxDelivery,
   InboxItem,
+  JobUser,
   JsonValue,
   Lane,
   Priority,
@@ -18,9 +19,15 @@ export interface UserRow {
   timezone: string | null;
   locale: string | null;
   webhook_url: string | null;
+  chat_webhook_url: string | null;
 }
 
 export function toUser(r: UserRow): UserProfile {
+  return { ...toJobUser(r), chatWebhookUrl: r.chat_webhook_url };
+}
+
+/** The user columns herald_take returns; `chatWebhookUrl` is not among them (see JobUser). */
+function toJobUser(r: Omit<UserRow, 'chat_webhook_url'>): JobUser {
   return {
     id: r.id,
     email: r.email,
@@ -75,7 +82,7 @@ export function toJob(r: JobRow): DeliveryJob {
     user:
       r.u_id === null
         ? null
-        : toUser({
+        : toJobUser({
             id: r.u_id,
             email: r.email,
             phone: r.phone,
