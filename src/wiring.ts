@@ -90,7 +90,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
   }
   const rateLimiter = config.rateLimit ? new MemoryRateLimiter(config.rateLimit) : null;
   const bus = new QueueTableBus();
-  const providers = buildProviders({
+  const providers = await buildProviders({
     webhookSecret: secrets.webhookSecret,
     webhookTimeoutMs: config.webhookTimeoutMs,
     egress: new EgressPolicy(config.egressAllow),
