@@ -22,6 +22,7 @@ import { Agent, request } from 'undici';
 import type { ChannelProvider, SendResult } from '../core/ports.ts';
 import type { DeliveryJob } from '../core/types.ts';
 import { MASK } from '../redact.ts';
+import { failure, parseObject, readCapped } from './provider-answers.ts';
 import { retryAfter } from './retry-after.ts';
 import { smsSegments } from './sms-segments.ts';
 
@@ -45,9 +46,6 @@ export function smsText(job: DeliveryJob): string {
   const n = job.notification;
   return [n.title, n.body].filter((s): s is string => !!s).join('\n');
 }
-
-/** Largest answer read from Twilio; its JSON is a few kilobytes. */
-const MAX_ANSWER_BYTES = 64 * 1024;
 
 /** Answers worth retrying: overload and timeouts, and those that blame the account, not the message. */
 const TRANSIENT_STATUS = new Set([401, 403, 404, 408, 429]);
@@ -144,36 +142,4 @@ function twilioError(status: number, json: Record<string, unknown> | null): stri
   if (typeof code === 'number' || typeof code === 'string') parts.push(`error ${code}`);
   if (message) parts.push(message.slice(0, 500));
   return parts.join(': ');
-}
-
-function failure(e: unknown): string {
-  if (e instanceof Error) {
-    if (e.name === 'TimeoutError' || e.name === 'AbortError') return 'timed out';
-    const code = (e as { code?: unknown }).code;
-    return typeof code === 'string' ? `${code} ${e.message}` : e.message;
-  }
-  return String(e);
-}
-
-async function readCapped(body: AsyncIterable<Buffer> & { destroy?(): void }): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > MAX_ANSWER_BYTES) {
-      body.destroy?.();
-      break;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function parseObject(text: string): Record<string, unknown> | null {
-  try {
-    const v: unknown = JSON.parse(text);
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
 }

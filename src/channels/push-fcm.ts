@@ -27,6 +27,7 @@ import { Agent, request } from 'undici';
 import type { Device } from '../core/devices.ts';
 import { MASK } from '../redact.ts';
 import type { ServiceAccount } from './fcm-service-account.ts';
+import { failure, parseObject, readCapped } from './provider-answers.ts';
 import type { PushMessage, PushOutcome, PushSender } from './push-sender.ts';
 import { retryAfter } from './retry-after.ts';
 
@@ -46,7 +47,6 @@ export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 /** Assertion lifetime: Google accepts at most one hour. */
 const ASSERTION_TTL_S = 3600;
-const MAX_ANSWER_BYTES = 64 * 1024;
 const TRANSIENT_STATUS = new Set([408, 429]);
 
 interface AccessToken {
@@ -323,36 +323,4 @@ function within<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 
 function optional(ms: number | undefined): { retryAfterMs?: number } {
   return ms === undefined ? {} : { retryAfterMs: ms };
-}
-
-function failure(e: unknown): string {
-  if (e instanceof Error) {
-    if (e.name === 'TimeoutError' || e.name === 'AbortError') return 'timed out';
-    const code = (e as { code?: unknown }).code;
-    return typeof code === 'string' ? `${code} ${e.message}` : e.message;
-  }
-  return String(e);
-}
-
-async function readCapped(body: AsyncIterable<Buffer> & { destroy?(): void }): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > MAX_ANSWER_BYTES) {
-      body.destroy?.();
-      break;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function parseObject(text: string): Record<string, unknown> | null {
-  try {
-    const v: unknown = JSON.parse(text);
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
 }
