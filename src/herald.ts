@@ -89,7 +89,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     ? new DeliveryWorker(
         store,
         bus,
-        providers,
+        adapters.dispatcher,
         events,
         failures,
         {

@@ -8,6 +8,7 @@ import { QueueTableBus } from './bus/bus-queue-table.ts';
 import { EgressPolicy } from './channels/egress-policy.ts';
 import { buildProviders } from './channels/registry.ts';
 import type { Config } from './config.ts';
+import { type ContentRenderer, Dispatcher, type SendGate } from './core/dispatch.ts';
 import type { Bus, ChannelProvider, RateLimiter, Store } from './core/ports.ts';
 import type { Channel } from './core/types.ts';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter-memory.ts';
@@ -26,6 +27,8 @@ export interface Adapters {
   store: Store;
   bus: Bus;
   providers: Map<Channel, ChannelProvider & { close?(): Promise<void> }>;
+  /** What the worker sends each leased delivery through: gates, rendering, the channel's providers. */
+  dispatcher: Dispatcher;
   /** Per-API-key request limits; null when HERALD_RATE_LIMIT_RPS is unset. */
   rateLimiter: RateLimiter | null;
   /** Human-readable choices, for the start-up log. */
@@ -105,10 +108,15 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     apns: config.apns ? { ...config.apns, timeoutMs: config.webhookTimeoutMs } : undefined,
     users: store,
   });
+  // Checked in this order before a delivery is sent (src/core/dispatch.ts).
+  const gates: SendGate[] = [];
+  const renderer: ContentRenderer | null = null;
+  const dispatcher = new Dispatcher(providers, gates, renderer);
   return {
     store,
     bus,
     providers,
+    dispatcher,
     rateLimiter,
     roleLock,
     description: {

@@ -20,11 +20,13 @@
  * Failures: transient → retry with exponential backoff and jitter; permanent → failed; attempts
  * exhausted → dead (a dead letter). A provider that throws is treated as transient.
  */
+
+import type { Dispatch } from './dispatch.ts';
 import type { DeliveryEvent, HeraldEmitter } from './events.ts';
 import { GroupCommit } from './group-commit.ts';
-import type { Bus, ChannelProvider, DeliveryStore, SendResult } from './ports.ts';
+import type { Bus, DeliveryStore, SendResult } from './ports.ts';
 import { afterFailure, type RetryPolicy } from './retry-policy.ts';
-import { type AttemptOutcome, type Channel, type DeliveryJob, LANES, type Lane } from './types.ts';
+import { type AttemptOutcome, type DeliveryJob, LANES, type Lane } from './types.ts';
 
 export interface WorkerOptions {
   laneConcurrency: Record<Lane, number>;
@@ -91,7 +93,7 @@ export class DeliveryWorker {
   constructor(
     private readonly store: DeliveryStore,
     private readonly bus: Bus,
-    private readonly providers: ReadonlyMap<Channel, ChannelProvider>,
+    private readonly dispatch: Dispatch,
     private readonly events: HeraldEmitter,
     private readonly log: WorkerLog,
     private readonly options: WorkerOptions,
@@ -180,8 +182,7 @@ export class DeliveryWorker {
       // Too little lease left to finish: let it lapse and be reclaimed rather than risk two senders.
       if (Date.now() - leasedAt > this.options.leaseMs - budget) continue;
       this.take(lane);
-      const provider = this.providers.get(job.channel);
-      void this.settle(lane, job, () => sendOne(provider, job));
+      void this.settle(lane, job, () => this.dispatch.send(job));
     }
   }
 
@@ -263,9 +264,4 @@ export class DeliveryWorker {
     this.events.emit(name as 'delivery:sent', e);
     if (o.result === 'retry') void this.bus.publish([{ id: job.deliveryId, lane: job.lane, runAt: o.nextAttemptAt }]);
   }
-}
-
-async function sendOne(provider: ChannelProvider | undefined, job: DeliveryJob): Promise<SendResult> {
-  if (!provider) return { ok: false, skipped: `no provider is configured for channel ${job.channel}` };
-  return provider.send(job);
 }

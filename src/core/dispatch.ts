@@ -1,0 +1,53 @@
+/**
+ * Dispatch: what happens to a leased delivery between the take and its provider. In order:
+ *
+ * 1. Gates (SendGate), each of which may end the delivery without sending it, with the reason
+ *    (`skipped`: opted out, `unless: read` already read, …). A gate that throws fails the attempt
+ *    transiently, like a provider that throws.
+ * 2. Rendering (ContentRenderer): the delivery's content for its user and channel.
+ * 3. The channel's route: its providers, in fallback order (src/core/provider-route.ts).
+ *
+ * Gates, renderer and routes are given by src/wiring.ts; the core knows none of their adapters.
+ */
+import type { SendResult } from './ports.ts';
+import type { Channel, DeliveryJob } from './types.ts';
+
+/** Decides, before a delivery is sent, whether it is still to be sent. */
+export interface SendGate {
+  readonly name: string;
+  /** null: go on. A result: the delivery ends with it, unsent (usually `{ ok: false, skipped: reason }`). */
+  check(job: DeliveryJob): Promise<SendResult | null>;
+}
+
+/** Fills in what a delivery says, for its user and channel (templates); returns the job to send. */
+export interface ContentRenderer {
+  render(job: DeliveryJob): Promise<DeliveryJob>;
+}
+
+/** Sends on one channel: one provider, or several in fallback order. */
+export interface ChannelRoute {
+  send(job: DeliveryJob): Promise<SendResult>;
+}
+
+/** What the worker calls for each leased delivery. */
+export interface Dispatch {
+  send(job: DeliveryJob): Promise<SendResult>;
+}
+
+export class Dispatcher implements Dispatch {
+  constructor(
+    private readonly routes: ReadonlyMap<Channel, ChannelRoute>,
+    private readonly gates: readonly SendGate[] = [],
+    private readonly renderer: ContentRenderer | null = null,
+  ) {}
+
+  async send(job: DeliveryJob): Promise<SendResult> {
+    const route = this.routes.get(job.channel);
+    if (!route) return { ok: false, skipped: `no provider is configured for channel ${job.channel}` };
+    for (const gate of this.gates) {
+      const verdict = await gate.check(job);
+      if (verdict) return verdict;
+    }
+    return route.send(this.renderer ? await this.renderer.render(job) : job);
+  }
+}
