@@ -192,6 +192,11 @@ export interface DeliveryJob {
     createdAt: Date;
   };
   user: JobUser | null;
+  /**
+   * A channel step's condition (API.md: `"unless": "read"`): the delivery is skipped when the same
+   * notification's in-app delivery to this user is by then read (or delivered). Absent: none.
+   */
+  unless?: 'read' | 'delivered';
 }
 
 export type AttemptOutcome =

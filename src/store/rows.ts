@@ -59,10 +59,12 @@ export interface JobRow {
   timezone: string | null;
   locale: string | null;
   webhook_url: string | null;
+  unless: 'read' | 'delivered' | null;
 }
 
 export function toJob(r: JobRow): DeliveryJob {
   return {
+    ...(r.unless ? { unless: r.unless } : {}),
     deliveryId: r.id,
     leaseToken: r.lease_token,
     attempt: r.attempts,
