@@ -82,6 +82,12 @@ const delivery = z.strictObject({
     .describe('The stored state (`processing` while a worker holds it, `cancelled`)'),
   attempts: z.number().int(),
   lastError: z.string().nullable(),
+  reason: z
+    .string()
+    .nullable()
+    .describe(
+      'Why a `skipped` delivery was not sent, as a stable code: `no_provider`, `no_address`, `opted_out`, `read`, `delivered`, …; null otherwise',
+    ),
   nextAttemptAt: isoDate.nullable().describe('When the next attempt is due'),
   updatedAt: isoDate,
 });
@@ -231,6 +237,7 @@ export const SHAPES = {
         state: 'sent',
         attempts: 1,
         lastError: null,
+        reason: null,
         nextAttemptAt: null,
         updatedAt: '2026-12-06T19:41:18.255Z',
       },
@@ -242,6 +249,7 @@ export const SHAPES = {
         state: 'pending',
         attempts: 1,
         lastError: 'receiver answered HTTP 503',
+        reason: null,
         nextAttemptAt: '2026-12-06T19:41:23.610Z',
         updatedAt: '2026-12-06T19:41:18.367Z',
       },

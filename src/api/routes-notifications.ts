@@ -161,6 +161,7 @@ function presentDelivery(d: DeliveryView) {
     state: d.status,
     attempts: d.attempts,
     lastError: d.lastError,
+    reason: d.reason,
     nextAttemptAt: d.nextAttemptAt,
     updatedAt: d.updatedAt,
   };

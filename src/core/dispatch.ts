@@ -43,7 +43,9 @@ export class Dispatcher implements Dispatch {
 
   async send(job: DeliveryJob): Promise<SendResult> {
     const route = this.routes.get(job.channel);
-    if (!route) return { ok: false, skipped: `no provider is configured for channel ${job.channel}` };
+    if (!route) {
+      return { ok: false, skipped: `no provider is configured for channel ${job.channel}`, reason: 'no_provider' };
+    }
     for (const gate of this.gates) {
       const verdict = await gate.check(job);
       if (verdict) return verdict;

@@ -211,7 +211,8 @@ export interface Bus {
 export type SendResult =
   | { ok: true; detail?: JsonValue }
   | { ok: false; permanent: boolean; error: string; retryAfterMs?: number }
-  | { ok: false; skipped: string };
+  /** `reason`: a stable code (`opted_out`, `read`, `no_address`, …); the text says it for people. */
+  | { ok: false; skipped: string; reason?: string };
 
 /** Sends one message on one channel. */
 export interface ChannelProvider {

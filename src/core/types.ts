@@ -122,6 +122,8 @@ export interface DeliveryView {
   status: DeliveryState;
   attempts: number;
   lastError: string | null;
+  /** Why a skipped delivery was not sent (a stable code); null otherwise. */
+  reason: string | null;
   nextAttemptAt: Date | null;
   updatedAt: Date;
 }
@@ -202,7 +204,9 @@ export interface DeliveryJob {
 export type AttemptOutcome =
   | { deliveryId: string; leaseToken: string; result: 'sent'; detail: JsonValue }
   | { deliveryId: string; leaseToken: string; result: 'retry'; error: string; nextAttemptAt: Date }
-  | { deliveryId: string; leaseToken: string; result: 'failed' | 'dead' | 'skipped'; error: string };
+  | { deliveryId: string; leaseToken: string; result: 'failed' | 'dead'; error: string }
+  /** `reason`: why it was not sent, as a stable code (API.md: `opted_out`, …). */
+  | { deliveryId: string; leaseToken: string; result: 'skipped'; error: string; reason: string };
 
 export interface InboxItem {
   id: string;

@@ -223,7 +223,15 @@ export class DeliveryWorker {
   private outcomeOf(job: DeliveryJob, result: SendResult, now: Date): AttemptOutcome {
     const { deliveryId, leaseToken } = job;
     if (result.ok) return { deliveryId, leaseToken, result: 'sent', detail: result.detail ?? null };
-    if ('skipped' in result) return { deliveryId, leaseToken, result: 'skipped', error: result.skipped };
+    if ('skipped' in result) {
+      return {
+        deliveryId,
+        leaseToken,
+        result: 'skipped',
+        error: result.skipped,
+        reason: result.reason ?? 'no_address',
+      };
+    }
     const next = afterFailure(this.options.retry, job.attempt, result, now);
     return next.result === 'retry'
       ? { deliveryId, leaseToken, result: 'retry', error: result.error, nextAttemptAt: next.nextAttemptAt }

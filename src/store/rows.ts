@@ -145,6 +145,7 @@ export interface DeliveryRow {
   state: DeliveryState;
   attempts: number;
   last_error: string | null;
+  reason: string | null;
   next_attempt_at: Date;
   updated_at: Date;
 }

@@ -35,10 +35,10 @@ export class SqlDeliveryStore implements DeliveryStore {
     // event for each outcome that matched. `d.id = ANY($1)` keeps the planner on the primary key.
     const done = await this.sql.query<{ id: string }>(
       `WITH u AS (
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[])
-           AS u(id, token, state, err, next_at, extra)),
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[])
+           AS u(id, token, state, err, next_at, extra, reason)),
        done AS (
-         UPDATE deliveries d SET state = u.state, last_error = u.err,
+         UPDATE deliveries d SET state = u.state, last_error = u.err, reason = u.reason,
            next_attempt_at = COALESCE(u.next_at, d.next_attempt_at), lease_token = NULL, lease_until = NULL,
            updated_at = now()
          FROM u
@@ -57,6 +57,7 @@ export class SqlDeliveryStore implements DeliveryStore {
         outcomes.map((o) => (o.result === 'sent' ? null : o.error)),
         outcomes.map((o) => (o.result === 'retry' ? o.nextAttemptAt.toISOString() : null)),
         outcomes.map((o) => JSON.stringify(timelineDetail(o))),
+        outcomes.map((o) => (o.result === 'skipped' ? o.reason : null)),
       ],
     );
     const recorded = new Set(done.map((d) => d.id));
@@ -182,5 +183,6 @@ function timelineDetail(o: AttemptOutcome): Record<string, unknown> {
   if (o.result === 'sent') {
     return o.detail && typeof o.detail === 'object' && !Array.isArray(o.detail) ? o.detail : {};
   }
-  return o.result === 'retry' ? { error: o.error, nextAttemptAt: o.nextAttemptAt.toISOString() } : { error: o.error };
+  if (o.result === 'retry') return { error: o.error, nextAttemptAt: o.nextAttemptAt.toISOString() };
+  return o.result === 'skipped' ? { error: o.error, reason: o.reason } : { error: o.error };
 }

@@ -184,7 +184,7 @@ export class SqlNotificationStore implements NotificationStore {
         [id],
       );
       const deliveries = await tx.query<DeliveryRow>(
-        `SELECT id, notification_id, user_id, channel, state, attempts, last_error, next_attempt_at, updated_at
+        `SELECT id, notification_id, user_id, channel, state, attempts, last_error, reason, next_attempt_at, updated_at
          FROM deliveries WHERE notification_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3`,
         [id, typeof after === 'string' && UUID_RE.test(after) ? after : null, limit + 1],
       );
@@ -231,6 +231,7 @@ export class SqlNotificationStore implements NotificationStore {
         status: d.state,
         attempts: d.attempts,
         lastError: d.last_error,
+        reason: d.reason,
         nextAttemptAt: d.state === 'pending' ? d.next_attempt_at : null,
         updatedAt: d.updated_at,
       })),

@@ -8,6 +8,8 @@
 --   for the user; later, decide on preferences or digests). The worker completes it with its text.
 -- * deliveries.unless: 'read' or 'delivered' — a step's condition on the same notification's in-app
 --   delivery to the same user, checked when the delivery is about to be sent.
+-- * deliveries.reason: why a delivery was not sent, as a stable code (`opted_out`, `read`,
+--   `no_address`, `no_provider`, …); null when it was sent or failed.
 -- * inbox.title, inbox.body: the entry's text when it is not the notification's (rendered for this
 --   user); null → the notification's.
 --
@@ -16,6 +18,7 @@
 ALTER TABLE notifications ADD COLUMN steps jsonb;
 ALTER TABLE deliveries ADD COLUMN via_worker boolean NOT NULL DEFAULT false;
 ALTER TABLE deliveries ADD COLUMN unless text;
+ALTER TABLE deliveries ADD COLUMN reason text;
 ALTER TABLE inbox ADD COLUMN title text;
 ALTER TABLE inbox ADD COLUMN body text;
 
