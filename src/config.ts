@@ -8,10 +8,18 @@
 import { createECDH, createPrivateKey, ECDH } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import addressparser from 'nodemailer/lib/addressparser';
 import { z } from 'zod';
 import { readServiceAccount, type ServiceAccount, ServiceAccountError } from './channels/fcm-service-account.ts';
-import { LANES, type Lane } from './core/types.ts';
+import {
+  httpBaseUrl,
+  mailbox,
+  type ProvidersFile,
+  readProvidersFile,
+  smtpUrl,
+  twilioFrom,
+  twilioSid,
+} from './config-providers.ts';
+import { type Channel, LANES, type Lane } from './core/types.ts';
 import { leaseMarginMs } from './core/worker.ts';
 import { isSecretSetting, isUrlSetting, redact, secretsIn } from './redact.ts';
 
@@ -68,25 +76,6 @@ const cidrList = z.string().transform((s, ctx) => {
   }
   return out;
 });
-
-/** `smtp://user:pass@host:port` or `smtps://…`, with a host. */
-const smtpUrl = z
-  .string()
-  .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
-  .refine((s) => {
-    try {
-      return new URL(s).hostname !== '';
-    } catch {
-      return false;
-    }
-  }, 'must be a URL like smtp://user:pass@host:587');
-
-/** One address, alone (`herald@example.com`) or with a display name (`Herald <herald@example.com>`). */
-const mailbox = z.string().refine((s) => {
-  const parsed = addressparser(s);
-  const only = parsed.length === 1 ? parsed[0] : undefined;
-  return !!only && 'address' in only && z.email().safeParse(only.address).success;
-}, 'must be one email address, e.g. herald@example.com or "Herald <herald@example.com>"');
 
 const schema = z.object({
   PORT: int(0, 65535).default(8080).describe('HTTP and WebSocket port'),
@@ -159,41 +148,31 @@ const schema = z.object({
     .describe('time for a request to send its headers and its body (408 after)'),
   HERALD_PG_CONNECT_TIMEOUT_MS: int(100, 600_000).default(10_000).describe('PostgreSQL connection timeout'),
   HERALD_PG_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(30_000).describe('PostgreSQL statement timeout'),
+  HERALD_CONFIG: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'path to a JSON file: several providers per channel, fallback order, per-provider rate limits and breakers',
+    ),
   HERALD_SMTP_URL: smtpUrl.optional().describe('SMTP server for email: smtp://user:pass@host:port or smtps://…'),
   HERALD_EMAIL_FROM: mailbox.optional().describe('From of every email; required with HERALD_SMTP_URL'),
   HERALD_SMTP_TIMEOUT_MS: int(100, 300_000)
     .default(10_000)
     .describe('bound on one email send: connecting, greeting, each reply'),
   HERALD_SMTP_MAX_CONNECTIONS: int(1, 1000).default(8).describe('pooled SMTP connections'),
-  HERALD_TWILIO_ACCOUNT_SID: z
-    .string()
-    .regex(/^AC[0-9a-fA-F]{32}$/, 'must be AC followed by 32 hexadecimal digits')
+  HERALD_TWILIO_ACCOUNT_SID: twilioSid
     .optional()
     .describe('Twilio account for SMS (with the auth token and the sender)'),
   HERALD_TWILIO_AUTH_TOKEN: z.string().min(1).optional().describe("the Twilio account's auth token"),
-  HERALD_TWILIO_FROM: z
-    .string()
-    .regex(
-      /^(\+[1-9][0-9]{6,14}|MG[0-9a-fA-F]{32})$/,
-      'must be an E.164 number (+14155550100) or a messaging service sid (MG…)',
-    )
-    .optional()
-    .describe('SMS sender: an E.164 number or a messaging service sid (MG…)'),
-  HERALD_TWILIO_BASE_URL: z
-    .string()
-    .regex(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/, 'must be an http:// or https:// URL without query')
-    .default('https://api.twilio.com')
-    .describe("Twilio's API origin"),
+  HERALD_TWILIO_FROM: twilioFrom.optional().describe('SMS sender: an E.164 number or a messaging service sid (MG…)'),
+  HERALD_TWILIO_BASE_URL: httpBaseUrl.default('https://api.twilio.com').describe("Twilio's API origin"),
   HERALD_FCM_SERVICE_ACCOUNT: z
     .string()
     .min(1)
     .optional()
     .describe('path to the service-account JSON file for FCM push'),
-  HERALD_FCM_BASE_URL: z
-    .string()
-    .regex(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/, 'must be an http:// or https:// URL without query')
-    .default('https://fcm.googleapis.com')
-    .describe("FCM's API origin"),
+  HERALD_FCM_BASE_URL: httpBaseUrl.default('https://fcm.googleapis.com').describe("FCM's API origin"),
   HERALD_APNS_KEY: z
     .string()
     .min(1)
@@ -277,6 +256,8 @@ export interface Config {
   pgStatementTimeoutMs: number;
   /** Email over SMTP; undefined when HERALD_SMTP_URL is unset (email deliveries are then `skipped`). */
   smtp: { url: string; from: string; timeoutMs: number; maxConnections: number } | undefined;
+  /** HERALD_SMTP_TIMEOUT_MS, also for SMTP providers HERALD_CONFIG defines without their own. */
+  smtpTimeoutMs: number;
   logLevel: z.infer<typeof schema>['HERALD_LOG_LEVEL'];
   /** SMS through Twilio; undefined: not configured (SMS deliveries are `skipped`). */
   twilio: { accountSid: string; authToken: string; from: string; baseUrl: string } | undefined;
@@ -289,6 +270,8 @@ export interface Config {
   apns: { privateKey: string; keyId: string; teamId: string; topic: string; baseUrl: string } | undefined;
   /** Web Push with VAPID; undefined: not configured (no Web Push sender). */
   vapid: { publicKey: string; privateKey: string; subject: string } | undefined;
+  /** HERALD_CONFIG, read and checked; undefined when unset. */
+  providersFile: ProvidersFile | undefined;
 }
 
 export class ConfigError extends Error {
@@ -428,7 +411,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const [name, timeout] of [
     ['HERALD_WEBHOOK_TIMEOUT_MS', c.HERALD_WEBHOOK_TIMEOUT_MS],
     // Only a configured SMTP server sends within the lease.
-    ['HERALD_SMTP_TIMEOUT_MS', c.HERALD_SMTP_URL ? c.HERALD_SMTP_TIMEOUT_MS : 0],
+    ['HERALD_SMTP_TIMEOUT_MS', c.HERALD_SMTP_URL || c.HERALD_CONFIG ? c.HERALD_SMTP_TIMEOUT_MS : 0],
   ] as const) {
     if (timeout > longestSend) {
       throw new ConfigError(
@@ -495,7 +478,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration:\n  HERALD_VAPID_PUBLIC_KEY: is not the public key of HERALD_VAPID_PRIVATE_KEY (value not shown)',
     );
   }
-  return {
+  const config: Omit<Config, 'providersFile'> = {
     port: c.PORT,
     host: c.HOST,
     dataDir: c.HERALD_DATA_DIR,
@@ -538,6 +521,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             maxConnections: c.HERALD_SMTP_MAX_CONNECTIONS,
           }
         : undefined,
+    smtpTimeoutMs: c.HERALD_SMTP_TIMEOUT_MS,
     logLevel: c.HERALD_LOG_LEVEL,
     twilio:
       c.HERALD_TWILIO_ACCOUNT_SID && c.HERALD_TWILIO_AUTH_TOKEN && c.HERALD_TWILIO_FROM
@@ -559,4 +543,36 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           }
         : undefined,
   };
+  return {
+    ...config,
+    providersFile: c.HERALD_CONFIG ? providersFileOf(c.HERALD_CONFIG, config, c.HERALD_EMAIL_FROM) : undefined,
+  };
+}
+
+/** The providers the environment defines, by name, with their channel (see config-providers.ts). */
+export function builtInProviders(c: Pick<Config, 'smtp' | 'twilio' | 'vapid' | 'fcm' | 'apns'>): Map<string, Channel> {
+  const out = new Map<string, Channel>([
+    ['webhook', 'webhook'],
+    ['chat', 'chat'],
+  ]);
+  if (c.smtp) out.set('smtp', 'email');
+  if (c.twilio) out.set('twilio', 'sms');
+  if (c.vapid || c.fcm || c.apns) out.set('push', 'push');
+  return out;
+}
+
+/** Reads HERALD_CONFIG; an SMTP provider it defines without `from` sends from HERALD_EMAIL_FROM. */
+function providersFileOf(path: string, c: Omit<Config, 'providersFile'>, emailFrom: string | undefined): ProvidersFile {
+  const r = readProvidersFile(path, builtInProviders(c));
+  if (!r.ok) throw new ConfigError(`invalid configuration:\n  ${r.problems.join('\n  ')}`);
+  for (const p of r.file.extra) {
+    if (p.type !== 'smtp' || p.from) continue;
+    if (!emailFrom) {
+      throw new ConfigError(
+        `invalid configuration:\n  HERALD_CONFIG (${path}) providers.${p.name}.from: must be set when HERALD_EMAIL_FROM is not`,
+      );
+    }
+    p.from = emailFrom;
+  }
+  return r.file;
 }

@@ -66,7 +66,9 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   checkRoles(roles);
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'herald' } });
   const secrets = resolveSecrets(config);
+  const events = new HeraldEmitter();
   const adapters = await wireAdapters(config, secrets, {
+    events,
     ...(options.store ? { preopened: options.store } : {}),
     liveRole: roles.has('worker') ? (roles.has('gateway') ? 'gateway+worker' : 'worker-only') : null,
     log: logger,
@@ -76,7 +78,6 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   const failures = new LogThrottle(logger);
   failures.start();
   const { store, bus, providers } = adapters;
-  const events = new HeraldEmitter();
 
   const ingest = new Ingest(store, bus, events, failures, {
     maxPending: config.ingestMaxPending,
@@ -97,8 +98,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
           leaseMs: config.leaseMs,
           pollMs: config.pollMs,
           retry: config.retry,
-          // The longest a provider may take over one send.
-          sendBudgetMs: Math.max(config.webhookTimeoutMs, config.smtp?.timeoutMs ?? 0),
+          sendBudgetMs: adapters.sendBudgetMs,
         },
         store.parallelism,
       )
@@ -131,6 +131,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         auth,
         presence,
         rateLimiter: adapters.rateLimiter,
+        routes: adapters.routes,
         logger,
         failureLog: failures,
       },
@@ -175,7 +176,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       await ingest.drain();
       await worker?.stop();
       await maintenance?.stop();
-      for (const p of providers.values()) await p.close?.();
+      for (const p of providers) await p.close?.();
       await adapters.rateLimiter?.close();
       await bus.close();
       await store.close();

@@ -6,11 +6,14 @@
 import { join } from 'node:path';
 import { QueueTableBus } from './bus/bus-queue-table.ts';
 import { EgressPolicy } from './channels/egress-policy.ts';
-import { buildProviders } from './channels/registry.ts';
+import { buildProviders, buildRoutes, type Provider } from './channels/registry.ts';
 import type { Config } from './config.ts';
 import { type ContentRenderer, Dispatcher, type SendGate } from './core/dispatch.ts';
-import type { Bus, ChannelProvider, RateLimiter, Store } from './core/ports.ts';
+import type { HeraldEmitter } from './core/events.ts';
+import type { Bus, RateLimiter, Store } from './core/ports.ts';
+import type { ProviderRoute } from './core/provider-route.ts';
 import type { Channel } from './core/types.ts';
+import { leaseMarginMs } from './core/worker.ts';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter-memory.ts';
 import { redact } from './redact.ts';
 import type { Secrets } from './secrets.ts';
@@ -26,9 +29,14 @@ import { openEmbeddedStore, openPostgresStore, type SqlStore } from './store/sto
 export interface Adapters {
   store: Store;
   bus: Bus;
-  providers: Map<Channel, ChannelProvider & { close?(): Promise<void> }>;
-  /** What the worker sends each leased delivery through: gates, rendering, the channel's providers. */
+  /** Every configured provider (to close at stop). */
+  providers: Provider[];
+  /** Each channel's providers in fallback order, with their breakers and rate limits. */
+  routes: Map<Channel, ProviderRoute>;
+  /** What the worker sends each leased delivery through: gates, rendering, the channel's routes. */
   dispatcher: Dispatcher;
+  /** The longest a worker's send may take: a provider's timeout, plus the wait for a rate limit. */
+  sendBudgetMs: number;
   /** Per-API-key request limits; null when HERALD_RATE_LIMIT_RPS is unset. */
   rateLimiter: RateLimiter | null;
   /** Human-readable choices, for the start-up log. */
@@ -47,6 +55,8 @@ export interface WireOptions {
   liveRole?: LiveRole | null;
   /** For the role lock's reports when its session is lost and taken again. */
   log?: RoleLockLog;
+  /** Where routes report each provider's attempts (metrics). */
+  events?: HeraldEmitter;
 }
 
 /** A start-up failure the operator fixes in the configuration; the message names the setting. */
@@ -93,30 +103,52 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
   }
   const rateLimiter = config.rateLimit ? new MemoryRateLimiter(config.rateLimit) : null;
   const bus = new QueueTableBus();
-  const providers = await buildProviders({
-    webhookSecret: secrets.webhookSecret,
-    webhookTimeoutMs: config.webhookTimeoutMs,
-    egress: new EgressPolicy(config.egressAllow),
-    smtp: config.smtp,
-    // The worker's send budget is HERALD_WEBHOOK_TIMEOUT_MS: a Twilio request gets the same bound.
-    twilio: config.twilio ? { ...config.twilio, timeoutMs: config.webhookTimeoutMs } : undefined,
-    devices: store,
-    // Web Push endpoints get the webhook's bound, within the worker's send budget.
-    webpush: config.vapid ? { vapid: config.vapid, timeoutMs: config.webhookTimeoutMs } : undefined,
-    // Like Twilio's, FCM and APNs requests get the worker's send budget (HERALD_WEBHOOK_TIMEOUT_MS).
-    fcm: config.fcm ? { ...config.fcm, timeoutMs: config.webhookTimeoutMs } : undefined,
-    apns: config.apns ? { ...config.apns, timeoutMs: config.webhookTimeoutMs } : undefined,
-    users: store,
+  const built = await buildProviders(
+    {
+      webhookSecret: secrets.webhookSecret,
+      webhookTimeoutMs: config.webhookTimeoutMs,
+      egress: new EgressPolicy(config.egressAllow),
+      smtp: config.smtp,
+      // The worker's send budget is HERALD_WEBHOOK_TIMEOUT_MS: a Twilio request gets the same bound.
+      twilio: config.twilio ? { ...config.twilio, timeoutMs: config.webhookTimeoutMs } : undefined,
+      devices: store,
+      // Web Push endpoints get the webhook's bound, within the worker's send budget.
+      webpush: config.vapid ? { vapid: config.vapid, timeoutMs: config.webhookTimeoutMs } : undefined,
+      // Like Twilio's, FCM and APNs requests get the worker's send budget (HERALD_WEBHOOK_TIMEOUT_MS).
+      fcm: config.fcm ? { ...config.fcm, timeoutMs: config.webhookTimeoutMs } : undefined,
+      apns: config.apns ? { ...config.apns, timeoutMs: config.webhookTimeoutMs } : undefined,
+      users: store,
+      smtpTimeoutMs: config.smtpTimeoutMs,
+    },
+    config.providersFile,
+  );
+  const longestTimeout = Math.max(...built.map((b) => b.timeoutMs));
+  // A send waits for a provider's rate limit at most this long, and only as long as the lease leaves
+  // room for the send after the wait.
+  const maxWaitMs = Math.max(
+    0,
+    Math.min(PACE_WAIT_MS, config.leaseMs - 2 * leaseMarginMs(config.leaseMs) - longestTimeout),
+  );
+  const file = config.providersFile;
+  const anyPace = [...(file?.extra ?? []), ...(file?.tuning.values() ?? [])].some((t) => t.rateLimit);
+  const sendBudgetMs = longestTimeout + (anyPace ? maxWaitMs : 0);
+  const events = options.events;
+  const routes = buildRoutes(built, config.providersFile, {
+    maxWaitMs,
+    budgetMs: sendBudgetMs,
+    ...(events ? { observe: (a) => events.emit('provider:attempt', a) } : {}),
   });
   // Checked in this order before a delivery is sent (src/core/dispatch.ts).
   const gates: SendGate[] = [];
   const renderer: ContentRenderer | null = null;
-  const dispatcher = new Dispatcher(providers, gates, renderer);
+  const dispatcher = new Dispatcher(routes, gates, renderer);
   return {
     store,
     bus,
-    providers,
+    providers: built.map((b) => b.provider),
+    routes,
     dispatcher,
+    sendBudgetMs,
     rateLimiter,
     roleLock,
     description: {
@@ -132,6 +164,9 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     },
   };
 }
+
+/** The longest a send waits for a provider's rate limit before the next provider is tried. */
+const PACE_WAIT_MS = 5_000;
 
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
 

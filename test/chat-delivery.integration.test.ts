@@ -114,7 +114,7 @@ describe.each(['pglite', 'postgres'] as const)('chat delivery to a Slack-compati
       ],
     });
     expect(n.timeline.find((e: any) => e.event === 'sent').detail).toMatchObject({
-      provider: 'slack-webhook',
+      provider: 'chat',
       status: 200,
     });
   });

@@ -2,11 +2,12 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryEvent, HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
+import type { ProviderStatus } from '../core/provider-route.ts';
 
 export class Metrics {
   private readonly registry = new Registry();
 
-  constructor(events: HeraldEmitter, ingest: Ingest) {
+  constructor(events: HeraldEmitter, ingest: Ingest, routes?: ReadonlyMap<string, { status(): ProviderStatus[] }>) {
     collectDefaultMetrics({ register: this.registry, prefix: 'herald_process_' });
     const accepted = new Counter({
       name: 'herald_notifications_accepted_total',
@@ -73,6 +74,29 @@ export class Metrics {
       help: 'Upgrades to /v1/realtime refused, by HTTP status',
       labelNames: ['status'],
       registers: [this.registry],
+    });
+    const providerAttempts = new Counter({
+      name: 'herald_provider_attempts_total',
+      help: 'What each provider did with the deliveries routed to it: sent, transient, permanent, skipped, or passed over (open: its breaker is open; paced: over its rate limit)',
+      labelNames: ['provider', 'channel', 'outcome'],
+      registers: [this.registry],
+    });
+    events.on('provider:attempt', (a) =>
+      providerAttempts.inc({ provider: a.provider, channel: a.channel, outcome: a.outcome }),
+    );
+    const BREAKER_STATE = { closed: 0, half_open: 1, open: 2 } as const;
+    new Gauge({
+      name: 'herald_provider_circuit_state',
+      help: "A provider's circuit breaker in this process: 0 closed, 1 half-open (next send probes), 2 open",
+      labelNames: ['provider', 'channel'],
+      registers: [this.registry],
+      collect() {
+        for (const route of routes?.values() ?? []) {
+          for (const p of route.status()) {
+            if (p.circuit) this.set({ provider: p.name, channel: p.channel }, BREAKER_STATE[p.circuit.state]);
+          }
+        }
+      },
     });
     events.on('realtime:opened', () => {
       opened.inc();

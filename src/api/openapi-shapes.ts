@@ -199,6 +199,30 @@ const preview = z.strictObject({
   chat: z.strictObject({ text }).optional().describe('When `channel` is chat'),
 });
 
+const providerView = z.strictObject({
+  name: z.string().describe('`smtp`, `twilio`, `push`, `webhook`, `chat`, or a name HERALD_CONFIG gives'),
+  channel,
+  order: z.number().int().describe("Place in the channel's fallback order, from 0"),
+  circuit: z
+    .strictObject({
+      state: z.enum(['closed', 'open', 'half_open']).describe('half_open: the next send is a probe'),
+      consecutiveFailures: z.number().int(),
+      openedAt: isoDate.nullable().describe('When it last opened'),
+      probeAt: isoDate.nullable().describe('While open: when the next probe may go'),
+      opened: z.number().int().describe('Times it opened since this process started'),
+    })
+    .nullable()
+    .describe("Null: no breaker (webhook and chat: one receiver's failures are not the provider's)"),
+  rateLimit: z
+    .strictObject({ perSecond: z.number(), burst: z.number().int() })
+    .nullable()
+    .describe('Sends paced to at most perSecond × t + burst in any t seconds; null: none'),
+  sent: z.number().int().describe('Sends it accepted since this process started'),
+  failed: z.number().int().describe('Sends it refused or failed'),
+  lastError: z.string().nullable(),
+  lastErrorAt: isoDate.nullable(),
+});
+
 /** A documented answer: its schema, what the status means, and one real example. */
 export interface Shape {
   schema: z.ZodType;
@@ -209,6 +233,42 @@ export interface Shape {
 const shape = <E>(schema: z.ZodType, description: string, example: E) => ({ schema, description, example });
 
 export const SHAPES = {
+  providers: shape(
+    z.strictObject({ items: z.array(providerView) }),
+    "Each channel's providers in fallback order, as this process sees them (breakers are per process)",
+    {
+      items: [
+        {
+          name: 'smtp',
+          channel: 'email',
+          order: 0,
+          circuit: {
+            state: 'open',
+            consecutiveFailures: 5,
+            openedAt: '2026-12-06T19:41:20.004Z',
+            probeAt: '2026-12-06T19:41:50.004Z',
+            opened: 1,
+          },
+          rateLimit: { perSecond: 200, burst: 20 },
+          sent: 1830,
+          failed: 5,
+          lastError: 'SMTP connect ECONNREFUSED 10.0.0.5:587',
+          lastErrorAt: '2026-12-06T19:41:20.004Z',
+        },
+        {
+          name: 'smtp-backup',
+          channel: 'email',
+          order: 1,
+          circuit: { state: 'closed', consecutiveFailures: 0, openedAt: null, probeAt: null, opened: 0 },
+          rateLimit: null,
+          sent: 12,
+          failed: 0,
+          lastError: null,
+          lastErrorAt: null,
+        },
+      ],
+    },
+  ),
   accepted: shape(accepted, 'Accepted: the notification and its deliveries are durably stored', {
     id: NOTIFICATION_ID,
     status: 'accepted',

@@ -31,7 +31,11 @@ const METRICS = {
 // Typed wide: the handler answers 503 itself, which a literal { 200: … } would not allow.
 const READY: Record<number, unknown> = { 200: ok(SHAPES.ready), ...errorResponses(503) };
 
-export function opsRoutes(app: FastifyInstance, { store, bus, logger, failureLog }: ApiDeps, metrics: Metrics): void {
+export function opsRoutes(
+  app: FastifyInstance,
+  { store, bus, logger, failureLog, routes }: ApiDeps,
+  metrics: Metrics,
+): void {
   const log = failureLog ?? logger;
   app.get(
     '/healthz',
@@ -73,6 +77,19 @@ export function opsRoutes(app: FastifyInstance, { store, bus, logger, failureLog
       void reply.header('content-type', metrics.contentType);
       return reply.send(await metrics.render());
     },
+  );
+
+  app.get(
+    '/v1/providers',
+    {
+      config: { auth: 'producer' },
+      schema: {
+        tags: ['operations'],
+        summary: "Each channel's providers: fallback order, circuit breaker, rate limit, counts",
+        response: { 200: ok(SHAPES.providers), ...errorResponses(401) },
+      },
+    },
+    async () => ({ items: [...(routes?.values() ?? [])].flatMap((r) => r.status()) }),
   );
 
   app.get(

@@ -17,6 +17,8 @@ import { HeraldError, validationError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
 import type { Bus, Presence, RateLimiter, Store } from '../core/ports.ts';
+import type { ProviderStatus } from '../core/provider-route.ts';
+import type { Channel } from '../core/types.ts';
 import type { Auth, Caller } from './auth.ts';
 import { registerCors } from './cors.ts';
 import { registerDocs } from './docs.ts';
@@ -62,6 +64,8 @@ export interface ApiDeps {
   logger: Logger;
   /** Where failed requests (5xx) are logged; default the request's logger. Herald passes a LogThrottle. */
   failureLog?: { error(obj: object, msg: string): void };
+  /** Each channel's providers (GET /v1/providers, metrics); absent: none shown. */
+  routes?: ReadonlyMap<Channel, { status(): ProviderStatus[] }>;
 }
 
 export interface ServerOptions {
@@ -208,7 +212,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     return reply.status(404).send(e.toJSON());
   });
 
-  const metrics = new Metrics(deps.events, deps.ingest);
+  const metrics = new Metrics(deps.events, deps.ingest, deps.routes);
   await registerDocs(app);
   if (options.api) {
     notificationRoutes(app, deps);

@@ -125,7 +125,7 @@ describe('ChatProvider', () => {
 
   it("reads the URL from the user's profile and POSTs the message as JSON", async () => {
     withUrl(fake.url('u1'));
-    expect(await provider.send(job())).toEqual({ ok: true, detail: { provider: 'slack-webhook', status: 200 } });
+    expect(await provider.send(job())).toEqual({ ok: true, detail: { provider: 'chat', status: 200 } });
     expect(lookups).toBe(1);
     const [got, ...more] = fake.to('u1');
     expect(more).toEqual([]);

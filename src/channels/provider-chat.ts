@@ -86,7 +86,7 @@ export function chatMessage(job: DeliveryJob): ChatMessage | null {
 
 export class ChatProvider implements ChannelProvider {
   readonly channel = 'chat' as const;
-  readonly name = 'slack-webhook';
+  readonly name = 'chat';
   private readonly http: GuardedHttpClient;
 
   constructor(private readonly options: ChatOptions) {

@@ -38,11 +38,9 @@ type DeviceResult =
 
 export class PushProvider implements ChannelProvider {
   readonly channel = 'push' as const;
-  readonly name: string;
+  readonly name = 'push';
 
-  constructor(private readonly options: PushProviderOptions) {
-    this.name = `push(${[...options.senders.keys()].join(',')})`;
-  }
+  constructor(private readonly options: PushProviderOptions) {}
 
   async send(job: DeliveryJob): Promise<SendResult> {
     const all = await this.options.devices.listDevices(job.userId);

@@ -37,6 +37,8 @@ export interface SmtpOptions {
   timeoutMs: number;
   /** Pooled connections to the server (HERALD_SMTP_MAX_CONNECTIONS); default 8. */
   maxConnections?: number;
+  /** Its name in routes, GET /v1/providers and metrics; default `smtp`. */
+  name?: string;
 }
 
 /** What a message says; the template step will produce it from the category's template instead. */
@@ -130,12 +132,13 @@ export function classifySmtpError(e: unknown, secrets: readonly string[]): SendR
 
 export class SmtpProvider implements ChannelProvider {
   readonly channel = 'email' as const;
-  readonly name = 'smtp';
+  readonly name: string;
   private readonly transport: Transporter;
   /** The password as written and decoded: hidden from every error text. */
   private readonly secrets: string[];
 
   constructor(private readonly options: SmtpOptions) {
+    this.name = options.name ?? 'smtp';
     const u = new URL(options.url);
     const secure = u.protocol === 'smtps:';
     const user = decodeURIComponent(u.username);

@@ -39,6 +39,8 @@ export interface TwilioOptions {
   timeoutMs: number;
   /** Kept-alive connections to Twilio; default 64. */
   connections?: number;
+  /** Its name in routes, GET /v1/providers and metrics; default `twilio`. */
+  name?: string;
 }
 
 /** The SMS text of a notification: its title and its body, one per line. Templates will replace it. */
@@ -52,13 +54,14 @@ const TRANSIENT_STATUS = new Set([401, 403, 404, 408, 429]);
 
 export class TwilioProvider implements ChannelProvider {
   readonly channel = 'sms' as const;
-  readonly name = 'twilio';
+  readonly name: string;
   private readonly agent: Agent;
   private readonly url: string;
   private readonly authorization: string;
   private readonly fromField: [string, string];
 
   constructor(private readonly options: TwilioOptions) {
+    this.name = options.name ?? 'twilio';
     this.agent = new Agent({
       connections: options.connections ?? 64,
       connect: { timeout: options.timeoutMs },

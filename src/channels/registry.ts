@@ -3,8 +3,12 @@
  * and one line here. Deliveries on a channel without a provider are `skipped`, with the reason.
  * `in_app` has none: its send is the inbox write, which the store makes as it starts the delivery.
  */
+
+import type { ExtraProvider, ProvidersFile } from '../config-providers.ts';
+import type { BreakerSettings } from '../core/circuit-breaker.ts';
 import type { DeviceProvider } from '../core/devices.ts';
 import type { ChannelProvider, DeviceStore, UserStore } from '../core/ports.ts';
+import { ProviderRoute, type ProviderRouteOptions, RoutedProvider } from '../core/provider-route.ts';
 import type { Channel } from '../core/types.ts';
 import { GuardedHttpClient } from './egress-http.ts';
 import type { EgressPolicy } from './egress-policy.ts';
@@ -24,6 +28,8 @@ export interface ProviderDeps {
   egress: EgressPolicy;
   /** Email over SMTP (HERALD_SMTP_URL and the settings beside it); undefined: no email provider. */
   smtp?: { url: string; from: string; timeoutMs: number; maxConnections: number } | undefined;
+  /** HERALD_SMTP_TIMEOUT_MS: for SMTP providers HERALD_CONFIG defines without their own. */
+  smtpTimeoutMs: number;
   /** SMS through Twilio; undefined: not configured, so no SMS provider. */
   twilio?: TwilioOptions | undefined;
   /** Where the `push` channel reads and prunes a user's devices. */
@@ -63,27 +69,122 @@ async function pushSenders(d: ProviderDeps): Promise<Map<DeviceProvider, PushSen
   return senders;
 }
 
-type Provider = ChannelProvider & { close?(): Promise<void> };
+export type Provider = ChannelProvider & { close?(): Promise<void> };
+
+/** A provider as the registry made it: its name and channel come from the provider itself. */
+export interface BuiltProvider {
+  provider: Provider;
+  /** Its default breaker: providers of the operator's (SMTP, Twilio, push services) have one; user-URL ones not. */
+  breaker: BreakerSettings | null;
+  /** The longest one send can take. */
+  timeoutMs: number;
+}
+
+/** Opens after 5 transient failures in a row; probes after 30 s. */
+export const DEFAULT_BREAKER: BreakerSettings = { failures: 5, openMs: 30_000 };
 
 /** A factory returns undefined when its provider is not configured. */
-const PROVIDERS: Partial<Record<Channel, (deps: ProviderDeps) => Promise<Provider | undefined>>> = {
-  webhook: async (d) =>
-    new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs, egress: d.egress }),
-  email: async (d) => (d.smtp ? new (await import('./provider-smtp.ts')).SmtpProvider(d.smtp) : undefined),
-  sms: async (d) => (d.twilio ? new (await import('./provider-twilio.ts')).TwilioProvider(d.twilio) : undefined),
+const BUILT_IN: Record<string, (deps: ProviderDeps) => Promise<BuiltProvider | undefined>> = {
+  webhook: async (d) => ({
+    provider: new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs, egress: d.egress }),
+    timeoutMs: d.webhookTimeoutMs,
+    // One receiver's failures say nothing of another's: no breaker (per-destination limits instead).
+    breaker: null,
+  }),
+  email: async (d) =>
+    d.smtp
+      ? {
+          provider: new (await import('./provider-smtp.ts')).SmtpProvider(d.smtp),
+          breaker: DEFAULT_BREAKER,
+          timeoutMs: d.smtp.timeoutMs,
+        }
+      : undefined,
+  sms: async (d) =>
+    d.twilio
+      ? {
+          provider: new (await import('./provider-twilio.ts')).TwilioProvider(d.twilio),
+          breaker: DEFAULT_BREAKER,
+          timeoutMs: d.twilio.timeoutMs,
+        }
+      : undefined,
   push: async (d) => {
     if (!d.devices) return undefined;
     const senders = await pushSenders(d);
-    return senders.size > 0 ? new PushProvider({ senders, devices: d.devices }) : undefined;
+    return senders.size > 0
+      ? {
+          provider: new PushProvider({ senders, devices: d.devices }),
+          breaker: DEFAULT_BREAKER,
+          timeoutMs: d.webhookTimeoutMs,
+        }
+      : undefined;
   },
-  chat: async (d) => new ChatProvider({ timeoutMs: d.webhookTimeoutMs, egress: d.egress, users: d.users }),
+  chat: async (d) => ({
+    provider: new ChatProvider({ timeoutMs: d.webhookTimeoutMs, egress: d.egress, users: d.users }),
+    timeoutMs: d.webhookTimeoutMs,
+    breaker: null,
+  }),
 };
 
-export async function buildProviders(deps: ProviderDeps): Promise<Map<Channel, Provider>> {
-  const out = new Map<Channel, Provider>();
-  for (const [channel, make] of Object.entries(PROVIDERS)) {
-    const provider = await make?.(deps);
-    if (provider) out.set(channel as Channel, provider);
+/** Providers HERALD_CONFIG defines, by type: one line each. */
+const EXTRA: {
+  [T in ExtraProvider['type']]: (p: Extract<ExtraProvider, { type: T }>, d: ProviderDeps) => Promise<Provider>;
+} = {
+  smtp: async (p, d) =>
+    new (await import('./provider-smtp.ts')).SmtpProvider({
+      name: p.name,
+      url: p.url,
+      from: p.from ?? d.smtp?.from ?? '',
+      timeoutMs: p.timeoutMs ?? d.smtpTimeoutMs,
+      maxConnections: p.maxConnections ?? d.smtp?.maxConnections ?? 8,
+    }),
+  twilio: async (p, d) =>
+    new (await import('./provider-twilio.ts')).TwilioProvider({
+      name: p.name,
+      accountSid: p.accountSid,
+      authToken: p.authToken,
+      from: p.from,
+      baseUrl: p.baseUrl.replace(/\/+$/, ''),
+      timeoutMs: d.webhookTimeoutMs,
+    }),
+};
+
+/** Every configured provider: the environment's, then HERALD_CONFIG's, in its order. */
+export async function buildProviders(deps: ProviderDeps, file?: ProvidersFile): Promise<BuiltProvider[]> {
+  const out: BuiltProvider[] = [];
+  for (const make of Object.values(BUILT_IN)) {
+    const built = await make(deps);
+    if (built) out.push(built);
+  }
+  for (const p of file?.extra ?? []) {
+    const make = EXTRA[p.type] as (p: ExtraProvider, d: ProviderDeps) => Promise<Provider>;
+    const provider = await make(p, deps);
+    const timeoutMs = p.type === 'smtp' ? (p.timeoutMs ?? deps.smtpTimeoutMs) : deps.webhookTimeoutMs;
+    out.push({ provider, breaker: DEFAULT_BREAKER, timeoutMs });
   }
   return out;
+}
+
+/**
+ * Each channel's route: its providers in the fallback order HERALD_CONFIG gives (or in the order
+ * built), each with the breaker and rate limit the file sets (or its default).
+ */
+export function buildRoutes(
+  built: readonly BuiltProvider[],
+  file: ProvidersFile | undefined,
+  options: ProviderRouteOptions,
+): Map<Channel, ProviderRoute> {
+  const byChannel = new Map<Channel, BuiltProvider[]>();
+  for (const b of built) byChannel.set(b.provider.channel, [...(byChannel.get(b.provider.channel) ?? []), b]);
+  const routes = new Map<Channel, ProviderRoute>();
+  for (const [channel, all] of byChannel) {
+    const order = file?.channels[channel];
+    const chosen = order ? order.map((name) => all.find((b) => b.provider.name === name) as BuiltProvider) : all;
+    const routed = chosen.map((b) => {
+      const tuning = file?.tuning.get(b.provider.name) ?? file?.extra.find((e) => e.name === b.provider.name);
+      const breaker = tuning?.circuitBreaker === undefined ? b.breaker : tuning.circuitBreaker || null;
+      return new RoutedProvider(b.provider, { breaker, pace: tuning?.rateLimit ?? null, timeoutMs: b.timeoutMs });
+    });
+    routes.set(channel, new ProviderRoute(channel, routed, options));
+  }
+  return routes;
 }

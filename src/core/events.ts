@@ -1,5 +1,6 @@
 /** Typed events emitted by the core; metrics, logs and the real-time gateway subscribe to them. */
 import { EventEmitter } from 'node:events';
+import type { ProviderAttempt } from './provider-route.ts';
 import type { Channel, InboxDelivery, InboxEntry, Lane } from './types.ts';
 
 export interface DeliveryEvent {
@@ -29,6 +30,8 @@ export interface HeraldEvents {
   /** A user's read state changed (HTTP or WebSocket); every open socket of the user is told. */
   'inbox:unread': [{ userId: string; unreadCount: number }];
   'worker:error': [{ lane: Lane; error: unknown }];
+  /** What one provider of a route did with one delivery (sent, failed, passed over). */
+  'provider:attempt': [ProviderAttempt];
   /** A WebSocket was accepted for a user. */
   'realtime:opened': [{ userId: string }];
   /** A WebSocket closed, with its close code (1006: dropped without a close frame). */
