@@ -76,7 +76,8 @@ const circuitBreaker = z.union([
 ]);
 const tuning = { rateLimit: rateLimit.optional(), circuitBreaker: circuitBreaker.optional() };
 
-const entry = z.union([
+/** A provider the file defines, by `type`; unknown types are refused naming the field. */
+const defined = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('smtp'),
     url: smtpUrl,
@@ -93,13 +94,19 @@ const entry = z.union([
     baseUrl: httpBaseUrl.default('https://api.twilio.com'),
     ...tuning,
   }),
-  z.strictObject(tuning),
 ]);
+/** An entry for a provider the environment defines: its tuning only. */
+const tuned = z.strictObject(tuning);
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 const file = z.strictObject({
-  providers: z.record(z.string().regex(NAME, 'a provider name is a-z, 0-9, _ and - (up to 63)'), entry).default({}),
+  providers: z
+    .record(
+      z.string().regex(NAME, 'a provider name is a-z, 0-9, _ and - (up to 63)'),
+      z.record(z.string(), z.unknown()),
+    )
+    .default({}),
   channels: z.partialRecord(z.enum(CHANNELS), z.array(z.string()).min(1, 'give at least one provider')).default({}),
 });
 
@@ -151,22 +158,29 @@ export function readProvidersFile(
   }
   const r = file.safeParse(json);
   // zod's messages name the field and the rule, never the value: no credential is shown.
-  if (!r.success)
-    return { ok: false, problems: r.error.issues.map((i) => `${where} ${i.path.join('.')}: ${i.message}`) };
+  const shown = (i: z.core.$ZodIssue, at: PropertyKey[] = []) =>
+    `${where} ${[...at, ...i.path].map(String).join('.')}: ${i.message}`;
+  if (!r.success) return { ok: false, problems: r.error.issues.map((i) => shown(i)) };
   const problems: string[] = [];
   const extra: ExtraProvider[] = [];
   const tuning = new Map<string, ProviderTuning>();
   const channelOf = new Map(builtIn);
-  for (const [name, e] of Object.entries(r.data.providers)) {
-    if ('type' in e) {
-      if (builtIn.has(name)) {
+  for (const [name, raw] of Object.entries(r.data.providers)) {
+    if ('type' in raw) {
+      const e = defined.safeParse(raw);
+      if (!e.success) problems.push(...e.error.issues.map((i) => shown(i, ['providers', name])));
+      else if (builtIn.has(name)) {
         problems.push(`${where} providers.${name}: the environment already defines a provider named ${name}`);
-        continue;
+      } else {
+        extra.push({ ...e.data, name } as ExtraProvider);
+        channelOf.set(name, EXTRA_CHANNEL[e.data.type]);
       }
-      extra.push({ ...e, name } as ExtraProvider);
-      channelOf.set(name, EXTRA_CHANNEL[e.type]);
-    } else if (builtIn.has(name)) {
-      tuning.set(name, e);
+      continue;
+    }
+    const e = tuned.safeParse(raw);
+    if (!e.success) problems.push(...e.error.issues.map((i) => shown(i, ['providers', name])));
+    else if (builtIn.has(name)) {
+      tuning.set(name, e.data);
     } else {
       problems.push(
         `${where} providers.${name}: no provider named ${name} is configured; give a "type" to define one ` +

@@ -1,12 +1,11 @@
 /**
- * A provider's send rate: a token bucket (GCRA, virtual scheduling) that paces instead of refusing.
- * `reserve` books the next free slot and says how long to wait for it, so concurrent senders queue
- * in order and the provider sees at most `perSecond × t + burst` sends in any interval of `t`
- * seconds (one-second windows included), however many lanes and slots send at once.
- *
- * A reservation further away than the caller may wait is not booked (nothing is consumed), so a
- * send that gives up does not slow the others. In-process: with several worker processes each
- * paces on its own (document the per-process limit, or divide it).
+ * A provider's send rate: a token bucket (GCRA, virtual scheduling) that a send waits for instead of
+ * being refused. A token is taken only at the moment the send may start (`tryTake` at the clock's
+ * now), never booked ahead, so the sends that really start obey the limit — at most
+ * `perSecond × t + burst` in any interval of `t` seconds (one-second windows included) — even when
+ * the event loop stalls and many timers fire at once: after a stall only the burst goes at once.
+ * A caller that is refused waits the time it is told and tries again; one that gives up consumed
+ * nothing. In-process: with several worker processes each paces on its own.
  */
 import { performance } from 'node:perf_hooks';
 
@@ -38,17 +37,13 @@ export class ProviderPacer {
     this.tolerance = (settings.burst - 1) * this.interval;
   }
 
-  /**
-   * Books one send. Returns the milliseconds to wait before sending (0: now), or null when that
-   * would be more than `maxWaitMs` (nothing booked).
-   */
-  reserve(maxWaitMs: number, now: number = this.clock()): number | null {
+  /** Takes a token if one is there now: returns 0 (send now), or the milliseconds until one may be. */
+  tryTake(now: number = this.clock()): number {
     const tat = Math.max(this.tat, now);
-    // The send may go at tat − tolerance; the bucket then runs one interval further.
-    const wait = Math.max(0, tat - this.tolerance - now);
-    if (wait > maxWaitMs) return null;
+    const wait = tat - this.tolerance - now;
+    if (wait > 0) return wait;
     this.tat = tat + this.interval;
-    return wait;
+    return 0;
   }
 
   /** Milliseconds until a send could go without waiting. */

@@ -15,7 +15,8 @@
  * `retryAfterMs` no earlier than the first provider could take it again (a breaker's probe time or
  * its pace), so a retry is not spent against a wall.
  *
- * A send that waits for its pace holds its worker slot meanwhile: the provider's rate, not the
+ * A send that waits for its pace (a token taken when it may start, never booked ahead: see
+ * provider-pacer.ts) holds its worker slot meanwhile: the provider's rate, not the
  * worker, is then the bottleneck, and every slot waiting keeps the queue in order.
  */
 import { performance } from 'node:perf_hooks';
@@ -122,14 +123,12 @@ export class ProviderRoute implements ChannelRoute {
         this.observe(p, 'open', 0);
         continue;
       }
-      const wait = p.pacer ? p.pacer.reserve(Math.min(this.options.maxWaitMs, left)) : 0;
-      if (wait === null) {
+      if (p.pacer && !(await this.paced(p.pacer, Math.min(this.options.maxWaitMs, left)))) {
         p.breaker?.released();
         reasons.push(`${p.name}: over its rate limit`);
         this.observe(p, 'paced', 0);
         continue;
       }
-      if (wait > 0) await sleep(wait);
       const started = performance.now();
       let result: SendResult;
       try {
@@ -175,6 +174,17 @@ export class ProviderRoute implements ChannelRoute {
       error: `no provider could take it: ${reasons.join('; ')}`,
       ...this.retryAfter(),
     };
+  }
+
+  /** Waits for a token of the provider's pace, up to `maxWaitMs`; false if none came in time. */
+  private async paced(pacer: ProviderPacer, maxWaitMs: number): Promise<boolean> {
+    const deadline = performance.now() + maxWaitMs;
+    for (;;) {
+      const wait = pacer.tryTake();
+      if (wait === 0) return true;
+      if (performance.now() + wait > deadline) return false;
+      await sleep(Math.max(1, wait));
+    }
   }
 
   /** When the first provider could take the delivery again, at least `said` (a provider's Retry-After). */
