@@ -32,6 +32,8 @@ export async function startSmtpServer(options: {
   pass: string;
   respond?: (rcpt: string, n: number) => SmtpAnswer;
   rejectRcpt?: (rcpt: string) => { code: number; text: string } | null;
+  /** Listen on this port (default: any free one). */
+  port?: number;
 }): Promise<TestSmtpServer> {
   const received: ReceivedMail[] = [];
   const logins: TestSmtpServer['logins'] = [];
@@ -75,7 +77,7 @@ export async function startSmtpServer(options: {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const port = (server.server.address() as AddressInfo).port;
   return {
