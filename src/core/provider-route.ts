@@ -41,6 +41,8 @@ export interface ProviderAttempt {
   channel: Channel;
   /** `open`: not tried, its breaker is open; `paced`: not tried, its pace was too far out. */
   outcome: 'sent' | 'transient' | 'permanent' | 'skipped' | 'open' | 'paced';
+  /** When the send started (ms since the epoch, sub-millisecond), or when the provider was passed over. */
+  startedAt: number;
   ms: number;
 }
 
@@ -120,13 +122,13 @@ export class ProviderRoute implements ChannelRoute {
       }
       if (p.breaker && !p.breaker.allow()) {
         reasons.push(`${p.name}: circuit open`);
-        this.observe(p, 'open', 0);
+        this.observe(p, 'open');
         continue;
       }
       if (p.pacer && !(await this.paced(p.pacer, Math.min(this.options.maxWaitMs, left)))) {
         p.breaker?.released();
         reasons.push(`${p.name}: over its rate limit`);
-        this.observe(p, 'paced', 0);
+        this.observe(p, 'paced');
         continue;
       }
       const started = performance.now();
@@ -141,15 +143,16 @@ export class ProviderRoute implements ChannelRoute {
         };
       }
       const ms = performance.now() - started;
+      const startedAt = performance.timeOrigin + started;
       if (result.ok) {
         p.breaker?.succeeded();
         p.sent++;
-        this.observe(p, 'sent', ms);
+        this.observe(p, 'sent', ms, startedAt);
         return { ok: true, detail: withProvider(result.detail, p.name, reasons) };
       }
       if ('skipped' in result) {
         p.breaker?.released();
-        this.observe(p, 'skipped', ms);
+        this.observe(p, 'skipped', ms, startedAt);
         return result;
       }
       p.failed++;
@@ -158,11 +161,11 @@ export class ProviderRoute implements ChannelRoute {
       if (result.permanent) {
         // The provider answered: it is up, the message is what it refused.
         p.breaker?.succeeded();
-        this.observe(p, 'permanent', ms);
+        this.observe(p, 'permanent', ms, startedAt);
         return this.providers.length > 1 ? { ...result, error: `${p.name}: ${result.error}` } : result;
       }
       p.breaker?.failed();
-      this.observe(p, 'transient', ms);
+      this.observe(p, 'transient', ms, startedAt);
       reasons.push(this.providers.length > 1 ? `${p.name}: ${result.error}` : result.error);
       if (p === this.providers[this.providers.length - 1]) {
         return { ok: false, permanent: false, error: reasons.join('; '), ...this.retryAfter(result.retryAfterMs) };
@@ -208,8 +211,13 @@ export class ProviderRoute implements ChannelRoute {
     }));
   }
 
-  private observe(p: RoutedProvider, outcome: ProviderAttempt['outcome'], ms: number): void {
-    this.options.observe?.({ provider: p.name, channel: this.channel, outcome, ms });
+  private observe(
+    p: RoutedProvider,
+    outcome: ProviderAttempt['outcome'],
+    ms = 0,
+    startedAt = performance.timeOrigin + performance.now(),
+  ): void {
+    this.options.observe?.({ provider: p.name, channel: this.channel, outcome, startedAt, ms });
   }
 }
 
