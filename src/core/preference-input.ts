@@ -41,11 +41,24 @@ export const preferencesSchema = z.strictObject({
   categories: z
     .record(
       categoryKeySchema,
-      z.union([z.boolean(), channelSwitches.refine((o) => Object.keys(o).length > 0, 'must name a channel')], {
-        error: 'must be true, false, or {"<channel>": true | false}',
-      }),
+      z.union(
+        [
+          z.boolean(),
+          channelSwitches.refine((o) => Object.keys(o).length > 0, {
+            message: 'must name a channel',
+            // Only when it is otherwise valid: an unknown channel is reported as that alone.
+            when: (payload) => payload.issues.length === 0,
+          }),
+        ],
+        {
+          error: 'must be true, false, or {"<channel>": true | false}',
+        },
+      ),
     )
-    .refine((c) => Object.keys(c).length <= PREFERENCE_LIMITS.categories, `at most ${PREFERENCE_LIMITS.categories} keys`)
+    .refine(
+      (c) => Object.keys(c).length <= PREFERENCE_LIMITS.categories,
+      `at most ${PREFERENCE_LIMITS.categories} keys`,
+    )
     .default({}),
   quietHours: z
     .strictObject({ start: hhmm, end: hhmm })
