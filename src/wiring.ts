@@ -10,7 +10,11 @@ import { buildProviders } from './channels/registry.ts';
 import type { Config } from './config.ts';
 import { type ContentRenderer, Dispatcher, type SendGate } from './core/dispatch.ts';
 import type { Bus, ChannelProvider, RateLimiter, Store } from './core/ports.ts';
+import { PreferenceGate } from './core/preference-gate.ts';
+import { type IsRequired, NOTHING_REQUIRED } from './core/preferences.ts';
 import type { Channel } from './core/types.ts';
+import { UnsubscribeLinks } from './core/unsubscribe-links.ts';
+import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter-memory.ts';
 import { redact } from './redact.ts';
 import type { Secrets } from './secrets.ts';
@@ -29,6 +33,8 @@ export interface Adapters {
   providers: Map<Channel, ChannelProvider & { close?(): Promise<void> }>;
   /** What the worker sends each leased delivery through: gates, rendering, the channel's providers. */
   dispatcher: Dispatcher;
+  /** Whether a category ignores opt-outs (issue 13's category policies; until then none does). */
+  isRequired: IsRequired;
   /** Per-API-key request limits; null when HERALD_RATE_LIMIT_RPS is unset. */
   rateLimiter: RateLimiter | null;
   /** Human-readable choices, for the start-up log. */
@@ -93,11 +99,28 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
   }
   const rateLimiter = config.rateLimit ? new MemoryRateLimiter(config.rateLimit) : null;
   const bus = new QueueTableBus();
+  // Category policies (`required`) are issue 13's: until then no category is required.
+  const isRequired = NOTHING_REQUIRED;
+  const unsubscribeLinks = config.publicUrl
+    ? new UnsubscribeLinks(config.publicUrl, new UnsubscribeTokens(secrets.jwtSecret), isRequired)
+    : null;
+  if (config.smtp && !config.publicUrl) {
+    warnings.push(
+      'HERALD_PUBLIC_URL is unset: emails carry no List-Unsubscribe link (RFC 8058), which large mailbox ' +
+        'providers expect of bulk mail; set it to the https:// address users reach Herald at',
+    );
+  }
+  if (config.smtp && config.publicUrl?.startsWith('http://')) {
+    warnings.push(
+      'HERALD_PUBLIC_URL is http://: mailbox providers honour one-click unsubscribe links only over https://',
+    );
+  }
   const providers = await buildProviders({
     webhookSecret: secrets.webhookSecret,
     webhookTimeoutMs: config.webhookTimeoutMs,
     egress: new EgressPolicy(config.egressAllow),
     smtp: config.smtp,
+    listUnsubscribe: unsubscribeLinks ? (job) => unsubscribeLinks.linkFor(job) : undefined,
     // The worker's send budget is HERALD_WEBHOOK_TIMEOUT_MS: a Twilio request gets the same bound.
     twilio: config.twilio ? { ...config.twilio, timeoutMs: config.webhookTimeoutMs } : undefined,
     devices: store,
@@ -109,7 +132,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     users: store,
   });
   // Checked in this order before a delivery is sent (src/core/dispatch.ts).
-  const gates: SendGate[] = [];
+  const gates: SendGate[] = [new PreferenceGate(store, isRequired)];
   const renderer: ContentRenderer | null = null;
   const dispatcher = new Dispatcher(providers, gates, renderer);
   return {
@@ -117,6 +140,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     bus,
     providers,
     dispatcher,
+    isRequired,
     rateLimiter,
     roleLock,
     description: {

@@ -322,6 +322,12 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
             bearerFormat: 'JWT',
             description: "A user token (POST /v1/users/{userId}/tokens): that user's data only",
           },
+          unsubscribeToken: {
+            type: 'apiKey',
+            in: 'query',
+            name: 'token',
+            description: "The token of an email's List-Unsubscribe link: it names the user, category and channel",
+          },
           realtimeToken: {
             type: 'apiKey',
             in: 'query',

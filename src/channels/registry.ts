@@ -5,7 +5,7 @@
  */
 import type { DeviceProvider } from '../core/devices.ts';
 import type { ChannelProvider, DeviceStore, UserStore } from '../core/ports.ts';
-import type { Channel } from '../core/types.ts';
+import type { Channel, DeliveryJob } from '../core/types.ts';
 import { GuardedHttpClient } from './egress-http.ts';
 import type { EgressPolicy } from './egress-policy.ts';
 import { ChatProvider } from './provider-chat.ts';
@@ -24,6 +24,8 @@ export interface ProviderDeps {
   egress: EgressPolicy;
   /** Email over SMTP (HERALD_SMTP_URL and the settings beside it); undefined: no email provider. */
   smtp?: { url: string; from: string; timeoutMs: number; maxConnections: number } | undefined;
+  /** Each email's List-Unsubscribe link, or null for none; undefined: no email carries one. */
+  listUnsubscribe?: ((job: DeliveryJob) => Promise<string | null>) | undefined;
   /** SMS through Twilio; undefined: not configured, so no SMS provider. */
   twilio?: TwilioOptions | undefined;
   /** Where the `push` channel reads and prunes a user's devices. */
@@ -69,7 +71,10 @@ type Provider = ChannelProvider & { close?(): Promise<void> };
 const PROVIDERS: Partial<Record<Channel, (deps: ProviderDeps) => Promise<Provider | undefined>>> = {
   webhook: async (d) =>
     new WebhookProvider({ secret: d.webhookSecret, timeoutMs: d.webhookTimeoutMs, egress: d.egress }),
-  email: async (d) => (d.smtp ? new (await import('./provider-smtp.ts')).SmtpProvider(d.smtp) : undefined),
+  email: async (d) =>
+    d.smtp
+      ? new (await import('./provider-smtp.ts')).SmtpProvider({ ...d.smtp, listUnsubscribe: d.listUnsubscribe })
+      : undefined,
   sms: async (d) => (d.twilio ? new (await import('./provider-twilio.ts')).TwilioProvider(d.twilio) : undefined),
   push: async (d) => {
     if (!d.devices) return undefined;
