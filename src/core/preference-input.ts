@@ -70,9 +70,9 @@ export const preferencesSchema = z.strictObject({
 const CHANNEL_LIST = CHANNELS.join(', ');
 
 /** Issues as fields a person can find: `channels.fax` rather than `channels` + "unrecognized key". */
-function issuesOf(error: z.ZodError): FieldIssue[] {
-  return error.issues.flatMap((i): FieldIssue[] => {
-    const at = i.path.map(String);
+function issuesOf(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[] = []): FieldIssue[] {
+  return issues.flatMap((i): FieldIssue[] => {
+    const at = [...prefix, ...i.path].map(String);
     const field = (...more: string[]) => [...at, ...more].join('.') || '(body)';
     if (i.code === 'unrecognized_keys') {
       const unknownChannel = at[0] === 'channels' || at[0] === 'categories';
@@ -86,6 +86,11 @@ function issuesOf(error: z.ZodError): FieldIssue[] {
       const message = at[0] === 'channels' ? `unknown channel: must be one of ${CHANNEL_LIST}` : (inner ?? i.message);
       return [{ field: field(), message }];
     }
+    if (i.code === 'invalid_union') {
+      // The branch of the value's own type (an object of channels), when there is one, says what is wrong.
+      const own = i.errors.find((branch) => !branch.some((b) => b.code === 'invalid_type' && b.path.length === 0));
+      if (own) return issuesOf(own, at);
+    }
     if (i.code === 'invalid_type' && at.length === 0) return [{ field: '(body)', message: 'must be a JSON object' }];
     return [{ field: field(), message: i.message }];
   });
@@ -93,7 +98,7 @@ function issuesOf(error: z.ZodError): FieldIssue[] {
 
 export function parsePreferences(input: unknown): Preferences {
   const r = preferencesSchema.safeParse(input ?? {});
-  if (!r.success) throw validationError(issuesOf(r.error));
+  if (!r.success) throw validationError(issuesOf(r.error.issues));
   // Rebuilt with plain objects (no prototype surprises), keys in the order given.
   const switches = (o: Partial<Record<Channel, boolean>>): ChannelSwitches => Object.fromEntries(Object.entries(o));
   return {

@@ -104,7 +104,7 @@ describe('parsePreferences', () => {
     expect(fieldsOf({ channels: { email: 'no' } })).toEqual(['channels.email']);
     expect(fieldsOf({ channels: { email: 0 } })).toEqual(['channels.email']);
     expect(fieldsOf({ categories: { 'a.b': 'off' } })).toEqual(['categories.a.b']);
-    expect(fieldsOf({ categories: { 'a.b': { email: null } } })).toEqual(['categories.a.b']);
+    expect(fieldsOf({ categories: { 'a.b': { email: null } } })).toEqual(['categories.a.b.email']);
     expect(fieldsOf({ categories: { 'a.b': {} } })).toEqual(['categories.a.b']);
     expect(fieldsOf({ categories: [] })).toEqual(['categories']);
     expect(fieldsOf('x')).toEqual(['(body)']);
