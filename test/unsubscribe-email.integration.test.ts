@@ -7,6 +7,7 @@
  * arrives. Forged and missing tokens are refused; concurrent unsubscribes all hold.
  */
 import { createServer } from 'node:net';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
 import { expectError, expectNamesField, rawRequest } from './support/http.ts';
@@ -207,5 +208,38 @@ describe.each(['pglite', 'postgres'] as const)('one-click unsubscribe (%s)', (st
     // Nobody was opted out of anything.
     expect((await preferencesOf(user)).categories).toEqual({});
     expect((await preferencesOf('mallory')).categories).toEqual({});
+  });
+});
+
+describe('without HERALD_PUBLIC_URL', () => {
+  it('emails carry no List-Unsubscribe, and start-up warns that they do not', async () => {
+    const smtp = await startSmtpServer({ user: USER, pass: PASS });
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const t = await startTestHerald({
+      logger,
+      env: {
+        HERALD_SMTP_URL: `smtp://${USER}:${PASS}@127.0.0.1:${smtp.port}`,
+        HERALD_EMAIL_FROM: 'notify@mail.example.test',
+      },
+    });
+    try {
+      expect(lines.some((l) => /HERALD_PUBLIC_URL is unset: emails carry no List-Unsubscribe/.test(l))).toBe(true);
+      await t.api('PUT', '/v1/users/no-link', { email: 'no-link@example.com' });
+      const r = await t.api('POST', '/v1/notifications', {
+        to: ['no-link'],
+        category: 'comment.reply',
+        channels: ['email'],
+        title: 't',
+      });
+      await eventually(() => smtp.received.length === 1, 'the email to arrive');
+      const raw = smtp.received[0]?.raw ?? '';
+      expect(raw).toMatch(/^X-Herald-Notification-Id: /im);
+      expect(raw).not.toMatch(/^List-Unsubscribe/im);
+      expect(r.status).toBe(202);
+    } finally {
+      await t.stop();
+      await smtp.close();
+    }
   });
 });

@@ -20,7 +20,7 @@ import { HeraldError, validationError } from '../core/errors.ts';
 import { parseOrThrow } from '../core/input.ts';
 import type { IsRequired } from '../core/preferences.ts';
 import type { UnsubscribeSubject, UnsubscribeTokens } from '../core/unsubscribe-token.ts';
-import { errorResponses } from './docs.ts';
+import { doc, errorResponses } from './docs.ts';
 import { UNSUBSCRIBE_QUERY } from './openapi-shapes.ts';
 import type { ApiDeps } from './server.ts';
 
@@ -71,7 +71,7 @@ export function unsubscribeRoutes(app: FastifyInstance, { store }: ApiDeps, deps
           tags: ['users'],
           summary:
             "The page of an email's unsubscribe link: a button that sends the one-click POST (a GET changes nothing)",
-          querystring: { type: 'object', properties: { token: { type: 'string' } } },
+          querystring: doc(UNSUBSCRIBE_QUERY),
           security: SECURITY,
           response: {
             200: HTML_ANSWER('A page with the button'),
@@ -101,7 +101,7 @@ export function unsubscribeRoutes(app: FastifyInstance, { store }: ApiDeps, deps
         schema: {
           tags: ['users'],
           summary: 'One-click unsubscribe (RFC 8058): opts the user out of the category on the channel the token names',
-          querystring: { type: 'object', properties: { token: { type: 'string' } } },
+          querystring: doc(UNSUBSCRIBE_QUERY),
           security: SECURITY,
           body: {
             type: 'object',
