@@ -97,7 +97,7 @@ function issuesOf(issues: readonly z.core.$ZodIssue[], prefix: readonly Property
 }
 
 export function parsePreferences(input: unknown): Preferences {
-  const r = preferencesSchema.safeParse(input ?? {});
+  const r = preferencesSchema.safeParse(input);
   if (!r.success) throw validationError(issuesOf(r.error.issues));
   // Rebuilt with plain objects (no prototype surprises), keys in the order given.
   const switches = (o: Partial<Record<Channel, boolean>>): ChannelSwitches => Object.fromEntries(Object.entries(o));

@@ -89,9 +89,10 @@ describe('parsePreferences', () => {
     expect(parsePreferences(body)).toEqual(body);
   });
 
-  it('an empty body (or none) is the empty shape', () => {
+  it('an empty object is the empty shape; no body at all is refused', () => {
     expect(parsePreferences({})).toEqual({ channels: {}, categories: {}, quietHours: null });
-    expect(parsePreferences(undefined)).toEqual({ channels: {}, categories: {}, quietHours: null });
+    expect(fieldsOf(undefined)).toEqual(['(body)']);
+    expect(fieldsOf(null)).toEqual(['(body)']);
     expect(parsePreferences({ quietHours: null }).quietHours).toBeNull();
   });
 
