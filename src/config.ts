@@ -161,6 +161,17 @@ const schema = z.object({
     .default(10_000)
     .describe('bound on one email send: connecting, greeting, each reply'),
   HERALD_SMTP_MAX_CONNECTIONS: int(1, 1000).default(8).describe('pooled SMTP connections'),
+  HERALD_PUBLIC_URL: z
+    .string()
+    .refine((s) => {
+      const u = URL.parse(s);
+      return (
+        !!u && /^https?:$/.test(u.protocol) && u.hostname !== '' && !u.username && !u.password && !u.search && !u.hash
+      );
+    }, 'must be an https:// (or http://) URL without credentials, query or fragment, e.g. https://herald.example.com')
+    .transform((s) => s.replace(/\/+$/, ''))
+    .optional()
+    .describe("where users' browsers and mail clients reach Herald (the unsubscribe links of emails)"),
   HERALD_TWILIO_ACCOUNT_SID: twilioSid
     .optional()
     .describe('Twilio account for SMS (with the auth token and the sender)'),
@@ -259,6 +270,11 @@ export interface Config {
   /** HERALD_SMTP_TIMEOUT_MS, also for SMTP providers HERALD_CONFIG defines without their own. */
   smtpTimeoutMs: number;
   logLevel: z.infer<typeof schema>['HERALD_LOG_LEVEL'];
+  /**
+   * Where users' mail clients and browsers reach Herald, without a trailing slash (HERALD_PUBLIC_URL):
+   * the base of every email's List-Unsubscribe link. Undefined: emails carry no List-Unsubscribe.
+   */
+  publicUrl: string | undefined;
   /** SMS through Twilio; undefined: not configured (SMS deliveries are `skipped`). */
   twilio: { accountSid: string; authToken: string; from: string; baseUrl: string } | undefined;
   /** FCM HTTP v1 (push to `fcm` devices); undefined: HERALD_FCM_SERVICE_ACCOUNT unset. */
@@ -307,6 +323,7 @@ const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
   HERALD_RATE_LIMIT_BURST: 'RPS rounded up',
   HERALD_MAX_TOKEN_TTL: '30d',
   HERALD_SMTP_URL: 'unset → email deliveries are skipped',
+  HERALD_PUBLIC_URL: 'unset → emails carry no List-Unsubscribe',
   HERALD_TWILIO_ACCOUNT_SID: 'unset → SMS deliveries are skipped',
   HERALD_FCM_SERVICE_ACCOUNT: 'unset → no FCM push',
   HERALD_APNS_KEY: 'unset → no APNs pushes',
@@ -523,6 +540,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : undefined,
     smtpTimeoutMs: c.HERALD_SMTP_TIMEOUT_MS,
     logLevel: c.HERALD_LOG_LEVEL,
+    publicUrl: c.HERALD_PUBLIC_URL,
     twilio:
       c.HERALD_TWILIO_ACCOUNT_SID && c.HERALD_TWILIO_AUTH_TOKEN && c.HERALD_TWILIO_FROM
         ? {

@@ -19,6 +19,7 @@ import type { Config } from './config.ts';
 import { HeraldEmitter } from './core/events.ts';
 import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
+import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { DeliveryWorker } from './core/worker.ts';
 import { LogThrottle } from './log-throttle.ts';
 import { Gateway } from './realtime/gateway.ts';
@@ -132,6 +133,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         presence,
         rateLimiter: adapters.rateLimiter,
         routes: adapters.routes,
+        unsubscribe: { tokens: new UnsubscribeTokens(secrets.jwtSecret), isRequired: adapters.isRequired },
         logger,
         failureLog: failures,
       },

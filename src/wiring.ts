@@ -11,8 +11,12 @@ import type { Config } from './config.ts';
 import { type ContentRenderer, Dispatcher, type SendGate } from './core/dispatch.ts';
 import type { HeraldEmitter } from './core/events.ts';
 import type { Bus, RateLimiter, Store } from './core/ports.ts';
+import { PreferenceGate } from './core/preference-gate.ts';
+import { type IsRequired, NOTHING_REQUIRED } from './core/preferences.ts';
 import type { ProviderRoute } from './core/provider-route.ts';
 import type { Channel } from './core/types.ts';
+import { UnsubscribeLinks } from './core/unsubscribe-links.ts';
+import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { leaseMarginMs } from './core/worker.ts';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter-memory.ts';
 import { redact } from './redact.ts';
@@ -37,6 +41,8 @@ export interface Adapters {
   dispatcher: Dispatcher;
   /** The longest a worker's send may take: a provider's timeout, plus the wait for a rate limit. */
   sendBudgetMs: number;
+  /** Whether a category ignores opt-outs (issue 13's category policies; until then none does). */
+  isRequired: IsRequired;
   /** Per-API-key request limits; null when HERALD_RATE_LIMIT_RPS is unset. */
   rateLimiter: RateLimiter | null;
   /** Human-readable choices, for the start-up log. */
@@ -103,12 +109,29 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
   }
   const rateLimiter = config.rateLimit ? new MemoryRateLimiter(config.rateLimit) : null;
   const bus = new QueueTableBus();
+  // Category policies (`required`) are issue 13's: until then no category is required.
+  const isRequired = NOTHING_REQUIRED;
+  const unsubscribeLinks = config.publicUrl
+    ? new UnsubscribeLinks(config.publicUrl, new UnsubscribeTokens(secrets.jwtSecret), isRequired)
+    : null;
+  if (config.smtp && !config.publicUrl) {
+    warnings.push(
+      'HERALD_PUBLIC_URL is unset: emails carry no List-Unsubscribe link (RFC 8058), which large mailbox ' +
+        'providers expect of bulk mail; set it to the https:// address users reach Herald at',
+    );
+  }
+  if (config.smtp && config.publicUrl?.startsWith('http://')) {
+    warnings.push(
+      'HERALD_PUBLIC_URL is http://: mailbox providers honour one-click unsubscribe links only over https://',
+    );
+  }
   const built = await buildProviders(
     {
       webhookSecret: secrets.webhookSecret,
       webhookTimeoutMs: config.webhookTimeoutMs,
       egress: new EgressPolicy(config.egressAllow),
       smtp: config.smtp,
+      listUnsubscribe: unsubscribeLinks ? (job) => unsubscribeLinks.linkFor(job) : undefined,
       // The worker's send budget is HERALD_WEBHOOK_TIMEOUT_MS: a Twilio request gets the same bound.
       twilio: config.twilio ? { ...config.twilio, timeoutMs: config.webhookTimeoutMs } : undefined,
       devices: store,
@@ -139,7 +162,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     ...(events ? { observe: (a) => events.emit('provider:attempt', a) } : {}),
   });
   // Checked in this order before a delivery is sent (src/core/dispatch.ts).
-  const gates: SendGate[] = [];
+  const gates: SendGate[] = [new PreferenceGate(store, isRequired)];
   const renderer: ContentRenderer | null = null;
   const dispatcher = new Dispatcher(routes, gates, renderer);
   return {
@@ -149,6 +172,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     routes,
     dispatcher,
     sendBudgetMs,
+    isRequired,
     rateLimiter,
     roleLock,
     description: {

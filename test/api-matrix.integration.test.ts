@@ -40,6 +40,8 @@ const routes = (s: string) => [
   `/v1/users/alice/inbox?limit=${s}&before=${s}&unread=${s}`,
   `/v1/users/${s}/inbox/read`,
   `/v1/users/${s}/presence`,
+  `/v1/users/${s}/preferences`,
+  `/v1/unsubscribe?token=${s}`,
   `/v1/dead-letters?limit=${s}&cursor=${s}`,
   `/v1/dead-letters/${s}/replay`,
   `/v1/realtime?token=${s}&after=${s}`,

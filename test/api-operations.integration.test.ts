@@ -20,6 +20,8 @@ const V1_ROUTES: Record<string, string[]> = {
   '/v1/dead-letters/{id}/replay': ['post'],
   '/v1/templates/{category}': ['put', 'get', 'delete'],
   '/v1/templates/{category}/preview': ['post'],
+  '/v1/users/{userId}/preferences': ['put', 'get'],
+  '/v1/unsubscribe': ['get', 'post'],
 };
 
 describe('operations', () => {

@@ -128,7 +128,7 @@ describe('the OpenAPI document', () => {
       const schemes = security.flatMap((s) => Object.keys(s));
       if (path === '/v1/realtime') continue; // a WebSocket: see the realtime tests
       const url = path.replace('{userId}', 'alice').replace('{id}', '01a24ce0-002a-7000-8dde-a9b942d4282b');
-      const body = op.requestBody?.content['application/json'].example;
+      const body = op.requestBody?.content['application/json']?.example;
       const call = (authorization?: string) =>
         t.api(method.toUpperCase(), url, body, authorization ? { authorization } : { authorization: '' });
       const anonymous = await call();
@@ -158,7 +158,7 @@ describe('the OpenAPI document', () => {
       for (const p of (op.parameters ?? []) as Json[]) {
         if (p.in === 'header' && example(p) !== undefined) headers[p.name] = String(example(p));
       }
-      const body = op.requestBody?.content['application/json'].example;
+      const body = op.requestBody?.content['application/json']?.example;
       const r = await t.api(method.toUpperCase(), url, body, headers);
       const codes = Object.keys(op.responses);
       if (!codes.includes(String(r.status))) undocumented.push(`${method.toUpperCase()} ${url} → ${r.status}`);

@@ -108,6 +108,9 @@ const ERROR_EXAMPLES: Partial<Record<ErrorCode, { message: string; details?: unk
     details: [{ field: 'locales.en.email.html', message: 'template render limit exceeded, line:1, col:1' }],
   },
   HERALD_ERR_TOO_MANY_DEVICES: { message: 'user alice already holds 100 devices: delete one first' },
+  HERALD_ERR_INVALID_UNSUBSCRIBE_TOKEN: {
+    message: 'the unsubscribe token was not signed by this Herald (or was altered)',
+  },
   HERALD_ERR_BODY_TOO_LARGE: { message: 'Request body is too large' },
   HERALD_ERR_UNSUPPORTED_MEDIA_TYPE: { message: 'charset=latin1: JSON bodies must be UTF-8' },
   HERALD_ERR_UNSUPPORTED_ENCODING: { message: 'Content-Encoding gzip is not supported: send the body uncompressed' },
@@ -321,6 +324,12 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
             scheme: 'bearer',
             bearerFormat: 'JWT',
             description: "A user token (POST /v1/users/{userId}/tokens): that user's data only",
+          },
+          unsubscribeToken: {
+            type: 'apiKey',
+            in: 'query',
+            name: 'token',
+            description: "The token of an email's List-Unsubscribe link: it names the user, category and channel",
           },
           realtimeToken: {
             type: 'apiKey',

@@ -545,3 +545,42 @@ export const DEVICE_PARAMS = {
     deviceId: z.string().meta({ description: 'The device id', examples: [DEVICE_ID] }),
   }),
 };
+
+const channelSwitches = z
+  .partialRecord(z.enum(CHANNELS), z.boolean())
+  .describe('Per channel: false opts out, true opts in (over a less specific false)');
+
+export const PREFERENCE_EXAMPLES = {
+  preferences: {
+    channels: { email: false },
+    categories: { 'marketing.*': false, 'comment.reply': { email: false } },
+    quietHours: { start: '22:00', end: '07:00' },
+  },
+};
+
+export const PREFERENCE_SHAPES = {
+  preferences: shape(
+    z.strictObject({
+      channels: channelSwitches,
+      categories: z
+        .record(z.string(), z.union([z.boolean(), channelSwitches]))
+        .describe('Per category ("comment.reply") or prefix ("marketing.*"): false, true, or per channel'),
+      quietHours: z
+        .strictObject({ start: z.string(), end: z.string() })
+        .nullable()
+        .describe("HH:MM in the user's timezone (UTC if none); stored, not enforced yet"),
+    }),
+    "The user's preferences; a user who never set any has the empty shape",
+    PREFERENCE_EXAMPLES.preferences,
+  ),
+} satisfies Record<string, Shape>;
+
+export const UNSUBSCRIBE_QUERY = z.object({
+  token: z
+    .string()
+    .optional()
+    .meta({
+      description: 'The token of the link (names a user, a category and a channel; signed by Herald)',
+      examples: ['WzEsImFkYSIsImNvbW1lbnQucmVwbHkiLCJlbWFpbCJd.3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'],
+    }),
+});

@@ -35,8 +35,10 @@ import { registerRateLimit } from './rate-limit.ts';
 import { deviceRoutes } from './routes-devices.ts';
 import { notificationRoutes } from './routes-notifications.ts';
 import { opsRoutes } from './routes-ops.ts';
+import { preferenceRoutes } from './routes-preferences.ts';
 import { realtimeRoutes } from './routes-realtime.ts';
 import { templateRoutes } from './routes-templates.ts';
+import { type UnsubscribeDeps, unsubscribeRoutes } from './routes-unsubscribe.ts';
 import { userRoutes } from './routes-users.ts';
 
 export type AuthMode = 'none' | 'producer' | 'producer-or-user';
@@ -62,6 +64,8 @@ export interface ApiDeps {
   /** Per-API-key limits; null when `config.rateLimit` is unset (then nothing is limited). */
   rateLimiter: RateLimiter | null;
   logger: Logger;
+  /** Unsubscribe tokens and category policies, for the one-click unsubscribe routes. */
+  unsubscribe: UnsubscribeDeps;
   /** Where failed requests (5xx) are logged; default the request's logger. Herald passes a LogThrottle. */
   failureLog?: { error(obj: object, msg: string): void };
   /** Each channel's providers (GET /v1/providers, metrics); absent: none shown. */
@@ -219,6 +223,8 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     userRoutes(app, deps);
     templateRoutes(app, deps);
     deviceRoutes(app, deps);
+    preferenceRoutes(app, deps);
+    unsubscribeRoutes(app, deps, deps.unsubscribe);
   }
   opsRoutes(app, deps, metrics);
   realtimeRoutes(app, deps);

@@ -44,6 +44,19 @@ describe('email message builder', () => {
     expect(noBody.html).not.toContain('<p>');
   });
 
+  it('List-Unsubscribe and List-Unsubscribe-Post (RFC 8058) only when there is a link', () => {
+    const from = 'notify@mail.example.org';
+    const link = 'https://herald.example.com/v1/unsubscribe?token=abc.def';
+    const withLink = buildEmail(job(), from, 'ada@example.com', emailContent(job()), link);
+    expect(withLink.headers).toMatchObject({
+      'List-Unsubscribe': `<${link}>`,
+      'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+    });
+    const without = buildEmail(job(), from, 'ada@example.com');
+    expect(Object.keys(without.headers ?? {})).not.toContain('List-Unsubscribe');
+    expect(Object.keys(without.headers ?? {})).not.toContain('List-Unsubscribe-Post');
+  });
+
   it('Message-ID is derived from the delivery id and the From domain: the same for the same delivery', () => {
     const from = 'Herald <notify@mail.example.org>';
     const a = buildEmail(job(), from, 'ada@example.com');

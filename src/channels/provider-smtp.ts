@@ -10,6 +10,10 @@
  *   mailbox that de-duplicates by it shows the message once even if an attempt that timed out on
  *   Herald's side was in fact accepted. `X-Herald-Notification-Id` and `X-Herald-Delivery-Id` name
  *   what the message is.
+ * - With `listUnsubscribe` (HERALD_PUBLIC_URL set) and a link for the delivery (its category is not
+ *   required), the message carries `List-Unsubscribe: <link>` and `List-Unsubscribe-Post:
+ *   List-Unsubscribe=One-Click` (RFC 2369, RFC 8058). DKIM-signing them, as RFC 8058 asks, is the
+ *   relay's job.
  * - One send takes at most `timeoutMs`, waiting for a pooled connection included; connecting, the
  *   greeting and every reply are each bounded by it too, so nothing outlives the worker's budget.
  * - The SMTP password never appears in what a send reports (`lastError`, detail): error text from the
@@ -20,7 +24,7 @@
  * operator's to fix, not the message's); any other 5xx reply (550 mailbox unknown, 553, 554) and an
  * address the client cannot use are permanent. A user without `email` is `skipped`.
  *
- * Not done here: List-Unsubscribe (needs preferences), templates, several servers with fallback.
+ * Not done here: templates, several servers with fallback.
  */
 import nodemailer, { type SendMailOptions, type Transporter } from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser';
@@ -39,6 +43,8 @@ export interface SmtpOptions {
   maxConnections?: number;
   /** Its name in routes, GET /v1/providers and metrics; default `smtp`. */
   name?: string;
+  /** The one-click unsubscribe link of a delivery, or null for none (src/core/unsubscribe-links.ts). */
+  listUnsubscribe?: ((job: DeliveryJob) => Promise<string | null>) | undefined;
 }
 
 /** What a message says; the template step will produce it from the category's template instead. */
@@ -83,13 +89,17 @@ function fromDomain(from: string): string {
   return at >= 0 ? address.slice(at + 1) : 'herald';
 }
 
-/** The whole message for one delivery to `to`. */
+/** The whole message for one delivery to `to`; with `unsubscribeUrl`, the RFC 8058 headers. */
 export function buildEmail(
   job: DeliveryJob,
   from: string,
   to: string,
   content: EmailContent = emailContent(job),
+  unsubscribeUrl: string | null = null,
 ): SendMailOptions {
+  const unsubscribe = unsubscribeUrl
+    ? { 'List-Unsubscribe': `<${unsubscribeUrl}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' }
+    : {};
   return {
     from,
     to,
@@ -100,6 +110,7 @@ export function buildEmail(
     headers: {
       'X-Herald-Notification-Id': job.notification.id,
       'X-Herald-Delivery-Id': job.deliveryId,
+      ...unsubscribe,
     },
   };
 }
@@ -165,7 +176,8 @@ export class SmtpProvider implements ChannelProvider {
   async send(job: DeliveryJob): Promise<SendResult> {
     const to = job.user?.email;
     if (!to) return { ok: false, skipped: `user ${job.userId} has no email` };
-    const message = buildEmail(job, this.options.from, to);
+    const unsubscribeUrl = (await this.options.listUnsubscribe?.(job)) ?? null;
+    const message = buildEmail(job, this.options.from, to, emailContent(job), unsubscribeUrl);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.options.timeoutMs);

@@ -9,7 +9,7 @@ import type { BreakerSettings } from '../core/circuit-breaker.ts';
 import type { DeviceProvider } from '../core/devices.ts';
 import type { ChannelProvider, DeviceStore, UserStore } from '../core/ports.ts';
 import { ProviderRoute, type ProviderRouteOptions, RoutedProvider } from '../core/provider-route.ts';
-import type { Channel } from '../core/types.ts';
+import type { Channel, DeliveryJob } from '../core/types.ts';
 import { GuardedHttpClient } from './egress-http.ts';
 import type { EgressPolicy } from './egress-policy.ts';
 import { ChatProvider } from './provider-chat.ts';
@@ -30,6 +30,8 @@ export interface ProviderDeps {
   smtp?: { url: string; from: string; timeoutMs: number; maxConnections: number } | undefined;
   /** HERALD_SMTP_TIMEOUT_MS: for SMTP providers HERALD_CONFIG defines without their own. */
   smtpTimeoutMs: number;
+  /** Each email's List-Unsubscribe link, or null for none; undefined: no email carries one. */
+  listUnsubscribe?: ((job: DeliveryJob) => Promise<string | null>) | undefined;
   /** SMS through Twilio; undefined: not configured, so no SMS provider. */
   twilio?: TwilioOptions | undefined;
   /** Where the `push` channel reads and prunes a user's devices. */
@@ -94,7 +96,10 @@ const BUILT_IN: Record<string, (deps: ProviderDeps) => Promise<BuiltProvider | u
   email: async (d) =>
     d.smtp
       ? {
-          provider: new (await import('./provider-smtp.ts')).SmtpProvider(d.smtp),
+          provider: new (await import('./provider-smtp.ts')).SmtpProvider({
+            ...d.smtp,
+            listUnsubscribe: d.listUnsubscribe,
+          }),
           breaker: DEFAULT_BREAKER,
           timeoutMs: d.smtp.timeoutMs,
         }
@@ -136,6 +141,7 @@ const EXTRA: {
       from: p.from ?? d.smtp?.from ?? '',
       timeoutMs: p.timeoutMs ?? d.smtpTimeoutMs,
       maxConnections: p.maxConnections ?? d.smtp?.maxConnections ?? 8,
+      listUnsubscribe: d.listUnsubscribe,
     }),
   twilio: async (p, d) =>
     new (await import('./provider-twilio.ts')).TwilioProvider({

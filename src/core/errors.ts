@@ -64,6 +64,11 @@ export const ERRORS = {
     retryable: false,
     summary: 'The user already holds 100 push devices; delete one before registering another.',
   },
+  HERALD_ERR_INVALID_UNSUBSCRIBE_TOKEN: {
+    status: 400,
+    retryable: false,
+    summary: 'The `token` of an unsubscribe link is not one this Herald signed (altered, truncated or forged).',
+  },
   HERALD_ERR_RATE_LIMITED: {
     status: 429,
     retryable: true,

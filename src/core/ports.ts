@@ -4,6 +4,7 @@
  */
 
 import type { Device, DeviceToken } from './devices.ts';
+import type { Preferences } from './preferences.ts';
 import type { Template } from './template-render.ts';
 import type {
   AcceptOutcome,
@@ -124,6 +125,23 @@ export interface DeviceStore {
   touchDevices(ids: readonly string[]): Promise<void>;
 }
 
+/**
+ * Users' preferences (src/core/preferences.ts), one record per user. A put replaces the user's
+ * preferences whole; `optOut` merges one category × channel opt-out into them in one statement (no
+ * read-modify-write: two concurrent unsubscribes both hold, and neither undoes a concurrent put's
+ * other keys). Users need no profile to have preferences.
+ */
+export interface PreferenceStore {
+  /** null: the user never set any. */
+  getPreferences(userId: string): Promise<Preferences | null>;
+  putPreferences(userId: string, preferences: Preferences): Promise<Preferences>;
+  /**
+   * Sets `categories[category]` so that `channel` is off: `{channel: false}` when absent, merged into
+   * an object, left alone when `false`; a `true` becomes every channel on but this one.
+   */
+  optOut(userId: string, category: string, channel: Channel): Promise<void>;
+}
+
 /** Where a worker takes its next work from: ids a bus handed out, or a lane of the store's own queue. */
 export type TakeFrom = { readonly ids: readonly string[] } | { readonly lane: Lane; readonly max: number };
 
@@ -156,7 +174,14 @@ export interface Presence {
   get(userId: string): Promise<{ online: boolean; sockets: number; lastSeen: Date | null }>;
 }
 
-export interface Store extends NotificationStore, DeliveryStore, UserStore, InboxStore, TemplateStore, DeviceStore {
+export interface Store
+  extends NotificationStore,
+    DeliveryStore,
+    UserStore,
+    InboxStore,
+    TemplateStore,
+    DeviceStore,
+    PreferenceStore {
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */
   readonly parallelism: number;

@@ -4,10 +4,12 @@
  */
 import type { Device, DeviceToken } from '../core/devices.ts';
 import type { AcceptOptions, DeviceRegistration, StartedWork, Store, StoredTemplate, TakeFrom } from '../core/ports.ts';
+import type { Preferences } from '../core/preferences.ts';
 import type { Template } from '../core/template-render.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
+  Channel,
   DeadLetter,
   InboxItem,
   InboxPage,
@@ -26,6 +28,7 @@ import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
+import { SqlPreferenceStore } from './sql-preferences.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
 import { SqlUserStore } from './sql-users.ts';
 
@@ -38,6 +41,7 @@ const VACUUMED_TABLES = [
   'idempotency_keys',
   'users',
   'devices',
+  'preferences',
   'timeline',
 ] as const;
 
@@ -54,6 +58,7 @@ export class SqlStore implements Store {
   private readonly inbox: SqlInboxStore;
   private readonly templates: SqlTemplateStore;
   private readonly devices: SqlDeviceStore;
+  private readonly preferences: SqlPreferenceStore;
 
   constructor(
     readonly sql: Sql,
@@ -68,6 +73,7 @@ export class SqlStore implements Store {
     this.inbox = new SqlInboxStore(sql);
     this.templates = new SqlTemplateStore(sql);
     this.devices = new SqlDeviceStore(sql);
+    this.preferences = new SqlPreferenceStore(sql);
   }
 
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -144,6 +150,15 @@ export class SqlStore implements Store {
   }
   touchDevices(ids: readonly string[]): Promise<void> {
     return this.devices.touchDevices(ids);
+  }
+  getPreferences(userId: string): Promise<Preferences | null> {
+    return this.preferences.getPreferences(userId);
+  }
+  putPreferences(userId: string, preferences: Preferences): Promise<Preferences> {
+    return this.preferences.putPreferences(userId, preferences);
+  }
+  optOut(userId: string, category: string, channel: Channel): Promise<void> {
+    return this.preferences.optOut(userId, category, channel);
   }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];
