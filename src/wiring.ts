@@ -10,6 +10,7 @@ import { buildProviders } from './channels/registry.ts';
 import type { Config } from './config.ts';
 import { type ContentRenderer, Dispatcher, type SendGate } from './core/dispatch.ts';
 import type { Bus, ChannelProvider, RateLimiter, Store } from './core/ports.ts';
+import { StepConditionGate } from './core/step-gate.ts';
 import type { Channel } from './core/types.ts';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter-memory.ts';
 import { redact } from './redact.ts';
@@ -109,7 +110,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     users: store,
   });
   // Checked in this order before a delivery is sent (src/core/dispatch.ts).
-  const gates: SendGate[] = [];
+  const gates: SendGate[] = [new StepConditionGate(store)];
   const renderer: ContentRenderer | null = null;
   const dispatcher = new Dispatcher(providers, gates, renderer);
   return {
