@@ -365,7 +365,7 @@ async function insertNotifications(
         } else {
           created.jobs.push({ id, lane: n.priority, runAt: at });
         }
-        deliveries.push({
+        const row: Record<string, unknown> = {
           id,
           notification_id: n.id,
           user_id: user,
@@ -373,8 +373,10 @@ async function insertNotifications(
           lane: n.priority,
           next_attempt_at: at,
           sent: inline,
-          ...(unless ? { unless } : {}),
-        });
+        };
+        // Only a step's row carries the key (a missing key is null to herald_accept): no bytes for the rest.
+        if (unless) row.unless = unless;
+        deliveries.push(row);
       }
     }
   }
