@@ -14,6 +14,7 @@ import type { Bus, RateLimiter, Store } from './core/ports.ts';
 import { PreferenceGate } from './core/preference-gate.ts';
 import { type IsRequired, NOTHING_REQUIRED } from './core/preferences.ts';
 import type { ProviderRoute } from './core/provider-route.ts';
+import { StepConditionGate } from './core/step-gate.ts';
 import type { Channel } from './core/types.ts';
 import { UnsubscribeLinks } from './core/unsubscribe-links.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
@@ -162,7 +163,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     ...(events ? { observe: (a) => events.emit('provider:attempt', a) } : {}),
   });
   // Checked in this order before a delivery is sent (src/core/dispatch.ts).
-  const gates: SendGate[] = [new PreferenceGate(store, isRequired)];
+  const gates: SendGate[] = [new StepConditionGate(store), new PreferenceGate(store, isRequired)];
   const renderer: ContentRenderer | null = null;
   const dispatcher = new Dispatcher(routes, gates, renderer);
   return {

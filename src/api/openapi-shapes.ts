@@ -98,7 +98,17 @@ const notificationView = z.strictObject({
   priority,
   createdAt: isoDate,
   status: z.enum(['accepted', 'scheduled', 'processing', 'done', 'partially_failed', 'failed', 'cancelled']),
-  channels: z.array(channel),
+  channels: z.array(channel).describe('Every channel asked for, in order, whether named or given as a step'),
+  steps: z
+    .array(
+      z.strictObject({
+        channel,
+        after: z.string().nullable().describe('The delay as given (ISO 8601 duration); null: none'),
+        unless: z.enum(['read', 'delivered']).nullable(),
+      }),
+    )
+    .nullable()
+    .describe('The `channels` entries given as steps, in order; null when every entry was a name'),
   title: z.string().nullable(),
   body: z.string().nullable(),
   data: json.nullable(),
@@ -281,6 +291,7 @@ export const SHAPES = {
     createdAt: CREATED,
     status: 'processing',
     channels: ['in_app', 'webhook'],
+    steps: null,
     title: 'New reply',
     body: 'Bob replied to your comment',
     data: { postId: 42, commentId: 7 },

@@ -175,6 +175,7 @@ export function presentNotification(v: NotificationView) {
     createdAt: v.createdAt,
     status: notificationStatus(v, new Date()),
     channels: v.channels,
+    steps: v.steps,
     title: v.title,
     body: v.body,
     data: v.data,

@@ -74,6 +74,7 @@ export class Ingest {
       category: request.category,
       priority: request.priority,
       channels: request.channels,
+      steps: request.steps ?? null,
       title: request.title,
       body: request.body,
       data: request.data,
@@ -136,7 +137,11 @@ export class Ingest {
 
 /** A stable hash of the request: the same body, whatever its key order, hashes the same. */
 export function hashRequest(request: NotificationRequest): string {
-  return createHash('sha256').update(stableStringify(request)).digest('base64url');
+  // Without steps, hashed as before steps existed: a key first used before an upgrade still matches.
+  const { steps, ...withoutSteps } = request;
+  return createHash('sha256')
+    .update(stableStringify(steps ? request : withoutSteps))
+    .digest('base64url');
 }
 
 function stableStringify(v: unknown): string {

@@ -48,6 +48,7 @@ describe('parseNotificationRequest', () => {
       category: 'comment.reply',
       priority: 'normal',
       channels: ['in_app'],
+      steps: null,
       title: null,
       body: null,
       data: null,
@@ -101,6 +102,77 @@ describe('parseNotificationRequest', () => {
     expect(rejectedFields({ ...base, to: [''] })).toEqual(['to.0']);
     expect(rejectedFields({ ...base, channels: ['in_app', 'in_app'] })).toEqual(['channels']);
     expect(rejectedFields({ ...base, channels: ['pigeon'] })).toEqual(['channels.0']);
+  });
+});
+
+describe('channel steps', () => {
+  const messages = (input: unknown): Record<string, string> => {
+    try {
+      parseNotificationRequest(input);
+    } catch (e) {
+      return Object.fromEntries(
+        ((e as HeraldError).details as { field: string; message: string }[]).map((d) => [d.field, d.message]),
+      );
+    }
+    throw new Error(`expected ${JSON.stringify(input)} to be rejected`);
+  };
+
+  it('accepts steps mixed with names: channels keeps every name in order, steps the objects', () => {
+    const r = parseNotificationRequest({
+      ...base,
+      channels: ['in_app', { channel: 'email', after: 'PT10M', unless: 'read' }, { channel: 'sms', after: 'P1DT1S' }],
+    });
+    expect(r.channels).toEqual(['in_app', 'email', 'sms']);
+    expect(r.steps).toEqual([
+      { channel: 'email', after: 'PT10M', afterMs: 600_000, unless: 'read' },
+      { channel: 'sms', after: 'P1DT1S', afterMs: 86_401_000, unless: null },
+    ]);
+  });
+
+  it('accepts a step without a delay, with `unless` alone, and an in-app step with a delay', () => {
+    const r = parseNotificationRequest({
+      ...base,
+      channels: [{ channel: 'in_app', after: 'PT5S' }, { channel: 'push', unless: 'delivered' }, { channel: 'chat' }],
+    });
+    expect(r.steps).toEqual([
+      { channel: 'in_app', after: 'PT5S', afterMs: 5_000, unless: null },
+      { channel: 'push', after: null, afterMs: 0, unless: 'delivered' },
+      { channel: 'chat', after: null, afterMs: 0, unless: null },
+    ]);
+  });
+
+  it('names the field of a bad step', () => {
+    expect(messages({ ...base, channels: ['in_app', { channel: 'email', after: '10 minutes' }] })).toEqual({
+      'channels.1.after': 'must be an ISO 8601 duration such as PT10M or P1DT2H',
+    });
+    expect(messages({ ...base, channels: ['in_app', { channel: 'email', after: 'P31D' }] })).toEqual({
+      'channels.1.after': 'must be at most P30D',
+    });
+    expect(messages({ ...base, channels: ['in_app', { channel: 'email', after: 600 }] })).toHaveProperty(
+      'channels.1.after',
+    );
+    expect(messages({ ...base, channels: ['in_app', { channel: 'email', unless: 'seen' }] })).toEqual({
+      'channels.1.unless': 'must be "read" or "delivered"',
+    });
+    expect(messages({ ...base, channels: [{ channel: 'in_app', unless: 'read' }] })).toEqual({
+      'channels.0.unless': 'is a condition on the in-app delivery itself; put it on another channel',
+    });
+    expect(messages({ ...base, channels: ['in_app', { channel: 'email', delay: 'PT1M' }] })).toEqual({
+      'channels.1': 'unknown field(s): delay',
+    });
+    expect(Object.keys(messages({ ...base, channels: ['in_app', { after: 'PT1M' }] }))).toEqual(['channels.1.channel']);
+    expect(Object.keys(messages({ ...base, channels: [{ channel: 'pigeon' }] }))).toEqual(['channels.0.channel']);
+    expect(Object.keys(messages({ ...base, channels: [['email']] }))).toEqual(['channels.0']);
+    expect(Object.keys(messages({ ...base, channels: [null] }))).toEqual(['channels.0']);
+  });
+
+  it('refuses a channel named twice, as a name and as a step', () => {
+    expect(messages({ ...base, channels: ['email', { channel: 'email', after: 'PT1M' }] })).toEqual({
+      channels: 'must not repeat a channel (email)',
+    });
+    expect(rejectedFields({ ...base, channels: [{ channel: 'sms' }, { channel: 'sms', after: 'PT1M' }] })).toEqual([
+      'channels',
+    ]);
   });
 });
 

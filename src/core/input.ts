@@ -4,7 +4,16 @@
  */
 import { z } from 'zod';
 import { type FieldIssue, validationError } from './errors.ts';
-import { CHANNELS, LANES, type NotificationRequest, type ReadSelection, type UserProfile } from './types.ts';
+import { parseIsoDuration } from './iso-duration.ts';
+import {
+  CHANNELS,
+  type Channel,
+  type ChannelStep,
+  LANES,
+  type NotificationRequest,
+  type ReadSelection,
+  type UserProfile,
+} from './types.ts';
 
 export const LIMITS = {
   recipients: 10_000,
@@ -17,6 +26,8 @@ export const LIMITS = {
   idempotencyKeyLength: 255,
   /** How far ahead sendAt may be. */
   sendAtHorizonDays: 366,
+  /** The longest delay of a channel step (`after`): 30 days. */
+  stepAfterMs: 30 * 86_400_000,
 } as const;
 
 // A NUL cannot be stored in PostgreSQL text/jsonb; an unpaired surrogate cannot be encoded as UTF-8.
@@ -80,6 +91,91 @@ const sendAtSchema = z.iso
     `must be within ${LIMITS.sendAtHorizonDays} days`,
   );
 
+const channelSchema = z.enum(CHANNELS);
+
+/** A `channels` entry given as an object (API.md Part 2: a step). */
+const stepSchema = z
+  .strictObject({
+    channel: channelSchema,
+    after: z
+      .string()
+      .max(40, 'at most 40 characters')
+      .transform((text, ctx) => {
+        const d = parseIsoDuration(text, LIMITS.stepAfterMs);
+        if (!d.ok) {
+          ctx.addIssue({ code: 'custom', message: d.message });
+          return z.NEVER;
+        }
+        return { text, ms: d.ms };
+      })
+      .optional(),
+    unless: z.enum(['read', 'delivered'], 'must be "read" or "delivered"').optional(),
+  })
+  .superRefine((step, ctx) => {
+    if (step.unless && step.channel === 'in_app') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['unless'],
+        message: 'is a condition on the in-app delivery itself; put it on another channel',
+      });
+    }
+  })
+  .transform(
+    (step): ChannelStep => ({
+      channel: step.channel,
+      after: step.after?.text ?? null,
+      afterMs: step.after?.ms ?? 0,
+      unless: step.unless ?? null,
+    }),
+  );
+
+/**
+ * One `channels` entry: a channel's name, or a step. Dispatched on the entry's type by hand, so that
+ * a bad step names its own field (`channels.1.after`) instead of "matches neither form".
+ */
+const channelEntrySchema = z
+  .unknown()
+  .transform((entry, ctx): Channel | ChannelStep => {
+    const isObject = typeof entry === 'object' && entry !== null && !Array.isArray(entry);
+    const r = isObject ? stepSchema.safeParse(entry) : channelSchema.safeParse(entry);
+    if (r.success) return r.data;
+    for (const issue of r.error.issues) {
+      ctx.addIssue({
+        code: 'custom',
+        path: issue.path,
+        message:
+          issue.code === 'unrecognized_keys'
+            ? `unknown field(s): ${issue.keys.join(', ')}`
+            : isObject
+              ? issue.message
+              : `must be one of ${CHANNELS.join(', ')}, or a step {"channel", "after", "unless"}`,
+      });
+    }
+    return z.NEVER;
+  })
+  .meta({
+    // What the OpenAPI document shows for an entry (the transform above has no JSON Schema of its own).
+    anyOf: [z.toJSONSchema(channelSchema, { io: 'input' }), z.toJSONSchema(stepSchema, { io: 'input' })].map(
+      ({ $schema: _, ...rest }) => rest,
+    ),
+    description:
+      'A channel, or a step: `{"channel": "email", "after": "PT10M", "unless": "read"}` — sent `after` the notification is due (ISO 8601 duration, days to whole seconds, at most P30D), skipped if the same notification\'s in-app delivery to that user is by then `read` (or `delivered`)',
+  });
+
+const channelsSchema = z
+  .array(channelEntrySchema)
+  .min(1, 'must name at least one channel')
+  .max(CHANNELS.length)
+  .default(['in_app'])
+  .superRefine((entries, ctx) => {
+    const seen = new Set<Channel>();
+    for (const e of entries) {
+      const channel = typeof e === 'string' ? e : e.channel;
+      if (seen.has(channel)) ctx.addIssue({ code: 'custom', message: `must not repeat a channel (${channel})` });
+      seen.add(channel);
+    }
+  });
+
 export const notificationRequestSchema = z.strictObject({
   to: z.union([
     z
@@ -90,12 +186,7 @@ export const notificationRequestSchema = z.strictObject({
   ]),
   category: categorySchema,
   priority: z.enum(LANES).default('normal'),
-  channels: z
-    .array(z.enum(CHANNELS))
-    .min(1, 'must name at least one channel')
-    .max(CHANNELS.length)
-    .default(['in_app'])
-    .refine((c) => new Set(c).size === c.length, 'must not repeat a channel'),
+  channels: channelsSchema,
   title: storable(LIMITS.titleLength).nullable().default(null),
   body: storable(LIMITS.bodyLength).nullable().default(null),
   data: dataSchema.nullable().default(null),
@@ -122,12 +213,14 @@ export function parseNotificationRequest(input: unknown): NotificationRequest {
   if (!Array.isArray(r.to)) {
     throw validationError([{ field: 'to.topic', message: 'topics are not available yet: name the users' }]);
   }
+  const steps = r.channels.filter((e): e is ChannelStep => typeof e !== 'string');
   // Written out rather than spread: see Ingest.submit.
   return {
     to: r.to.length > 1 ? [...new Set(r.to)] : r.to,
     category: r.category,
     priority: r.priority,
-    channels: r.channels,
+    channels: steps.length ? r.channels.map((e) => (typeof e === 'string' ? e : e.channel)) : (r.channels as Channel[]),
+    steps: steps.length ? steps : null,
     title: r.title,
     body: r.body,
     data: r.data as NotificationRequest['data'],

@@ -13,6 +13,7 @@ import type {
   Channel,
   DeadLetter,
   DeliveryJob,
+  DeliveryState,
   InboxDelivery,
   InboxItem,
   InboxPage,
@@ -82,6 +83,12 @@ export interface DeliveryStore {
   }>;
   /** failed | dead → pending (attempts reset). */
   replay(id: string): Promise<{ result: 'replayed'; lane: Lane } | { result: 'not_found' | 'not_replayable' }>;
+  /**
+   * The state of the in-app delivery to the same user in the same notification as `delivery` (what
+   * a channel step's `unless` looks at), or null when that notification has none for that user. One
+   * indexed read, however many recipients the notification has.
+   */
+  siblingInAppState(delivery: { id: string; notificationId: string; userId: string }): Promise<DeliveryState | null>;
 }
 
 export interface UserStore {

@@ -55,12 +55,34 @@ export type NotificationStatus =
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
+/**
+ * A `channels` entry given as a step (API.md Part 2): `{"channel": "email", "after": "PT10M",
+ * "unless": "read"}` — sent `after` the notification is due, and skipped when the same
+ * notification's in-app delivery to that user is by then `read` (or `delivered`).
+ */
+export interface ChannelStep {
+  channel: Channel;
+  /** The delay as given (an ISO 8601 duration), or null: none. */
+  after: string | null;
+  /** `after` in milliseconds (0 when null). */
+  afterMs: number;
+  unless: StepCondition | null;
+}
+
+export type StepCondition = 'read' | 'delivered';
+
 /** What a producer asked for, validated. */
 export interface NotificationRequest {
   to: string[];
   category: string;
   priority: Priority;
+  /** Every channel named, in order, whether as a name or as a step. */
   channels: Channel[];
+  /**
+   * The entries of `channels` given as step objects, in order; null (or absent) when every entry
+   * was a plain name. A channel listed here is delivered as its step says.
+   */
+  steps?: ChannelStep[] | null;
   title: string | null;
   body: string | null;
   data: { [key: string]: JsonValue } | null;
@@ -139,6 +161,8 @@ export interface NotificationView {
   category: string;
   priority: Priority;
   channels: Channel[];
+  /** The entries of `channels` given as steps (`after` as given); null when none. */
+  steps: { channel: Channel; after: string | null; unless: StepCondition | null }[] | null;
   title: string | null;
   body: string | null;
   data: JsonValue;
@@ -198,7 +222,7 @@ export interface DeliveryJob {
    * A channel step's condition (API.md: `"unless": "read"`): the delivery is skipped when the same
    * notification's in-app delivery to this user is by then read (or delivered). Absent: none.
    */
-  unless?: 'read' | 'delivered';
+  unless?: StepCondition;
 }
 
 export type AttemptOutcome =

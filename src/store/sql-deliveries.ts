@@ -6,7 +6,7 @@
 
 import { UUID_RE } from '../core/ids.ts';
 import type { DeliveryStore, StartedWork, TakeFrom } from '../core/ports.ts';
-import type { AttemptOutcome, DeadLetter, Lane } from '../core/types.ts';
+import { type AttemptOutcome, CHANNELS, type DeadLetter, type DeliveryState, type Lane } from '../core/types.ts';
 import { decodeCursor, encodeCursor, type StartedRow, toInboxDelivery, toJob } from './rows.ts';
 import type { Sql } from './sql.ts';
 
@@ -148,6 +148,28 @@ export class SqlDeliveryStore implements DeliveryStore {
       })),
       nextCursor: rows.length > options.limit && last ? encodeCursor([last.cursor_at, last.id]) : null,
     };
+  }
+
+  async siblingInAppState(delivery: {
+    id: string;
+    notificationId: string;
+    userId: string;
+  }): Promise<DeliveryState | null> {
+    // The deliveries of one user in one notification have consecutive ids (insertNotifications
+    // makes them one after the other; UUIDv7 grows strictly within a process), so the in-app one is
+    // among the at most CHANNELS.length - 1 on either side of `delivery` in the notification's index:
+    // two short range scans of deliveries_by_notification, not a scan of every recipient.
+    const [row] = await this.sql.query<{ state: DeliveryState }>(
+      `SELECT d.state FROM (
+         (SELECT user_id, channel, state FROM deliveries WHERE notification_id = $1 AND id < $2
+          ORDER BY notification_id DESC, id DESC LIMIT $4)
+         UNION ALL
+         (SELECT user_id, channel, state FROM deliveries WHERE notification_id = $1 AND id > $2
+          ORDER BY notification_id, id LIMIT $4)) d
+       WHERE d.user_id = $3 AND d.channel = 'in_app' LIMIT 1`,
+      [delivery.notificationId, delivery.id, delivery.userId, CHANNELS.length - 1],
+    );
+    return row?.state ?? null;
   }
 
   async replay(id: string): Promise<{ result: 'replayed'; lane: Lane } | { result: 'not_found' | 'not_replayable' }> {

@@ -27,6 +27,7 @@ interface NotificationRow {
   category: string;
   priority: NotificationView['priority'];
   channels: NotificationView['channels'];
+  steps: { channel: NotificationView['channels'][number]; after?: string; unless?: 'read' | 'delivered' }[] | null;
   title: string | null;
   body: string | null;
   data: NotificationView['data'];
@@ -67,6 +68,7 @@ export class SqlNotificationStore implements NotificationStore {
     const upTo = options.inAppUpTo ?? 0;
     // Small in-app notifications are delivered here and now: the take a worker would do, in the same
     // statement as the insert, so the entry commits with the notification (one commit, not two).
+    // (An in-app step with a delay is not due now: insertNotifications leaves it pending.)
     const inline = (n: NewNotification) => n.to.length <= upTo && n.sendAt === null && n.channels.includes('in_app');
     const insert = async (q: SqlClient, fresh: number[]) => {
       if (!fresh.length) return;
@@ -214,6 +216,8 @@ export class SqlNotificationStore implements NotificationStore {
       category: n.category,
       priority: n.priority,
       channels: n.channels,
+      steps:
+        n.steps?.map((st) => ({ channel: st.channel, after: st.after ?? null, unless: st.unless ?? null })) ?? null,
       title: n.title,
       body: n.body,
       data: n.data,
@@ -322,6 +326,14 @@ async function insertNotifications(
       category: n.category,
       priority: n.priority,
       channels: n.channels,
+      // As given: the step objects, without the keys the producer left out.
+      steps: n.steps?.length
+        ? n.steps.map((st) => ({
+            channel: st.channel,
+            ...(st.after !== null ? { after: st.after } : {}),
+            ...(st.unless !== null ? { unless: st.unless } : {}),
+          }))
+        : null,
       title: n.title,
       body: n.body,
       data: n.data,
@@ -334,26 +346,37 @@ async function insertNotifications(
     const created = { jobs: [] as BusJob[], delivered: [] as InboxDelivery[] };
     out.push(created);
     const now = deliverInApp(n);
+    // Each channel's due time and condition: a step's `after` counts from the notification's due time.
+    const plan = n.channels.map((channel) => {
+      const step = n.steps?.find((st) => st.channel === channel);
+      const at = step?.afterMs ? new Date(runAt.getTime() + step.afterMs) : runAt;
+      return { channel, at, unless: step?.unless ?? null, inline: now && channel === 'in_app' && at === runAt };
+    });
+    // One user's deliveries get consecutive ids (uuidv7 grows strictly within this process): the
+    // step gate finds a user's in-app delivery among the neighbours of another of theirs
+    // (SqlDeliveryStore.inAppState).
     for (const user of n.to) {
-      for (const channel of n.channels) {
+      for (const { channel, at, unless, inline } of plan) {
         const id = uuidv7();
-        const sent = now && channel === 'in_app';
-        if (sent) {
+        if (inline) {
           const entry = sentInApp(id, user, n);
           completing.set(id, entry);
           created.delivered.push(entry);
         } else {
-          created.jobs.push({ id, lane: n.priority, runAt });
+          created.jobs.push({ id, lane: n.priority, runAt: at });
         }
-        deliveries.push({
+        const row: Record<string, unknown> = {
           id,
           notification_id: n.id,
           user_id: user,
           channel,
           lane: n.priority,
-          next_attempt_at: runAt,
-          sent,
-        });
+          next_attempt_at: at,
+          sent: inline,
+        };
+        // Only a step's row carries the key (a missing key is null to herald_accept): no bytes for the rest.
+        if (unless) row.unless = unless;
+        deliveries.push(row);
       }
     }
   }

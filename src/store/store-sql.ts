@@ -11,6 +11,7 @@ import type {
   AttemptOutcome,
   Channel,
   DeadLetter,
+  DeliveryState,
   InboxItem,
   InboxPage,
   Lane,
@@ -108,6 +109,9 @@ export class SqlStore implements Store {
   }
   replay(id: string): Promise<{ result: 'replayed'; lane: Lane } | { result: 'not_found' | 'not_replayable' }> {
     return this.deliveries.replay(id);
+  }
+  siblingInAppState(delivery: { id: string; notificationId: string; userId: string }): Promise<DeliveryState | null> {
+    return this.deliveries.siblingInAppState(delivery);
   }
   upsertUser(profile: UserProfile): Promise<UserProfile> {
     return this.users.upsertUser(profile);
