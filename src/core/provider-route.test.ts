@@ -120,6 +120,12 @@ describe('ProviderRoute', () => {
     expect(await route([thrower, backup]).r.send(job)).toMatchObject({ ok: true, detail: { provider: 'backup' } });
   });
 
+  it('always tries the first provider, even when its timeout is the whole budget', async () => {
+    const only = scripted('only', () => up);
+    const { r } = route([only], { budgetMs: 10 });
+    expect(await r.send(job)).toMatchObject({ ok: true, detail: { provider: 'only' } });
+  });
+
   it('tries a fallback only while its whole timeout fits in the attempt’s budget', async () => {
     const slow = scripted('slow', async () => {
       await new Promise((res) => setTimeout(res, 30));

@@ -115,8 +115,11 @@ export class ProviderRoute implements ChannelRoute {
     const reasons: string[] = [];
     const start = performance.now();
     for (const p of this.providers) {
+      // Spare time: what the budget leaves after this provider's whole timeout (for waiting on its
+      // pace). A fallback is tried only if its timeout fits; the first provider always is (the worker
+      // started the attempt with a budget that fits its send).
       const left = this.options.budgetMs - (performance.now() - start) - p.timeoutMs;
-      if (left < 0) {
+      if (left < 0 && p !== this.providers[0]) {
         reasons.push(`${p.name}: no time left in this attempt`);
         break;
       }
@@ -125,7 +128,7 @@ export class ProviderRoute implements ChannelRoute {
         this.observe(p, 'open');
         continue;
       }
-      if (p.pacer && !(await this.paced(p.pacer, Math.min(this.options.maxWaitMs, left)))) {
+      if (p.pacer && !(await this.paced(p.pacer, Math.min(this.options.maxWaitMs, Math.max(0, left))))) {
         p.breaker?.released();
         reasons.push(`${p.name}: over its rate limit`);
         this.observe(p, 'paced');
