@@ -10,6 +10,8 @@ import { buildProviders } from './channels/registry.ts';
 import type { Config } from './config.ts';
 import { type ContentRenderer, Dispatcher, type SendGate } from './core/dispatch.ts';
 import type { Bus, ChannelProvider, RateLimiter, Store } from './core/ports.ts';
+import { TemplateCache } from './core/template-cache.ts';
+import { TemplateContentRenderer } from './core/template-content.ts';
 import type { Channel } from './core/types.ts';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter-memory.ts';
 import { redact } from './redact.ts';
@@ -29,6 +31,11 @@ export interface Adapters {
   providers: Map<Channel, ChannelProvider & { close?(): Promise<void> }>;
   /** What the worker sends each leased delivery through: gates, rendering, the channel's providers. */
   dispatcher: Dispatcher;
+  /**
+   * Templates per category, compiled and cached (src/core/template-cache.ts): the renderer reads them,
+   * ingest asks which categories have one, and the templates API writes through it.
+   */
+  templates: TemplateCache;
   /** Per-API-key request limits; null when HERALD_RATE_LIMIT_RPS is unset. */
   rateLimiter: RateLimiter | null;
   /** Human-readable choices, for the start-up log. */
@@ -110,13 +117,15 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
   });
   // Checked in this order before a delivery is sent (src/core/dispatch.ts).
   const gates: SendGate[] = [];
-  const renderer: ContentRenderer | null = null;
+  const templates = new TemplateCache(store);
+  const renderer: ContentRenderer | null = new TemplateContentRenderer(templates);
   const dispatcher = new Dispatcher(providers, gates, renderer);
   return {
     store,
     bus,
     providers,
     dispatcher,
+    templates,
     rateLimiter,
     roleLock,
     description: {

@@ -29,8 +29,10 @@ export interface WebhookOptions {
   connectionsPerOrigin?: number;
 }
 
+/** The notification JSON; `title` and `body` are the rendered ones when the category has a template. */
 export function webhookBody(job: DeliveryJob): string {
   const n = job.notification;
+  const text = job.content ?? n;
   return JSON.stringify({
     type: 'notification',
     id: n.id,
@@ -38,8 +40,8 @@ export function webhookBody(job: DeliveryJob): string {
     userId: job.userId,
     category: n.category,
     priority: n.priority,
-    title: n.title,
-    body: n.body,
+    title: text.title,
+    body: text.body,
     data: n.data,
     groupKey: n.groupKey,
     createdAt: n.createdAt.toISOString(),

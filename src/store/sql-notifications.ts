@@ -74,6 +74,7 @@ export class SqlNotificationStore implements NotificationStore {
         q,
         fresh.map((i) => batch[i] as NewNotification),
         inline,
+        options.templated,
       );
       for (const [k, i] of fresh.entries()) {
         const c = created[k] ?? { jobs: [], delivered: [] };
@@ -303,13 +304,15 @@ function sentInApp(deliveryId: string, userId: string, n: NewNotification): Inbo
 /**
  * Inserts notifications and their deliveries, and completes the in-app deliveries of those for which
  * `deliverInApp` says so (herald_accept, one statement); returns each one's deliveries still to do,
- * and those completed. The rows travel as one JSON document per table: JSON.stringify is much
+ * and those completed. In-app deliveries of `templated` categories are never completed here: they
+ * are marked `via_worker`, for a worker to render (AcceptOptions.templated). The rows travel as one JSON document per table: JSON.stringify is much
  * cheaper than encoding a dozen array parameters, and the server parses each document once.
  */
 async function insertNotifications(
   q: SqlClient,
   ns: NewNotification[],
   deliverInApp: (n: NewNotification) => boolean,
+  templated: ReadonlySet<string> | undefined,
 ): Promise<{ jobs: BusJob[]; delivered: InboxDelivery[] }[]> {
   const notifications: object[] = [];
   const deliveries: object[] = [];
@@ -333,7 +336,8 @@ async function insertNotifications(
     const runAt = n.sendAt ?? n.createdAt;
     const created = { jobs: [] as BusJob[], delivered: [] as InboxDelivery[] };
     out.push(created);
-    const now = deliverInApp(n);
+    const rendered = templated?.has(n.category) === true;
+    const now = !rendered && deliverInApp(n);
     for (const user of n.to) {
       for (const channel of n.channels) {
         const id = uuidv7();
@@ -345,7 +349,7 @@ async function insertNotifications(
         } else {
           created.jobs.push({ id, lane: n.priority, runAt });
         }
-        deliveries.push({
+        const row: Record<string, unknown> = {
           id,
           notification_id: n.id,
           user_id: user,
@@ -353,7 +357,10 @@ async function insertNotifications(
           lane: n.priority,
           next_attempt_at: runAt,
           sent,
-        });
+        };
+        // Absent (false) on the fast path: the JSON stays as it was.
+        if (rendered && channel === 'in_app') row.via_worker = true;
+        deliveries.push(row);
       }
     }
   }
