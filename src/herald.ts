@@ -86,6 +86,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     // Small in-app notifications are delivered in the accepting transaction where this process
     // delivers (and pushes to its sockets); elsewhere they wait for a worker like everything else.
     inAppUpTo: roles.has('worker') ? INLINE_IN_APP_RECIPIENTS : 0,
+    // In-app deliveries of categories with a template go to a worker, which renders them.
+    templates: adapters.templates,
   });
   const worker = roles.has('worker')
     ? new DeliveryWorker(
@@ -126,6 +128,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       {
         config,
         store,
+        templates: adapters.templates,
         bus,
         ingest,
         events,

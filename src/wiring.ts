@@ -15,6 +15,8 @@ import { PreferenceGate } from './core/preference-gate.ts';
 import { type IsRequired, NOTHING_REQUIRED } from './core/preferences.ts';
 import type { ProviderRoute } from './core/provider-route.ts';
 import { StepConditionGate } from './core/step-gate.ts';
+import { TemplateCache } from './core/template-cache.ts';
+import { TemplateContentRenderer } from './core/template-content.ts';
 import type { Channel } from './core/types.ts';
 import { UnsubscribeLinks } from './core/unsubscribe-links.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
@@ -44,6 +46,11 @@ export interface Adapters {
   sendBudgetMs: number;
   /** Whether a category ignores opt-outs (issue 13's category policies; until then none does). */
   isRequired: IsRequired;
+  /**
+   * Templates per category, compiled and cached (src/core/template-cache.ts): the renderer reads them,
+   * ingest asks which categories have one, and the templates API writes through it.
+   */
+  templates: TemplateCache;
   /** Per-API-key request limits; null when HERALD_RATE_LIMIT_RPS is unset. */
   rateLimiter: RateLimiter | null;
   /** Human-readable choices, for the start-up log. */
@@ -164,7 +171,8 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
   });
   // Checked in this order before a delivery is sent (src/core/dispatch.ts).
   const gates: SendGate[] = [new StepConditionGate(store), new PreferenceGate(store, isRequired)];
-  const renderer: ContentRenderer | null = null;
+  const templates = new TemplateCache(store);
+  const renderer: ContentRenderer | null = new TemplateContentRenderer(templates);
   const dispatcher = new Dispatcher(routes, gates, renderer);
   return {
     store,
@@ -174,6 +182,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     dispatcher,
     sendBudgetMs,
     isRequired,
+    templates,
     rateLimiter,
     roleLock,
     description: {

@@ -136,8 +136,14 @@ const inboxItem = z.strictObject({
   seq: z.number().int().describe("Per-user, only grows; the real-time stream's resume point"),
   category: z.string(),
   priority,
-  title: z.string().nullable(),
-  body: z.string().nullable(),
+  title: z
+    .string()
+    .nullable()
+    .describe("Rendered for this user from the category's template when it has one; else the notification's"),
+  body: z
+    .string()
+    .nullable()
+    .describe("Rendered for this user from the category's template when it has one; else the notification's"),
   data: json,
   createdAt: isoDate,
   readAt: isoDate.nullable(),

@@ -19,7 +19,9 @@ const view = (t: StoredTemplate) => ({
   updatedAt: t.updatedAt.toISOString(),
 });
 
-export function templateRoutes(app: FastifyInstance, { store }: ApiDeps): void {
+export function templateRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  // Through the delivery cache when there is one, so this process renders with a change at once.
+  const store = deps.templates ?? deps.store;
   async function find(category: string): Promise<StoredTemplate> {
     const t = await store.getTemplate(category);
     if (!t) throw new HeraldError('HERALD_ERR_NOT_FOUND', `no template for category ${category}`);

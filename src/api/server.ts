@@ -16,7 +16,7 @@ import type { Config } from '../config.ts';
 import { HeraldError, validationError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
-import type { Bus, Presence, RateLimiter, Store } from '../core/ports.ts';
+import type { Bus, Presence, RateLimiter, Store, TemplateStore } from '../core/ports.ts';
 import type { ProviderStatus } from '../core/provider-route.ts';
 import type { Channel } from '../core/types.ts';
 import type { Auth, Caller } from './auth.ts';
@@ -56,6 +56,8 @@ declare module 'fastify' {
 export interface ApiDeps {
   config: Config;
   store: Store;
+  /** Where the templates API reads and writes (a cache that delivery reads too); default `store`. */
+  templates?: TemplateStore;
   bus: Bus;
   ingest: Ingest;
   events: HeraldEmitter;

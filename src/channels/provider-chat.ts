@@ -20,6 +20,7 @@
  * `skipped`. Nothing is retried here: retries are the worker's, and a retry sends the same JSON.
  */
 import type { ChannelProvider, SendResult, UserStore } from '../core/ports.ts';
+import { joinTitleBody } from '../core/template-render.ts';
 import type { DeliveryJob } from '../core/types.ts';
 import { GuardedHttpClient } from './egress-http.ts';
 import type { EgressPolicy } from './egress-policy.ts';
@@ -70,9 +71,23 @@ export interface ChatMessage {
   blocks: Record<string, unknown>[];
 }
 
-/** The message for a notification; null when it has nothing to show (no title and no body). */
+/**
+ * The message for a delivery; null when it has nothing to show (no title and no body). With a
+ * template whose `chat.text` rendered something other than its title and body: that text, as
+ * `text` and as the one section of `blocks` (Slack shows blocks rather than text). Otherwise the
+ * (rendered) title as a header and body as a section.
+ */
 export function chatMessage(job: DeliveryJob): ChatMessage | null {
-  const { title, body } = job.notification;
+  const content = job.content;
+  const own = content?.chat?.text;
+  if (content && own != null && own !== joinTitleBody(content.title, content.body)) {
+    if (!own) return null;
+    return {
+      text: escapeMrkdwn(own),
+      blocks: [{ type: 'section', text: { type: 'mrkdwn', text: escapedWithin(own, SECTION_MAX) } }],
+    };
+  }
+  const { title, body } = content ?? job.notification;
   if (!title && !body) return null;
   const blocks: Record<string, unknown>[] = [];
   if (title) blocks.push({ type: 'header', text: { type: 'plain_text', text: within(title, HEADER_MAX) } });

@@ -125,17 +125,18 @@ export class PushProvider implements ChannelProvider {
   }
 }
 
-/** What a push carries: the delivery's content. */
+/** What a push carries: the delivery's content (rendered `push.title`/`push.body` with a template). */
 export function pushMessage(job: DeliveryJob): PushMessage {
   const n = job.notification;
+  const text = job.content?.push ?? job.content ?? n;
   const data = n.data && typeof n.data === 'object' && !Array.isArray(n.data) ? n.data : null;
   return {
     notificationId: n.id,
     deliveryId: job.deliveryId,
     category: n.category,
     priority: job.lane,
-    title: n.title,
-    body: n.body,
+    title: text.title,
+    body: text.body,
     data,
   };
 }

@@ -2,8 +2,9 @@
  * Email channel: one message per delivery to the user's `email`, over a pooled SMTP connection
  * (HERALD_SMTP_URL; `smtps://` speaks TLS from the first byte, `smtp://` upgrades with STARTTLS when
  * the server offers it). From is HERALD_EMAIL_FROM; the subject is the title; the message has a text
- * and an HTML part (the body HTML-escaped). All of it is built by `emailContent`, the one function a
- * template step replaces.
+ * and an HTML part (the body HTML-escaped). All of it is built by `emailContent`: from the delivery's
+ * rendered content when its category has a template (`email.subject`, `email.html`, `email.text`),
+ * else from the notification's own title and body.
  *
  * Guarantees:
  * - `Message-ID` is `<deliveryId@from-domain>`: the same on every attempt (and after a crash), so a
@@ -24,7 +25,7 @@
  * operator's to fix, not the message's); any other 5xx reply (550 mailbox unknown, 553, 554) and an
  * address the client cannot use are permanent. A user without `email` is `skipped`.
  *
- * Not done here: templates, several servers with fallback.
+ * Not done here: several servers with fallback (a route of several providers does that).
  */
 import nodemailer, { type SendMailOptions, type Transporter } from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser';
@@ -47,16 +48,34 @@ export interface SmtpOptions {
   listUnsubscribe?: ((job: DeliveryJob) => Promise<string | null>) | undefined;
 }
 
-/** What a message says; the template step will produce it from the category's template instead. */
+/** What a message says. */
 export interface EmailContent {
   subject: string;
   text: string;
   html: string;
 }
 
-/** Subject = the title (the category when there is none); text and HTML = title and body. */
+/**
+ * From a template (the delivery's `content.email`): subject, text and HTML as rendered (the HTML in a
+ * document skeleton unless it is a whole document). Otherwise: subject = the title (the category
+ * when there is none); text and HTML = title and body (the rendered ones after a template error).
+ */
 export function emailContent(job: DeliveryJob): EmailContent {
-  const { title, body, category } = job.notification;
+  const { category } = job.notification;
+  const rendered = job.content?.email;
+  if (rendered) {
+    const title = job.content?.title ?? null;
+    const subject = (rendered.subject || title || category).replace(/[\r\n]+/g, ' ').trim();
+    const html = rendered.html ?? '';
+    return {
+      subject,
+      text: rendered.text ?? '',
+      html: /^\s*(<!doctype|<html)/i.test(html)
+        ? html
+        : ['<!doctype html>', '<html><head><meta charset="utf-8"></head><body>', html, '</body></html>'].join('\n'),
+    };
+  }
+  const { title, body } = job.content ?? job.notification;
   const subject = (title ?? category).replace(/[\r\n]+/g, ' ').trim();
   const text = [title, body].filter((s): s is string => !!s).join('\n\n');
   const paragraphs = (body ?? '')

@@ -43,9 +43,14 @@ export interface TwilioOptions {
   name?: string;
 }
 
-/** The SMS text of a notification: its title and its body, one per line. Templates will replace it. */
+/**
+ * The SMS text of a delivery: the template's `sms.text` as rendered (the rendered title and body when
+ * the template has none), else the notification's title and body, one per line.
+ */
 export function smsText(job: DeliveryJob): string {
-  const n = job.notification;
+  const rendered = job.content?.sms;
+  if (rendered) return rendered.text ?? '';
+  const n = job.content ?? job.notification;
   return [n.title, n.body].filter((s): s is string => !!s).join('\n');
 }
 

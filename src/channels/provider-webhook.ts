@@ -2,7 +2,8 @@
  * Webhook channel: POSTs the notification as JSON to the user's `webhookUrl`, signed as Standard
  * Webhooks do. `webhook-id` is the delivery id, the same on every attempt (and after a crash), so a
  * receiver that de-duplicates by it sees each notification once. The body is the same bytes on
- * every attempt too; only `webhook-timestamp` and the signature change.
+ * every attempt too (its `title`/`body` rendered from the category's template, if it has one, unless
+ * that template changed between attempts); only `webhook-timestamp` and the signature change.
  *
  * Requests go through the guarded HTTP client (egress-http.ts): a destination that is not public
  * and not in HERALD_EGRESS_ALLOW is never connected to.
@@ -29,8 +30,10 @@ export interface WebhookOptions {
   connectionsPerOrigin?: number;
 }
 
+/** The notification JSON; `title` and `body` are the rendered ones when the category has a template. */
 export function webhookBody(job: DeliveryJob): string {
   const n = job.notification;
+  const text = job.content ?? n;
   return JSON.stringify({
     type: 'notification',
     id: n.id,
@@ -38,8 +41,8 @@ export function webhookBody(job: DeliveryJob): string {
     userId: job.userId,
     category: n.category,
     priority: n.priority,
-    title: n.title,
-    body: n.body,
+    title: text.title,
+    body: text.body,
     data: n.data,
     groupKey: n.groupKey,
     createdAt: n.createdAt.toISOString(),

@@ -1,7 +1,8 @@
 /**
  * The provider table: one line per provider, tagged by channel. Adding a provider is one new file
  * and one line here. Deliveries on a channel without a provider are `skipped`, with the reason.
- * `in_app` has none: its send is the inbox write, which the store makes as it starts the delivery.
+ * `in_app` has none: its send is the inbox write, which the store makes as it starts the delivery
+ * (or, for a category with a template, as the worker records the rendered delivery).
  */
 
 import type { ExtraProvider, ProvidersFile } from '../config-providers.ts';

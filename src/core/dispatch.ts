@@ -7,10 +7,16 @@
  * 2. Rendering (ContentRenderer): the delivery's content for its user and channel.
  * 3. The channel's route: its providers, in fallback order (src/core/provider-route.ts).
  *
+ * `in_app` has no route: its send is the inbox write, which the store makes when the worker records
+ * the outcome (DeliveryStore.completeInApp). Only in-app deliveries of categories with a template get
+ * here (the others are completed in SQL as they are taken); the result carries their rendered text
+ * (`inbox`). A template that failed to render leaves the notification's own text (ContentRenderer);
+ * with no text of its own either, the delivery fails permanently.
+ *
  * Gates, renderer and routes are given by src/wiring.ts; the core knows none of their adapters.
  */
 import type { SendResult } from './ports.ts';
-import type { Channel, DeliveryJob } from './types.ts';
+import type { Channel, DeliveryJob, JsonValue } from './types.ts';
 
 /** Decides, before a delivery is sent, whether it is still to be sent. */
 export interface SendGate {
@@ -43,13 +49,34 @@ export class Dispatcher implements Dispatch {
 
   async send(job: DeliveryJob): Promise<SendResult> {
     const route = this.routes.get(job.channel);
-    if (!route) {
+    if (!route && job.channel !== 'in_app') {
       return { ok: false, skipped: `no provider is configured for channel ${job.channel}`, reason: 'no_provider' };
     }
     for (const gate of this.gates) {
       const verdict = await gate.check(job);
       if (verdict) return verdict;
     }
-    return route.send(this.renderer ? await this.renderer.render(job) : job);
+    const rendered = this.renderer ? await this.renderer.render(job) : job;
+    const content = rendered.content;
+    const templateError = content?.templateError;
+    if (templateError !== undefined && content?.title == null && content?.body == null) {
+      return { ok: false, permanent: true, error: `template error: ${templateError}` };
+    }
+    if (!route) {
+      // in_app: the text to append to the inbox (null: the notification's own).
+      const inbox = content ? { title: content.title, body: content.body } : { title: null, body: null };
+      return { ok: true, inbox, ...(templateError !== undefined && { detail: { templateError } }) };
+    }
+    const result = await route.send(rendered);
+    return templateError !== undefined && result.ok
+      ? { ...result, detail: withError(result.detail, templateError) }
+      : result;
   }
+}
+
+/** A sent delivery's detail, with the template error its text fell back for. */
+function withError(detail: JsonValue | undefined, templateError: string): JsonValue {
+  return detail && typeof detail === 'object' && !Array.isArray(detail)
+    ? { ...detail, templateError }
+    : { templateError };
 }

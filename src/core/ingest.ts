@@ -33,6 +33,12 @@ export interface IngestOptions {
    * that also delivers (the worker role) should: the entries reach sockets through its events.
    */
   inAppUpTo?: number;
+  /**
+   * Which categories have a template (TemplateCache): their in-app deliveries are left to a worker,
+   * which renders them (AcceptOptions.templated). A cached answer costs no store round trip. Absent:
+   * no category is treated as having one.
+   */
+  templates?: { hasTemplate(category: string): boolean | Promise<boolean> };
 }
 
 export interface IngestLog {
@@ -42,6 +48,7 @@ export interface IngestLog {
 export class Ingest {
   private readonly commits: GroupCommit<NewNotification, AcceptOutcome>;
   private readonly acceptOptions: AcceptOptions;
+  private readonly templates: IngestOptions['templates'];
 
   constructor(
     private readonly store: NotificationStore,
@@ -51,6 +58,7 @@ export class Ingest {
     options: IngestOptions,
   ) {
     this.acceptOptions = { inAppUpTo: options.inAppUpTo ?? 0 };
+    this.templates = options.templates;
     this.commits = new GroupCommit((batch) => this.commit(batch), {
       maxBatch: options.maxBatch ?? 500,
       maxPending: options.maxPending,
@@ -106,6 +114,21 @@ export class Ingest {
     }
   }
 
+  /** The batch's in-app categories that have a template; undefined when none has (the usual case). */
+  private async templatedCategories(batch: readonly NewNotification[]): Promise<Set<string> | undefined> {
+    if (!this.templates) return undefined;
+    let out: Set<string> | undefined;
+    for (const n of batch) {
+      if (!n.channels.includes('in_app')) continue;
+      let has = this.templates.hasTemplate(n.category);
+      if (typeof has !== 'boolean') has = await has;
+      if (!has) continue;
+      out = out ?? new Set();
+      out.add(n.category);
+    }
+    return out;
+  }
+
   /** Waits until every submitted request has been committed or refused. */
   drain(): Promise<void> {
     return this.commits.drain();
@@ -113,7 +136,8 @@ export class Ingest {
 
   private async commit(batch: NewNotification[]): Promise<AcceptOutcome[]> {
     const started = performance.now();
-    const out = await this.store.accept(batch, this.acceptOptions);
+    const templated = await this.templatedCategories(batch);
+    const out = await this.store.accept(batch, templated ? { ...this.acceptOptions, templated } : this.acceptOptions);
     this.events.emit('ingest:commit', { notifications: batch.length, ms: performance.now() - started });
     const accepted = out.flatMap((o) => (o.kind === 'accepted' ? [o] : []));
     for (const o of accepted) {

@@ -14,6 +14,7 @@ import type {
   DeadLetter,
   DeliveryJob,
   DeliveryState,
+  InAppCompletion,
   InboxDelivery,
   InboxItem,
   InboxPage,
@@ -32,6 +33,12 @@ export interface AcceptOptions {
    * entry, seq, `sent`). Default 0: none; every delivery is left pending for the workers.
    */
   inAppUpTo?: number;
+  /**
+   * Categories that have a template: their in-app deliveries are never completed in SQL (inline or by
+   * the take) but leased to a worker (`via_worker`), which renders them and completes them with
+   * DeliveryStore.completeInApp. Absent or empty: none.
+   */
+  templated?: ReadonlySet<string>;
 }
 
 /**
@@ -70,6 +77,14 @@ export interface DeliveryStore {
   startAttempts(from: TakeFrom, leaseMs: number): Promise<StartedWork>;
   /** Records outcomes; an outcome whose lease token no longer matches is ignored (returns false at its index). */
   finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]>;
+  /**
+   * Completes leased in-app deliveries (those of categories with a template, rendered by a worker): in
+   * one commit, each whose lease token still matches goes processing → `sent` and is appended to its
+   * user's inbox with its own text and the user's next seq (with its `sent` timeline event). Returns
+   * each one's seq, or null where the lease no longer matched (nothing was written for it). A
+   * delivery reaches the inbox once: only the commit that moves it out of `processing` appends it.
+   */
+  completeInApp(completions: readonly InAppCompletion[]): Promise<(number | null)[]>;
   /**
    * processing with an expired lease → pending. Returns what became claimable again. With
    * `unexpired`, every lease, expired or not: only for leases whose holders are known to be dead.
@@ -241,7 +256,8 @@ export interface Bus {
  * provider) — not a failure, so not a dead letter, and the notification can still be `done`.
  */
 export type SendResult =
-  | { ok: true; detail?: JsonValue }
+  /** `inbox`: an in-app delivery's text, for the worker to complete it with (DeliveryStore.completeInApp). */
+  | { ok: true; detail?: JsonValue; inbox?: { title: string | null; body: string | null } }
   | { ok: false; permanent: boolean; error: string; retryAfterMs?: number }
   /** `reason`: a stable code (`opted_out`, `read`, `no_address`, …); the text says it for people. */
   | { ok: false; skipped: string; reason?: string };

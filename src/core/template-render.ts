@@ -17,9 +17,12 @@
  *   its `title`/`body`), then `defaultLocale` (same order), then the notification's own
  *   `title`/`body`. A locale is matched exactly, then by its language alone (`de-AT` → `de`).
  *
- * Not done here: storage (TemplateStore), choosing the channel, caching parsed templates.
+ * - `compileTemplate` parses every field once; `render` given the result parses nothing (a cache of
+ *   compiled templates per category: src/core/template-cache.ts).
+ *
+ * Not done here: storage (TemplateStore), choosing the channel, caching.
  */
-import { Liquid, LiquidError } from 'liquidjs';
+import { Liquid, LiquidError, type Template as ParsedLiquid } from 'liquidjs';
 import type { Channel, JsonValue, Priority } from './types.ts';
 
 /** The channel sections a locale may carry, and their fields. in_app and webhook carry title/body. */
@@ -141,6 +144,27 @@ function fieldsOf(template: Template): [string, string][] {
   return out;
 }
 
+/** A template with every field parsed, by its place (`locales.de.email.subject`): what `render` reuses. */
+export interface CompiledTemplate {
+  template: Template;
+  parsed: ReadonlyMap<string, ParsedLiquid[]>;
+}
+
+/** Parses every field once. Throws TemplateRenderError (naming the field) for one that does not parse. */
+export function compileTemplate(template: Template): CompiledTemplate {
+  const parsed = new Map<string, ParsedLiquid[]>();
+  for (const [field, source] of fieldsOf(template)) {
+    try {
+      parsed.set(field, (isHtml(field) ? HTML : TEXT).parse(source));
+      // A locale's body is also email's HTML part when the locale has no `email.html`: escaped.
+      if (/^locales\.[^.]+\.body$/.test(field)) parsed.set(`html:${field}`, HTML.parse(source));
+    } catch (e) {
+      throw new TemplateRenderError(field, parseIssue(field, e).message, { cause: e });
+    }
+  }
+  return { template, parsed };
+}
+
 /** Parses every field; returns one issue per field that does not parse (empty: the template is valid). */
 export function checkTemplate(template: Template): TemplateIssue[] {
   const issues: TemplateIssue[] = [];
@@ -196,7 +220,7 @@ const FALLBACKS: Record<SectionChannel, Record<string, Fallback>> = {
 };
 
 /** Title and body joined the way SMS and chat show them: "title: body", or whichever is there. */
-function joinTitleBody(title: string | null, body: string | null): string | null {
+export function joinTitleBody(title: string | null, body: string | null): string | null {
   if (title && body) return `${title}: ${body}`;
   return title || body || null;
 }
@@ -205,10 +229,15 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);
 
 /**
- * Renders `template` for one recipient on `context.channel`. Rejects with TemplateRenderError when
- * a field exceeds a limit or fails to render.
+ * Renders `template` for one recipient on `context.channel` (from `compiled`'s parsed fields when
+ * given: then nothing is parsed again). Rejects with TemplateRenderError when a field exceeds a limit
+ * or fails to render.
  */
-export async function render(template: Template, context: RenderContext): Promise<RenderedFields> {
+export async function render(
+  template: Template,
+  context: RenderContext,
+  compiled?: CompiledTemplate,
+): Promise<RenderedFields> {
   const scope = {
     data: context.data ?? {},
     user: context.user,
@@ -221,7 +250,9 @@ export async function render(template: Template, context: RenderContext): Promis
   const renderSource = async (field: string, source: string, html: boolean): Promise<string> => {
     let out: string;
     try {
-      out = await (html ? HTML : TEXT).parseAndRender(source, scope);
+      const engine = html ? HTML : TEXT;
+      const parsed = compiled?.parsed.get(html && !isHtml(field) ? `html:${field}` : field);
+      out = parsed ? await engine.render(parsed, scope) : await engine.parseAndRender(source, scope);
     } catch (e) {
       const message = e instanceof Error ? (e.message.split('\n')[0] ?? e.message) : String(e);
       throw new TemplateRenderError(field, message, { cause: e });

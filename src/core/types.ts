@@ -21,6 +21,8 @@ export type Channel = (typeof CHANNELS)[number];
  *   pending ──cancel──▶ cancelled   (only while every delivery of the notification is pending)
  *   processing ──lease expired──▶ pending     (the worker that held it is presumed dead)
  *   pending ──take──▶ sent          (in_app: the inbox write is the send, in the same transaction)
+ *   processing ──complete──▶ sent   (in_app of a category with a template: leased, rendered by a
+ *                                    worker, then the inbox write and `sent` in one commit)
  */
 export type DeliveryState =
   | 'pending'
@@ -223,6 +225,44 @@ export interface DeliveryJob {
    * notification's in-app delivery to this user is by then read (or delivered). Absent: none.
    */
   unless?: StepCondition;
+  /**
+   * What the delivery says, rendered for its user and channel from its category's template
+   * (ContentRenderer). Absent: the category has no template, and every channel shows the
+   * notification's own title and body as it always did.
+   */
+  content?: DeliveryContent;
+}
+
+/**
+ * A delivery's rendered text: title and body always, and the section of its channel when it has one
+ * (`email`, `sms`, `push`, `chat`), each field resolved as API.md's Templates section says.
+ */
+export interface DeliveryContent {
+  title: string | null;
+  body: string | null;
+  email?: { subject: string | null; html: string | null; text: string | null };
+  sms?: { text: string | null };
+  push?: { title: string | null; body: string | null };
+  chat?: { text: string | null };
+  /**
+   * The template failed to render (a time or size limit, a filter that threw): the content is then
+   * the notification's own title and body, without channel sections, and this names the field and
+   * the failure (it goes into the delivery's timeline detail as `templateError`).
+   */
+  templateError?: string;
+}
+
+/**
+ * An in-app delivery that a worker leased and rendered: appended to its user's inbox with this text
+ * (null: the notification's own) and recorded `sent`, in one commit, if its lease still holds.
+ */
+export interface InAppCompletion {
+  deliveryId: string;
+  leaseToken: string;
+  title: string | null;
+  body: string | null;
+  /** Merged into the `sent` timeline event's detail (e.g. `templateError`); null: nothing to add. */
+  detail: { [key: string]: JsonValue } | null;
 }
 
 export type AttemptOutcome =

@@ -17,6 +17,11 @@
  * worker; one whose lease has less than `sendBudgetMs` left is not started (its lease
  * lapses and it is reclaimed), so waiting can delay a delivery but never make it go out twice.
  *
+ * In-app deliveries of categories with a template are leased like any other (the store cannot
+ * render): the Dispatcher renders them, and their outcome `sent` is recorded by
+ * DeliveryStore.completeInApp, which appends the inbox entry in the same commit (group-committed
+ * too); the entry reaches the gateway (`inboxDelivered`) after that commit, as for the SQL path.
+ *
  * Failures: transient → retry with exponential backoff and jitter; permanent → failed; attempts
  * exhausted → dead (a dead letter). A provider that throws is treated as transient.
  */
@@ -26,7 +31,14 @@ import type { DeliveryEvent, HeraldEmitter } from './events.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { Bus, DeliveryStore, SendResult } from './ports.ts';
 import { afterFailure, type RetryPolicy } from './retry-policy.ts';
-import { type AttemptOutcome, type DeliveryJob, LANES, type Lane } from './types.ts';
+import {
+  type AttemptOutcome,
+  type DeliveryJob,
+  type InAppCompletion,
+  type InboxDelivery,
+  LANES,
+  type Lane,
+} from './types.ts';
 
 export interface WorkerOptions {
   laneConcurrency: Record<Lane, number>;
@@ -83,6 +95,8 @@ export class DeliveryWorker {
   private readonly slotWaiters = new Map<Lane, (() => void) | null>(LANES.map((l) => [l, null]));
   private readonly loops: Promise<void>[] = [];
   private readonly outcomes: GroupCommit<AttemptOutcome, boolean>;
+  /** Rendered in-app deliveries to complete: inbox entry and `sent` in one commit; each gets its seq. */
+  private readonly completions: GroupCommit<InAppCompletion, number | null>;
   private stopping = false;
   private wakeOnStop: () => void = () => {};
   /** Settles on stop(), so that an idle lane does not sit out the rest of its poll interval. */
@@ -106,6 +120,11 @@ export class DeliveryWorker {
       maxPending: total * 2,
       parallel: Math.max(1, Math.min(4, storeParallelism)),
     });
+    this.completions = new GroupCommit((batch) => this.store.completeInApp(batch), {
+      maxBatch: 500,
+      maxPending: total * 2,
+      parallel: Math.max(1, Math.min(4, storeParallelism)),
+    });
   }
 
   start(): void {
@@ -120,6 +139,7 @@ export class DeliveryWorker {
     await Promise.all(this.loops);
     while (LANES.some((l) => (this.inflight.get(l) ?? 0) > 0 || this.waitingFor(l).length > 0)) await sleep(10);
     await this.outcomes.drain();
+    await this.completions.drain();
   }
 
   inFlight(lane: Lane): number {
@@ -210,14 +230,60 @@ export class DeliveryWorker {
     } catch (e) {
       result = { ok: false, permanent: false, error: `provider error: ${e instanceof Error ? e.message : String(e)}` };
     }
+    if (job.channel === 'in_app' && result.ok) {
+      const entry = await this.complete(job, result);
+      await this.released(lane, job);
+      // After the commit, like the entries the store completes itself: to the gateway, and `delivery:sent`.
+      if (entry) this.events.inboxDelivered([entry]);
+      return;
+    }
     const now = new Date();
     const outcome = this.outcomeOf(job, result, now);
     const recorded = await this.record(outcome);
+    await this.released(lane, job);
+    if (recorded) this.emitOutcome(job, outcome, now);
+  }
+
+  /** A held delivery's outcome is committed: ack it and free its slot. */
+  private async released(lane: Lane, job: DeliveryJob): Promise<void> {
     await this.bus.ack(lane, [job.deliveryId]).catch(() => {});
     this.inflight.set(lane, (this.inflight.get(lane) ?? 0) - 1);
     this.startWaiting(lane);
     this.wakeLane(lane);
-    if (recorded) this.emitOutcome(job, outcome, now);
+  }
+
+  /** Appends a rendered in-app delivery to its user's inbox and records it `sent`; null if the lease was lost. */
+  private async complete(job: DeliveryJob, result: SendResult & { ok: true }): Promise<InboxDelivery | null> {
+    const text = result.inbox ?? { title: null, body: null };
+    const detail =
+      result.detail && typeof result.detail === 'object' && !Array.isArray(result.detail) ? result.detail : null;
+    const completion: InAppCompletion = {
+      deliveryId: job.deliveryId,
+      leaseToken: job.leaseToken,
+      title: text.title,
+      body: text.body,
+      detail,
+    };
+    const seq = await this.retrying(job.deliveryId, () => this.completions.submit(completion), null);
+    if (seq === null) return null;
+    const n = job.notification;
+    return {
+      deliveryId: job.deliveryId,
+      userId: job.userId,
+      lane: job.lane,
+      attempt: job.attempt,
+      item: {
+        id: n.id,
+        seq,
+        category: n.category,
+        priority: n.priority,
+        title: text.title ?? n.title,
+        body: text.body ?? n.body,
+        data: n.data,
+        createdAt: n.createdAt,
+        readAt: null,
+      },
+    };
   }
 
   private outcomeOf(job: DeliveryJob, result: SendResult, now: Date): AttemptOutcome {
@@ -239,17 +305,19 @@ export class DeliveryWorker {
   }
 
   /** Commits an outcome, retrying while the store is unreachable (the lease bounds how long that helps). */
-  private async record(outcome: AttemptOutcome): Promise<boolean> {
+  private record(outcome: AttemptOutcome): Promise<boolean> {
+    return this.retrying(outcome.deliveryId, () => this.outcomes.submit(outcome), false);
+  }
+
+  /** Runs a commit, retrying while the store is unreachable; `gaveUp` when it never got through. */
+  private async retrying<T>(deliveryId: string, commit: () => Promise<T>, gaveUp: T): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.outcomes.submit(outcome);
+        return await commit();
       } catch (error) {
         if (attempt >= 5) {
-          this.log.error(
-            { err: error, deliveryId: outcome.deliveryId },
-            'could not record outcome; the lease will expire',
-          );
-          return false;
+          this.log.error({ err: error, deliveryId }, 'could not record outcome; the lease will expire');
+          return gaveUp;
         }
         await sleep(100 * 2 ** attempt);
       }

@@ -6,7 +6,14 @@
 
 import { UUID_RE } from '../core/ids.ts';
 import type { DeliveryStore, StartedWork, TakeFrom } from '../core/ports.ts';
-import { type AttemptOutcome, CHANNELS, type DeadLetter, type DeliveryState, type Lane } from '../core/types.ts';
+import {
+  type AttemptOutcome,
+  CHANNELS,
+  type DeadLetter,
+  type DeliveryState,
+  type InAppCompletion,
+  type Lane,
+} from '../core/types.ts';
 import { decodeCursor, encodeCursor, type StartedRow, toInboxDelivery, toJob } from './rows.ts';
 import type { Sql } from './sql.ts';
 
@@ -62,6 +69,23 @@ export class SqlDeliveryStore implements DeliveryStore {
     );
     const recorded = new Set(done.map((d) => d.id));
     return outcomes.map((o) => recorded.has(o.deliveryId));
+  }
+
+  async completeInApp(completions: readonly InAppCompletion[]): Promise<(number | null)[]> {
+    if (!completions.length) return [];
+    // One statement (it commits by itself): migrations/0010_complete_in_app.sql.
+    const rows = await this.sql.query<{ id: string; seq: string | number }>(
+      'SELECT * FROM herald_complete_in_app($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[])',
+      [
+        completions.map((c) => c.deliveryId),
+        completions.map((c) => c.leaseToken),
+        completions.map((c) => c.title),
+        completions.map((c) => c.body),
+        completions.map((c) => (c.detail ? JSON.stringify(c.detail) : null)),
+      ],
+    );
+    const seqs = new Map(rows.map((r) => [r.id, Number(r.seq)]));
+    return completions.map((c) => seqs.get(c.deliveryId) ?? null);
   }
 
   async reclaimExpired(limit: number, options: { unexpired?: boolean } = {}): Promise<{ id: string; lane: Lane }[]> {

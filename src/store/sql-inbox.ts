@@ -1,6 +1,8 @@
 /**
  * The in-app inbox in SQL: reading it, and the read and delivered states. Entries are written by
- * SqlDeliveryStore.startAttempts, in the transaction that completes their in-app delivery.
+ * SqlDeliveryStore.startAttempts (or completeInApp, for rendered ones), in the transaction that
+ * completes their in-app delivery. An entry shows its own title and body (rendered from the
+ * category's template for its user) where it has them, else the notification's.
  */
 import type { InboxStore } from '../core/ports.ts';
 import type { InboxItem, InboxPage, ReadSelection } from '../core/types.ts';
@@ -17,7 +19,8 @@ export class SqlInboxStore implements InboxStore {
     // Unread only: from the user's unread_from up (every entry below it is read; migration 0005).
     const [rows, { unreadCount }] = await Promise.all([
       this.sql.query<InboxRow>(
-        `SELECT i.seq, i.read_at, n.id, n.category, n.priority, n.title, n.body, n.data, n.created_at
+        `SELECT i.seq, i.read_at, n.id, n.category, n.priority, coalesce(i.title, n.title) AS title,
+                coalesce(i.body, n.body) AS body, n.data, n.created_at
          FROM inbox i JOIN notifications n ON n.id = i.notification_id
          WHERE i.user_id = $1 AND ($2::bigint IS NULL OR i.seq < $2) ${options.unread ? UNREAD_ONLY : ''}
          ORDER BY i.seq DESC LIMIT $3`,
@@ -82,7 +85,8 @@ export class SqlInboxStore implements InboxStore {
 
   async listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
     const rows = await this.sql.query<InboxRow>(
-      `SELECT i.seq, i.read_at, n.id, n.category, n.priority, n.title, n.body, n.data, n.created_at
+      `SELECT i.seq, i.read_at, n.id, n.category, n.priority, coalesce(i.title, n.title) AS title,
+                coalesce(i.body, n.body) AS body, n.data, n.created_at
        FROM inbox i JOIN notifications n ON n.id = i.notification_id
        WHERE i.user_id = $1 AND i.seq > $2 ORDER BY i.seq LIMIT $3`,
       [userId, afterSeq, limit],

@@ -76,6 +76,7 @@ export class SqlNotificationStore implements NotificationStore {
         q,
         fresh.map((i) => batch[i] as NewNotification),
         inline,
+        options.templated,
       );
       for (const [k, i] of fresh.entries()) {
         const c = created[k] ?? { jobs: [], delivered: [] };
@@ -307,13 +308,15 @@ function sentInApp(deliveryId: string, userId: string, n: NewNotification): Inbo
 /**
  * Inserts notifications and their deliveries, and completes the in-app deliveries of those for which
  * `deliverInApp` says so (herald_accept, one statement); returns each one's deliveries still to do,
- * and those completed. The rows travel as one JSON document per table: JSON.stringify is much
+ * and those completed. In-app deliveries of `templated` categories are never completed here: they
+ * are marked `via_worker`, for a worker to render (AcceptOptions.templated). The rows travel as one JSON document per table: JSON.stringify is much
  * cheaper than encoding a dozen array parameters, and the server parses each document once.
  */
 async function insertNotifications(
   q: SqlClient,
   ns: NewNotification[],
   deliverInApp: (n: NewNotification) => boolean,
+  templated: ReadonlySet<string> | undefined,
 ): Promise<{ jobs: BusJob[]; delivered: InboxDelivery[] }[]> {
   const notifications: object[] = [];
   const deliveries: object[] = [];
@@ -345,7 +348,8 @@ async function insertNotifications(
     const runAt = n.sendAt ?? n.createdAt;
     const created = { jobs: [] as BusJob[], delivered: [] as InboxDelivery[] };
     out.push(created);
-    const now = deliverInApp(n);
+    const rendered = templated?.has(n.category) === true;
+    const now = !rendered && deliverInApp(n);
     // Each channel's due time and condition: a step's `after` counts from the notification's due time.
     const plan = n.channels.map((channel) => {
       const step = n.steps?.find((st) => st.channel === channel);
@@ -376,6 +380,8 @@ async function insertNotifications(
         };
         // Only a step's row carries the key (a missing key is null to herald_accept): no bytes for the rest.
         if (unless) row.unless = unless;
+        // Absent (false) on the fast path: the JSON stays as it was.
+        if (rendered && channel === 'in_app') row.via_worker = true;
         deliveries.push(row);
       }
     }

@@ -12,6 +12,7 @@ import type {
   Channel,
   DeadLetter,
   DeliveryState,
+  InAppCompletion,
   InboxItem,
   InboxPage,
   Lane,
@@ -94,6 +95,9 @@ export class SqlStore implements Store {
   }
   finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]> {
     return this.deliveries.finishAttempts(outcomes);
+  }
+  completeInApp(completions: readonly InAppCompletion[]): Promise<(number | null)[]> {
+    return this.deliveries.completeInApp(completions);
   }
   reclaimExpired(limit: number, options?: { unexpired?: boolean }): Promise<{ id: string; lane: Lane }[]> {
     return this.deliveries.reclaimExpired(limit, options);
