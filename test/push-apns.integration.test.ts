@@ -252,15 +252,15 @@ describe('APNs sender against a local HTTP/2 APNs', () => {
     const cases: [ApnsAnswer, unknown][] = [
       [
         { status: 410, reason: 'Unregistered' },
-        { ok: false, dead: true, reason: 'APNs answered HTTP 410: Unregistered' },
+        { ok: false, permanent: true, reason: 'token_dead', error: 'APNs answered HTTP 410: Unregistered' },
       ],
       [
         { status: 400, reason: 'BadDeviceToken' },
-        { ok: false, dead: true, reason: 'APNs answered HTTP 400: BadDeviceToken' },
+        { ok: false, permanent: true, reason: 'token_dead', error: 'APNs answered HTTP 400: BadDeviceToken' },
       ],
       [
         { status: 400, reason: 'DeviceTokenNotForTopic' },
-        { ok: false, dead: true, reason: 'APNs answered HTTP 400: DeviceTokenNotForTopic' },
+        { ok: false, permanent: true, reason: 'token_dead', error: 'APNs answered HTTP 400: DeviceTokenNotForTopic' },
       ],
       [
         { status: 429, reason: 'TooManyRequests', headers: { 'retry-after': '30' } },

@@ -75,7 +75,7 @@ const job: DeliveryJob = {
   user: null,
 };
 
-const DEAD: PushOutcome = { ok: false, dead: true, reason: 'answered HTTP 410' };
+const DEAD: PushOutcome = { ok: false, permanent: true, reason: 'token_dead', error: 'answered HTTP 410' };
 const FLAKY: PushOutcome = { ok: false, permanent: false, error: 'answered HTTP 503', retryAfterMs: 3000 };
 const REFUSED: PushOutcome = { ok: false, permanent: true, error: 'answered HTTP 400' };
 
@@ -165,6 +165,20 @@ describe('PushProvider', () => {
     expect(store.removed).toEqual(['w2']);
     expect(store.touched).toEqual([['w1']]);
     expect((await store.listDevices('u1')).map((d) => d.id)).toEqual(['w1', 'w3']);
+  });
+
+  it('a dead token runs the token_dead hook given instead of the default removal', async () => {
+    const store = deviceStore([dev('w1', 'webpush'), dev('w2', 'webpush')]);
+    const acted: [string, string][] = [];
+    const web = sender('webpush', { w2: DEAD });
+    const p = new PushProvider({
+      senders: new Map([['webpush', web]]),
+      devices: store,
+      onPermanent: { token_dead: async (d, error) => void acted.push([d.id, error]) },
+    });
+    expect(await p.send(job)).toMatchObject({ ok: true, detail: { removed: 1 } });
+    expect(acted).toEqual([['w2', 'answered HTTP 410']]);
+    expect(store.removed).toEqual([]);
   });
 
   it('none accepted, one transient: transient with the longest Retry-After; a dead one is still removed and named', async () => {

@@ -15,13 +15,14 @@
  * - permanent (failed) when every device failed permanently or was dead.
  * - skipped when the user has no device, or none whose provider has a sender.
  *
- * A `dead` answer removes that device at once (DeviceStore.removeDevice) before the outcome is
- * recorded, so it is never used again; the removal is in the delivery's timeline: `removedDevices`
- * in a `sent` event's detail, and named in the error of a failed or retried attempt. Devices that
+ * A permanent failure with reason `token_dead` runs the `token_dead` hook (by default: remove that
+ * device, DeviceStore.removeDevice) before the outcome is recorded, so it is never used again; the
+ * removal is in the delivery's timeline: `removedDevices` in a `sent` event's detail, and named in
+ * the error of a failed or retried attempt. Devices that
  * accepted are touched (`lastUsedAt`). Sends to a user's devices run concurrently.
  */
 import type { Device, DeviceProvider } from '../core/devices.ts';
-import type { ChannelProvider, DeviceStore, SendResult } from '../core/ports.ts';
+import type { ChannelProvider, DeviceStore, PermanentReason, SendResult } from '../core/ports.ts';
 import type { DeliveryJob } from '../core/types.ts';
 import type { PushMessage, PushOutcome, PushSender } from './push-sender.ts';
 
@@ -29,6 +30,12 @@ export interface PushProviderOptions {
   /** The configured senders, by device provider; at least one. */
   senders: ReadonlyMap<DeviceProvider, PushSender>;
   devices: Pick<DeviceStore, 'listDevices' | 'removeDevice' | 'touchDevices'>;
+  /**
+   * What to do about a device whose sender failed it permanently with a reason, before the outcome is
+   * recorded. Default for `token_dead`: remove the device (DeviceStore.removeDevice), so that no later
+   * delivery uses it.
+   */
+  onPermanent?: Partial<Record<PermanentReason, (device: Device, error: string) => Promise<void>>>;
 }
 
 type DeviceResult =
@@ -58,9 +65,10 @@ export class PushProvider implements ChannelProvider {
 
     const dead = results.filter((r) => r.result === 'dead');
     const removedDevices: { id: string; provider: DeviceProvider; reason: string }[] = [];
+    const onDead = this.options.onPermanent?.token_dead ?? ((d: Device) => this.options.devices.removeDevice(d.id));
     for (const r of dead) {
-      // Removed before the outcome is recorded: a later delivery cannot pick it up again.
-      await this.options.devices.removeDevice(r.id);
+      // Acted on before the outcome is recorded: a later delivery cannot pick the device up again.
+      await onDead(usable.find((d) => d.id === r.id) as Device, r.reason);
       removedDevices.push({ id: r.id, provider: r.provider, reason: r.reason });
     }
     const accepted = results.filter((r) => r.result === 'accepted').map((r) => r.id);
@@ -115,7 +123,7 @@ export class PushProvider implements ChannelProvider {
     }
     const base = { id: device.id, provider: device.provider };
     if (o.ok) return { ...base, result: 'accepted' };
-    if (o.dead) return { ...base, result: 'dead', reason: o.reason };
+    if (o.reason === 'token_dead') return { ...base, result: 'dead', reason: o.error };
     return {
       ...base,
       result: o.permanent ? 'permanent' : 'transient',

@@ -165,7 +165,7 @@ export class ApnsSender implements PushSender {
     const reason = reasonOf(answer.text);
     const error = `APNs answered HTTP ${status}${reason ? `: ${reason}` : ''}`;
     if (status === 410 || (reason !== null && DEAD_REASONS.has(reason))) {
-      return { ok: false, dead: true, reason: error };
+      return { ok: false, permanent: true, reason: 'token_dead', error };
     }
     if (reason === 'ExpiredProviderToken' && this.token === token) token.expired = true;
     if (status === 429 || status >= 500 || (status === 403 && reason !== null && TOKEN_REASONS.has(reason))) {

@@ -133,7 +133,12 @@ describe('FCM sender', () => {
   it('UNREGISTERED is a dead token', async () => {
     const { sender } = await setup({ answer: () => ({ kind: 'unregistered' }) });
     const out = await sender.send(device(), MESSAGE);
-    expect(out).toEqual({ ok: false, dead: true, reason: expect.stringContaining('UNREGISTERED') });
+    expect(out).toEqual({
+      ok: false,
+      permanent: true,
+      reason: 'token_dead',
+      error: expect.stringContaining('UNREGISTERED'),
+    });
   });
 
   it('400 INVALID_ARGUMENT about the token is a dead token; another 400 is permanent', async () => {
@@ -149,7 +154,7 @@ describe('FCM sender', () => {
               errorCode: 'INVALID_ARGUMENT',
             },
     });
-    expect(await sender.send(device('bad'), MESSAGE)).toMatchObject({ ok: false, dead: true });
+    expect(await sender.send(device('bad'), MESSAGE)).toMatchObject({ ok: false, reason: 'token_dead' });
     const other = await sender.send(device('fine'), MESSAGE);
     expect(other).toEqual({
       ok: false,

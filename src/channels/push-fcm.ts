@@ -243,7 +243,7 @@ function classify(a: FcmAnswer): PushOutcome {
   }
   const err = googleError(a.json);
   const text = fcmErrorText(a.status, err);
-  if (err && isDeadToken(a.status, err)) return { ok: false, dead: true, reason: text };
+  if (err && isDeadToken(a.status, err)) return { ok: false, permanent: true, reason: 'token_dead', error: text };
   if (TRANSIENT_STATUS.has(a.status) || a.status >= 500 || a.status === 401 || (a.status === 404 && !err)) {
     return { ok: false, permanent: false, error: text, ...retryAfter(a.headers['retry-after']) };
   }

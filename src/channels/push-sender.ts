@@ -3,14 +3,15 @@
  * device. The `push` channel provider fans a delivery out to every device of its user and hands
  * each device to the sender of its provider (webpush, fcm, apns).
  *
- * A sender promises: it never throws (every failure is an outcome); `dead` means the push service
- * said this device token will never work again (Web Push 404/410, FCM UNREGISTERED, APNs 410 or
+ * A sender promises: it never throws (every failure is an outcome); reason `token_dead` means the push
+ * service said this device token will never work again (Web Push 404/410, FCM UNREGISTERED, APNs 410 or
  * BadDeviceToken) — the caller removes the device at once and never uses it again; other failures
  * are `permanent` (the message itself is refused: retrying cannot help) or transient (retry, after
  * `retryAfterMs` when the service said so). Operator-configured service URLs (FCM, APNs) are trusted;
  * Web Push endpoints are chosen by browsers and go through the egress-guarded client.
  */
 import type { Device, DeviceProvider } from '../core/devices.ts';
+import type { PermanentReason } from '../core/ports.ts';
 import type { Lane } from '../core/types.ts';
 
 /** What a push carries (the delivery's rendered content). */
@@ -24,10 +25,14 @@ export interface PushMessage {
   data: Record<string, unknown> | null;
 }
 
+/**
+ * A failure, transient or permanent. `reason` classifies a permanent one for the channel to act on:
+ * `token_dead` — the service said this device token will never work again (the push channel's hook
+ * removes the device).
+ */
 export type PushOutcome =
   | { ok: true; detail?: Record<string, unknown> }
-  | { ok: false; dead: true; reason: string }
-  | { ok: false; dead?: false; permanent: boolean; error: string; retryAfterMs?: number };
+  | { ok: false; permanent: boolean; error: string; retryAfterMs?: number; reason?: PermanentReason };
 
 export interface PushSender {
   readonly provider: DeviceProvider;

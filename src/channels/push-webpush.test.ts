@@ -89,8 +89,9 @@ describe('WebPushSender', () => {
     const out = await sender.send(device(sub), message());
     expect(out).toEqual({
       ok: false,
-      dead: true,
-      reason: `push service at ${fake.origin} answered HTTP ${status}: subscription expired`,
+      permanent: true,
+      reason: 'token_dead',
+      error: `push service at ${fake.origin} answered HTTP ${status}: subscription expired`,
     });
   });
 
@@ -105,7 +106,7 @@ describe('WebPushSender', () => {
       const sub = fake.subscribe(() => ({ status }));
       const out = await sender.send(device(sub), message());
       expect(out).toMatchObject({ ok: false, permanent: false });
-      expect(out.ok === false && !out.dead && out.error).toMatch(new RegExp(`HTTP ${status}`));
+      expect(out.ok === false && out.error).toMatch(new RegExp(`HTTP ${status}`));
     }
   });
 
@@ -118,7 +119,7 @@ describe('WebPushSender', () => {
     const sub = fake.subscribe(() => ({ status: 201, delayMs: 2000 }));
     const out = await sender.send(device(sub), message());
     expect(out).toMatchObject({ ok: false, permanent: false });
-    expect(out.ok === false && !out.dead && out.error).toMatch(/timed out/);
+    expect(out.ok === false && out.error).toMatch(/timed out/);
   });
 
   it('a payload larger than one record is permanent, and nothing is sent', async () => {
@@ -138,7 +139,7 @@ describe('WebPushSender', () => {
     const out = await strict.send(device(fake.subscribe()), message());
     await strict.close();
     expect(out).toMatchObject({ ok: false, permanent: true });
-    expect(out.ok === false && !out.dead && out.error).toMatch(/127\.0\.0\.1.*HERALD_EGRESS_ALLOW/);
+    expect(out.ok === false && out.error).toMatch(/127\.0\.0\.1.*HERALD_EGRESS_ALLOW/);
     expect(fake.connections()).toBe(before);
   });
 });
@@ -177,6 +178,6 @@ describe('WebPushSender over HTTPS', () => {
     const out = await sender.send(device(fake.subscribe()), message());
     await sender.close();
     expect(out).toMatchObject({ ok: false, permanent: false });
-    expect(out.ok === false && !out.dead && out.error).toMatch(/certificate/);
+    expect(out.ok === false && out.error).toMatch(/certificate/);
   });
 });

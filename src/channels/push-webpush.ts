@@ -127,7 +127,7 @@ export class WebPushSender implements PushSender {
       return { ok: true, detail: { status, ...(typeof location === 'string' ? { location } : {}) } };
     }
     const said = `push service at ${endpoint.origin} answered HTTP ${status}${excerpt(answer.body)}`;
-    if (status === 404 || status === 410) return { ok: false, dead: true, reason: said };
+    if (status === 404 || status === 410) return { ok: false, permanent: true, reason: 'token_dead', error: said };
     if (status === 408 || status === 429 || status >= 500) {
       return { ok: false, permanent: false, error: said, ...retryAfter(answer.headers['retry-after']) };
     }

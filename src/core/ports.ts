@@ -262,6 +262,12 @@ export type SendResult =
   /** `reason`: a stable code (`opted_out`, `read`, `no_address`, …); the text says it for people. */
   | { ok: false; skipped: string; reason?: string };
 
+/**
+ * Why a permanent failure happened, when a channel can act on it: `token_dead` — the address (a push
+ * device token) will never work again, so it is removed and never used again.
+ */
+export type PermanentReason = 'token_dead';
+
 /** Sends one message on one channel. */
 export interface ChannelProvider {
   readonly channel: Channel;
