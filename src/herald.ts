@@ -99,6 +99,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
           retry: config.retry,
           // The longest a provider may take over one send.
           sendBudgetMs: Math.max(config.webhookTimeoutMs, config.smtp?.timeoutMs ?? 0),
+          // One slow receiver holds at most this many of a lane's slots (src/core/destination-limit.ts).
+          destinations: { max: config.webhookMaxPerDestination, resolve: adapters.destinations },
         },
         store.parallelism,
       )

@@ -5,12 +5,14 @@
  */
 import { join } from 'node:path';
 import { QueueTableBus } from './bus/bus-queue-table.ts';
+import { destinationResolver } from './channels/destinations.ts';
 import { EgressPolicy } from './channels/egress-policy.ts';
 import { buildProviders } from './channels/registry.ts';
 import type { Config } from './config.ts';
+import type { DestinationResolver } from './core/destination-limit.ts';
 import { type ContentRenderer, Dispatcher, type SendGate } from './core/dispatch.ts';
 import type { Bus, ChannelProvider, RateLimiter, Store } from './core/ports.ts';
-import type { Channel } from './core/types.ts';
+import type { Channel, DeliveryJob } from './core/types.ts';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter-memory.ts';
 import { redact } from './redact.ts';
 import type { Secrets } from './secrets.ts';
@@ -29,6 +31,8 @@ export interface Adapters {
   providers: Map<Channel, ChannelProvider & { close?(): Promise<void> }>;
   /** What the worker sends each leased delivery through: gates, rendering, the channel's providers. */
   dispatcher: Dispatcher;
+  /** Names the destination of a delivery to a user-supplied URL, for the worker's per-destination limit. */
+  destinations: DestinationResolver<DeliveryJob>;
   /** Per-API-key request limits; null when HERALD_RATE_LIMIT_RPS is unset. */
   rateLimiter: RateLimiter | null;
   /** Human-readable choices, for the start-up log. */
@@ -117,6 +121,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     bus,
     providers,
     dispatcher,
+    destinations: destinationResolver(store),
     rateLimiter,
     roleLock,
     description: {
