@@ -98,6 +98,12 @@ export class DeliveryWorker {
    * Starts false: a lane's first claim takes one delivery per slot until it has seen in-app work.
    */
   private readonly inAppMostly = new Map<Lane, boolean>(LANES.map((l) => [l, false]));
+  /**
+   * Whether the lane's last take was mostly deferred (its destinations busy): then a claim takes a
+   * whole batch too, so that a backlog for one slow receiver is handed back in a few takes rather
+   * than one take per free slot while other receivers' deliveries wait behind it.
+   */
+  private readonly deferredMostly = new Map<Lane, boolean>(LANES.map((l) => [l, false]));
   private readonly takeBudgetMs: number;
   private readonly slotWaiters = new Map<Lane, (() => void) | null>(LANES.map((l) => [l, null]));
   /** Per-destination permits; null without `destinations`. */
@@ -133,7 +139,8 @@ export class DeliveryWorker {
     this.destinationLimit = options.destinations ? new DestinationLimit({ max: options.destinations.max }) : null;
     this.outcomes = new GroupCommit((batch) => this.store.finishAttempts(batch), {
       maxBatch: 500,
-      maxPending: total * 2,
+      // Sends hold slots; deferrals (a whole batch at a time) do not.
+      maxPending: total * 2 + LANES.length * (options.claimBatch ?? 256),
       parallel: Math.max(1, Math.min(4, storeParallelism)),
     });
   }
@@ -181,7 +188,8 @@ export class DeliveryWorker {
         continue;
       }
       try {
-        const from = await this.bus.claim(lane, this.inAppMostly.get(lane) ? batch : Math.min(free, maxBatch));
+        const wholeBatch = this.inAppMostly.get(lane) || this.deferredMostly.get(lane);
+        const from = await this.bus.claim(lane, wholeBatch ? batch : Math.min(free, maxBatch));
         // Before the lease is taken, so the worker never overestimates the lease time left.
         const leasedAt = Date.now();
         const started = performance.now();
@@ -203,7 +211,8 @@ export class DeliveryWorker {
         else if (took < this.takeBudgetMs / 2 && n >= batch) batch = Math.min(maxBatch, batch * 2);
         this.events.inboxDelivered(inbox);
         if (jobs.length) {
-          await this.admit(lane, jobs, leasedAt);
+          const deferred = await this.admit(lane, jobs, leasedAt);
+          this.deferredMostly.set(lane, deferred * 2 > jobs.length);
           this.startWaiting(lane);
         }
       } catch (error) {
@@ -216,16 +225,17 @@ export class DeliveryWorker {
 
   /**
    * Queues leased deliveries for the lane's slots: at once, or — limited per destination — with
-   * their destination's permit, parked until one comes back, or deferred.
+   * their destination's permit, parked until one comes back, or deferred. Returns how many were deferred.
    */
-  private async admit(lane: Lane, jobs: DeliveryJob[], leasedAt: number): Promise<void> {
+  private async admit(lane: Lane, jobs: DeliveryJob[], leasedAt: number): Promise<number> {
     const queue = this.waitingFor(lane);
     const limit = this.destinationLimit;
     const resolve = this.options.destinations?.resolve;
     if (!limit || !resolve) {
       for (const job of jobs) queue.push({ job, leasedAt });
-      return;
+      return 0;
     }
+    let deferred = 0;
     // A destination that cannot be read is not limited: the provider reports the failure itself.
     const resolved = await Promise.all(jobs.map((job) => resolve(job).catch(() => ({ job, destination: null }))));
     for (const { job, destination } of resolved) {
@@ -237,8 +247,12 @@ export class DeliveryWorker {
       const a = limit.admit(destination, w, leasedAt + this.options.leaseMs - this.startBudgetMs);
       if (a.kind === 'go') queue.push({ ...w, permit: a.permit });
       else if (a.kind === 'parked') this.parkedIn.set(lane, (this.parkedIn.get(lane) ?? 0) + 1);
-      else this.defer(w, a.until);
+      else {
+        this.defer(w, a.until);
+        deferred++;
+      }
     }
+    return deferred;
   }
 
   /** Starts waiting sends while the lane has free slots and their leases have time left. */
