@@ -11,7 +11,8 @@
  *
  * Expected waits come from the destination's own send times: the mean of its finished sends
  * (exponentially weighted) and the age of its sends in flight, so a receiver that has just become
- * slow shows it before a single send finishes. `sweep` checks parked jobs again
+ * slow shows it before a single send finishes. A destination none of whose sends has finished yet
+ * parks nothing: it may be slow, and parked jobs count against their lane's claims. `sweep` checks parked jobs again
  * with what is known by then: a destination that turns slow gives its parked jobs back within one
  * sweep. A deferred job is given the time its turn is expected to come, counting the jobs parked
  * and those deferred before it that have not come back yet, so the deferred jobs of one
@@ -215,7 +216,9 @@ export class DestinationLimit<T> {
     return first + round * this.serviceMs(d, now);
   }
 
+  /** Whether a job may park: only where sends have been seen to finish (a new destination may be slow). */
   private fits(d: Destination<T>, ahead: number, deadline: number, now: number): boolean {
+    if (d.meanMs === null) return false;
     return now + this.expectedWait(d, ahead, now) <= Math.min(now + this.parkWithinMs, deadline);
   }
 
