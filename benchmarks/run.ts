@@ -15,6 +15,7 @@ import { median } from './lib/stats.ts';
 import { wrkAvailable } from './lib/wrk.ts';
 import { scenario as priority } from './priority.ts';
 import { scenario as reconnectChaos } from './reconnect-chaos.ts';
+import { scenario as retryStorm } from './retry-storm.ts';
 import { scenario as wsStorm } from './ws-storm.ts';
 
 const SCENARIOS: Record<string, Scenario> = {
@@ -24,6 +25,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'ws-storm': wsStorm,
   'reconnect-chaos': reconnectChaos,
   'e2e-latency': e2eLatency,
+  'retry-storm': retryStorm,
 };
 
 const USAGE = `usage: npm run bench -- <scenario> [options]
@@ -47,6 +49,7 @@ options:
   --critical n                   priority: critical notifications per phase (default 200)
   --rate n                       priority: critical notifications per second (default 20)
   --blast n                      priority: bulk deliveries queued before the second phase (default 100000)
+  --deliveries n                 retry-storm: webhook deliveries, 100 recipients per notification (default 10000)
 ${REALTIME_USAGE}
   --env KEY=VALUE                extra environment for Herald (repeatable), e.g. --env HERALD_PG_POOL_SIZE=32
   --cpu-prof dir                 write a V8 CPU profile of Herald into dir
@@ -83,6 +86,7 @@ function parse() {
       critical: { type: 'string' },
       rate: { type: 'string' },
       blast: { type: 'string' },
+      deliveries: { type: 'string' },
       env: { type: 'string', multiple: true },
       'cpu-prof': { type: 'string' },
       ...REALTIME_FLAGS,
@@ -127,6 +131,7 @@ const options: BenchOptions = {
   critical: Math.round(positive('critical', v.critical, 200)),
   rate: positive('rate', v.rate, 20),
   blast: Math.round(positive('blast', v.blast, 100_000)),
+  deliveries: Math.round(positive('deliveries', v.deliveries, 10_000)),
   env,
   cpuProfDir: v['cpu-prof'],
   ...realtimeOptions(v, usage),

@@ -115,6 +115,9 @@ const schema = z.object({
     .describe('cap on one backoff delay'),
   HERALD_LEASE_MS: int(500, 3_600_000).default(30_000).describe('visibility timeout of a claimed delivery'),
   HERALD_WEBHOOK_TIMEOUT_MS: int(100, 300_000).default(10_000).describe('webhook request timeout'),
+  HERALD_WEBHOOK_MAX_PER_DESTINATION: int(1, 10_000)
+    .default(8)
+    .describe('webhook and chat requests in flight to one origin, per worker process'),
   HERALD_LANE_CONCURRENCY: laneConcurrency.default({}).describe('e.g. critical=16,high=16,normal=32,bulk=16'),
   HERALD_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024)
     .default(1_048_576)
@@ -247,6 +250,8 @@ export interface Config {
   retry: { baseMs: number; maxAttempts: number; maxDelayMs: number };
   leaseMs: number;
   webhookTimeoutMs: number;
+  /** Sends in flight to one webhook or chat origin, per worker process. */
+  webhookMaxPerDestination: number;
   laneConcurrency: Record<Lane, number>;
   maxBodyBytes: number;
   pgPoolSize: number;
@@ -511,6 +516,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     leaseMs: c.HERALD_LEASE_MS,
     webhookTimeoutMs: c.HERALD_WEBHOOK_TIMEOUT_MS,
+    webhookMaxPerDestination: c.HERALD_WEBHOOK_MAX_PER_DESTINATION,
     laneConcurrency: { ...DEFAULT_LANE_CONCURRENCY, ...c.HERALD_LANE_CONCURRENCY },
     maxBodyBytes: c.HERALD_MAX_BODY_BYTES,
     pgPoolSize: c.HERALD_PG_POOL_SIZE,

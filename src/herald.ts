@@ -102,6 +102,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
           pollMs: config.pollMs,
           retry: config.retry,
           sendBudgetMs: adapters.sendBudgetMs,
+          // One slow receiver holds at most this many of a lane's slots (src/core/destination-limit.ts).
+          destinations: { max: config.webhookMaxPerDestination, resolve: adapters.destinations },
         },
         store.parallelism,
       )

@@ -5,9 +5,11 @@
  */
 import { join } from 'node:path';
 import { QueueTableBus } from './bus/bus-queue-table.ts';
+import { destinationResolver } from './channels/destinations.ts';
 import { EgressPolicy } from './channels/egress-policy.ts';
 import { buildProviders, buildRoutes, type Provider } from './channels/registry.ts';
 import type { Config } from './config.ts';
+import type { DestinationResolver } from './core/destination-limit.ts';
 import { type ContentRenderer, Dispatcher, type SendGate } from './core/dispatch.ts';
 import type { HeraldEmitter } from './core/events.ts';
 import type { Bus, RateLimiter, Store } from './core/ports.ts';
@@ -17,7 +19,7 @@ import type { ProviderRoute } from './core/provider-route.ts';
 import { StepConditionGate } from './core/step-gate.ts';
 import { TemplateCache } from './core/template-cache.ts';
 import { TemplateContentRenderer } from './core/template-content.ts';
-import type { Channel } from './core/types.ts';
+import type { Channel, DeliveryJob } from './core/types.ts';
 import { UnsubscribeLinks } from './core/unsubscribe-links.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { leaseMarginMs } from './core/worker.ts';
@@ -51,6 +53,8 @@ export interface Adapters {
    * ingest asks which categories have one, and the templates API writes through it.
    */
   templates: TemplateCache;
+  /** Names the destination of a delivery to a user-supplied URL, for the worker's per-destination limit. */
+  destinations: DestinationResolver<DeliveryJob>;
   /** Per-API-key request limits; null when HERALD_RATE_LIMIT_RPS is unset. */
   rateLimiter: RateLimiter | null;
   /** Human-readable choices, for the start-up log. */
@@ -183,6 +187,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     sendBudgetMs,
     isRequired,
     templates,
+    destinations: destinationResolver(store),
     rateLimiter,
     roleLock,
     description: {

@@ -485,6 +485,58 @@ forEachStore('Store contract', ({ kind, store }) => {
     expect(again?.leaseToken).not.toBe(job.leaseToken);
   });
 
+  it('a deferred delivery goes back to pending without using up an attempt, keeping its last error', async () => {
+    const { id, jobs } = await acceptAndStart(store());
+    const [job] = jobs as [DeliveryJob];
+    await store().finishAttempts([
+      {
+        deliveryId: job.deliveryId,
+        leaseToken: job.leaseToken,
+        result: 'retry',
+        error: 'HTTP 503',
+        nextAttemptAt: new Date(),
+      },
+    ]);
+    const {
+      jobs: [second],
+    } = await store().startAttempts({ ids: [job.deliveryId] }, LEASE);
+    expect(second).toMatchObject({ attempt: 2 });
+    const next = new Date(Date.now() + HOUR);
+    const ok = await store().finishAttempts([
+      {
+        deliveryId: job.deliveryId,
+        leaseToken: second?.leaseToken as string,
+        result: 'deferred',
+        nextAttemptAt: next,
+        destination: 'https://hooks.example.com',
+      },
+    ]);
+    expect(ok).toEqual([true]);
+    const v = await view(store(), id);
+    expect(v.deliveries[0]).toMatchObject({
+      status: 'pending',
+      attempts: 1,
+      lastError: 'HTTP 503',
+      nextAttemptAt: next,
+    });
+    expect(v.timeline.at(-1)).toMatchObject({
+      event: 'deferred',
+      detail: {
+        userId: 'alice',
+        channel: 'webhook',
+        destination: 'https://hooks.example.com',
+        nextAttemptAt: next.toISOString(),
+      },
+    });
+    // Not due before its time; then taken again as the second attempt, not the third.
+    expect(await store().startAttempts({ ids: [job.deliveryId] }, LEASE)).toEqual(NOTHING);
+    await store().sql.query('UPDATE deliveries SET next_attempt_at = now() WHERE id = $1', [job.deliveryId]);
+    const {
+      jobs: [again],
+    } = await store().startAttempts({ ids: [job.deliveryId] }, LEASE);
+    expect(again).toMatchObject({ deliveryId: job.deliveryId, attempt: 2 });
+  });
+
   it('failed and dead deliveries are dead letters', async () => {
     const { id, jobs } = await acceptAndStart(store(), { to: ['alice', 'bob', 'carol'], channels: ['sms'] });
     const [a, b, c] = jobs as [DeliveryJob, DeliveryJob, DeliveryJob];

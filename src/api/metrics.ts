@@ -21,6 +21,12 @@ export class Metrics {
       labelNames: ['lane', 'channel', 'outcome'],
       registers: [this.registry],
     });
+    const deferrals = new Counter({
+      name: 'herald_delivery_deferrals_total',
+      help: 'Deliveries handed back unsent because their destination (a webhook or chat origin) was busy; not attempts',
+      labelNames: ['lane', 'channel'],
+      registers: [this.registry],
+    });
     const latency = new Histogram({
       name: 'herald_delivery_latency_seconds',
       help: 'From acceptance (or sendAt) to a recorded successful delivery',
@@ -122,6 +128,7 @@ export class Metrics {
     events.on('delivery:failed', count('failed'));
     events.on('delivery:dead', count('dead'));
     events.on('delivery:skipped', count('skipped'));
+    events.on('delivery:deferred', (e) => deferrals.inc({ lane: e.lane, channel: e.channel }));
     events.on('delivery:reclaimed', (e) => reclaimed.inc(e.count));
   }
 

@@ -24,6 +24,8 @@ export interface HeraldEvents {
   'delivery:failed': [DeliveryEvent];
   'delivery:dead': [DeliveryEvent];
   'delivery:skipped': [DeliveryEvent];
+  /** Handed back unsent: its destination was busy (not an attempt; see src/core/destination-limit.ts). */
+  'delivery:deferred': [DeliveryEvent];
   'delivery:reclaimed': [{ count: number }];
   /** In-app entries just committed (in seq order per user): the gateway pushes them to open sockets. */
   'inbox:entries': [readonly InboxEntry[]];

@@ -23,6 +23,7 @@ export type Channel = (typeof CHANNELS)[number];
  *   pending ──take──▶ sent          (in_app: the inbox write is the send, in the same transaction)
  *   processing ──complete──▶ sent   (in_app of a category with a template: leased, rendered by a
  *                                    worker, then the inbox write and `sent` in one commit)
+ *   processing ──deferred──▶ pending (not sent: its destination was busy; the attempt is not counted)
  */
 export type DeliveryState =
   | 'pending'
@@ -270,7 +271,12 @@ export type AttemptOutcome =
   | { deliveryId: string; leaseToken: string; result: 'retry'; error: string; nextAttemptAt: Date }
   | { deliveryId: string; leaseToken: string; result: 'failed' | 'dead'; error: string }
   /** `reason`: why it was not sent, as a stable code (API.md: `opted_out`, …). */
-  | { deliveryId: string; leaseToken: string; result: 'skipped'; error: string; reason: string };
+  | { deliveryId: string; leaseToken: string; result: 'skipped'; error: string; reason: string }
+  /**
+   * Not sent: its destination (a receiver's origin) had no free send slot, so it goes back to
+   * pending until `nextAttemptAt`. Not an attempt: the count goes back down, `lastError` stays.
+   */
+  | { deliveryId: string; leaseToken: string; result: 'deferred'; nextAttemptAt: Date; destination: string };
 
 export interface InboxItem {
   id: string;

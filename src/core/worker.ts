@@ -24,8 +24,18 @@
  *
  * Failures: transient → retry with exponential backoff and jitter; permanent → failed; attempts
  * exhausted → dead (a dead letter). A provider that throws is treated as transient.
+ *
+ * Destinations (`destinations`): a delivery to a URL its user supplied (webhook, chat) also needs
+ * one of its destination's permits (src/core/destination-limit.ts) before it takes a lane slot, and
+ * gives it back when its send returns. One that has to wait for a permit holds no slot; it waits in
+ * the worker only while a permit is expected back soon (those count against the lane's claims),
+ * and is otherwise handed back to the store, `deferred` (pending again, its attempt not counted,
+ * due when its destination is expected to take it). Waiting never outlasts the send budget of the
+ * lease: a parked delivery that could no longer start in time is deferred instead. So one slow
+ * receiver holds at most its permits' worth of a lane's slots, whatever is queued for it.
  */
 
+import { DestinationLimit, type DestinationResolver, type Moves, type Permit } from './destination-limit.ts';
 import type { Dispatch } from './dispatch.ts';
 import type { DeliveryEvent, HeraldEmitter } from './events.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -60,12 +70,21 @@ export interface WorkerOptions {
   takeBudgetMs?: number;
   /** Lease time a single send needs (the longest provider timeout); default half the lease. */
   sendBudgetMs?: number;
+  /**
+   * Deliveries to URLs their users supplied: at most `max` sends in flight per destination (its
+   * origin), as `resolve` names it (HERALD_WEBHOOK_MAX_PER_DESTINATION). Absent: no such limit.
+   */
+  destinations?: { max: number; resolve: DestinationResolver<DeliveryJob> };
 }
 
 interface Waiting {
   job: DeliveryJob;
   /** When the lease was taken (Date.now()). */
   leasedAt: number;
+  /** Its destination (an origin), when it is limited per destination. */
+  destination?: string;
+  /** Held while it waits for a slot and sends; given back when the send returns. */
+  permit?: Permit;
 }
 
 export interface WorkerLog {
@@ -91,8 +110,23 @@ export class DeliveryWorker {
    * Starts false: a lane's first claim takes one delivery per slot until it has seen in-app work.
    */
   private readonly inAppMostly = new Map<Lane, boolean>(LANES.map((l) => [l, false]));
+  /**
+   * Whether the lane's last take was mostly deferred (its destinations busy): then a claim takes a
+   * whole batch too, so that a backlog for one slow receiver is handed back in a few takes rather
+   * than one take per free slot while other receivers' deliveries wait behind it.
+   */
+  private readonly deferredMostly = new Map<Lane, boolean>(LANES.map((l) => [l, false]));
   private readonly takeBudgetMs: number;
   private readonly slotWaiters = new Map<Lane, (() => void) | null>(LANES.map((l) => [l, null]));
+  /** Per-destination permits; null without `destinations`. */
+  private readonly destinationLimit: DestinationLimit<Waiting> | null;
+  /** Deliveries of each lane parked in destinationLimit (they count against the lane's claims). */
+  private readonly parkedIn = new Map<Lane, number>(LANES.map((l) => [l, 0]));
+  private sweepTimer: NodeJS.Timeout | null = null;
+  /** Deferrals being recorded. */
+  private deferring = 0;
+  /** Lease time a send needs to start: its budget plus the margin to record its outcome. */
+  private readonly startBudgetMs: number;
   private readonly loops: Promise<void>[] = [];
   private readonly outcomes: GroupCommit<AttemptOutcome, boolean>;
   /** Rendered in-app deliveries to complete: inbox entry and `sent` in one commit; each gets its seq. */
@@ -115,9 +149,12 @@ export class DeliveryWorker {
   ) {
     const total = LANES.reduce((s, l) => s + options.laneConcurrency[l], 0);
     this.takeBudgetMs = options.takeBudgetMs ?? 10;
+    this.startBudgetMs = (options.sendBudgetMs ?? options.leaseMs / 2) + leaseMarginMs(options.leaseMs);
+    this.destinationLimit = options.destinations ? new DestinationLimit({ max: options.destinations.max }) : null;
     this.outcomes = new GroupCommit((batch) => this.store.finishAttempts(batch), {
       maxBatch: 500,
-      maxPending: total * 2,
+      // Sends hold slots; deferrals (a whole batch at a time) do not.
+      maxPending: total * 2 + LANES.length * (options.claimBatch ?? 256),
       parallel: Math.max(1, Math.min(4, storeParallelism)),
     });
     this.completions = new GroupCommit((batch) => this.store.completeInApp(batch), {
@@ -129,6 +166,11 @@ export class DeliveryWorker {
 
   start(): void {
     for (const lane of LANES) this.loops.push(this.runLane(lane));
+    const limit = this.destinationLimit;
+    if (limit) {
+      this.sweepTimer = setInterval(() => this.apply(limit.sweep()), 100);
+      this.sweepTimer.unref();
+    }
   }
 
   /** Stops claiming and waits for every held delivery to be sent and recorded. */
@@ -137,7 +179,15 @@ export class DeliveryWorker {
     this.wakeOnStop();
     for (const lane of LANES) this.slotWaiters.get(lane)?.();
     await Promise.all(this.loops);
-    while (LANES.some((l) => (this.inflight.get(l) ?? 0) > 0 || this.waitingFor(l).length > 0)) await sleep(10);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    // Parked deliveries go back to the store at once rather than wait for a slow destination.
+    for (const w of this.destinationLimit?.drain() ?? []) {
+      this.parkedIn.set(w.job.lane, (this.parkedIn.get(w.job.lane) ?? 0) - 1);
+      this.defer(w, Date.now());
+    }
+    while (this.deferring > 0 || LANES.some((l) => (this.inflight.get(l) ?? 0) > 0 || this.waitingFor(l).length > 0)) {
+      await sleep(10);
+    }
     await this.outcomes.drain();
     await this.completions.drain();
   }
@@ -152,13 +202,14 @@ export class DeliveryWorker {
     const minBatch = Math.min(16, maxBatch);
     let batch = maxBatch;
     while (!this.stopping) {
-      const free = limit - (this.inflight.get(lane) ?? 0);
+      const free = limit - (this.inflight.get(lane) ?? 0) - (this.parkedIn.get(lane) ?? 0);
       if (free <= 0 || this.waitingFor(lane).length > 0) {
         await new Promise<void>((r) => this.slotWaiters.set(lane, r));
         continue;
       }
       try {
-        const from = await this.bus.claim(lane, this.inAppMostly.get(lane) ? batch : Math.min(free, maxBatch));
+        const wholeBatch = this.inAppMostly.get(lane) || this.deferredMostly.get(lane);
+        const from = await this.bus.claim(lane, wholeBatch ? batch : Math.min(free, maxBatch));
         // Before the lease is taken, so the worker never overestimates the lease time left.
         const leasedAt = Date.now();
         const started = performance.now();
@@ -180,7 +231,8 @@ export class DeliveryWorker {
         else if (took < this.takeBudgetMs / 2 && n >= batch) batch = Math.min(maxBatch, batch * 2);
         this.events.inboxDelivered(inbox);
         if (jobs.length) {
-          for (const job of jobs) this.waitingFor(lane).push({ job, leasedAt });
+          const deferred = await this.admit(lane, jobs, leasedAt);
+          this.deferredMostly.set(lane, deferred * 2 > jobs.length);
           this.startWaiting(lane);
         }
       } catch (error) {
@@ -191,19 +243,106 @@ export class DeliveryWorker {
     }
   }
 
+  /**
+   * Queues leased deliveries for the lane's slots: at once, or — limited per destination — with
+   * their destination's permit, parked until one comes back, or deferred. Returns how many were deferred.
+   */
+  private async admit(lane: Lane, jobs: DeliveryJob[], leasedAt: number): Promise<number> {
+    const queue = this.waitingFor(lane);
+    const limit = this.destinationLimit;
+    const resolve = this.options.destinations?.resolve;
+    if (!limit || !resolve) {
+      for (const job of jobs) queue.push({ job, leasedAt });
+      return 0;
+    }
+    let deferred = 0;
+    // A destination that cannot be read is not limited: the provider reports the failure itself.
+    const resolved = await Promise.all(jobs.map((job) => resolve(job).catch(() => ({ job, destination: null }))));
+    for (const { job, destination } of resolved) {
+      if (destination === null) {
+        queue.push({ job, leasedAt });
+        continue;
+      }
+      const w: Waiting = { job, leasedAt, destination };
+      const a = limit.admit(destination, w, leasedAt + this.options.leaseMs - this.startBudgetMs);
+      if (a.kind === 'go') queue.push({ ...w, permit: a.permit });
+      else if (a.kind === 'parked') this.parkedIn.set(lane, (this.parkedIn.get(lane) ?? 0) + 1);
+      else {
+        this.defer(w, a.until);
+        deferred++;
+      }
+    }
+    return deferred;
+  }
+
   /** Starts waiting sends while the lane has free slots and their leases have time left. */
   private startWaiting(lane: Lane): void {
     const queue = this.waitingFor(lane);
     const limit = this.options.laneConcurrency[lane];
-    // The send itself, plus room to record its outcome before the lease runs out.
-    const budget = (this.options.sendBudgetMs ?? this.options.leaseMs / 2) + leaseMarginMs(this.options.leaseMs);
     while (queue.length && (this.inflight.get(lane) ?? 0) < limit) {
-      const { job, leasedAt } = queue.shift() as Waiting;
+      const w = queue.shift() as Waiting;
       // Too little lease left to finish: let it lapse and be reclaimed rather than risk two senders.
-      if (Date.now() - leasedAt > this.options.leaseMs - budget) continue;
+      if (Date.now() - w.leasedAt > this.options.leaseMs - this.startBudgetMs) {
+        if (w.permit) this.apply((this.destinationLimit as DestinationLimit<Waiting>).release(w.permit, null));
+        continue;
+      }
       this.take(lane);
-      void this.settle(lane, job, () => this.dispatch.send(job));
+      void this.settle(lane, w.job, () => this.sendHolding(w));
     }
+  }
+
+  /** Sends; a destination's permit goes back as soon as the send returns, with how long it took. */
+  private async sendHolding(w: Waiting): Promise<SendResult> {
+    const started = performance.now();
+    try {
+      return await this.dispatch.send(w.job);
+    } finally {
+      if (w.permit) {
+        this.apply((this.destinationLimit as DestinationLimit<Waiting>).release(w.permit, performance.now() - started));
+      }
+    }
+  }
+
+  /** Parked deliveries that got a permit join their lane's queue; those that will not start in time are deferred. */
+  private apply(moves: Moves<Waiting>): void {
+    const lanes = new Set<Lane>();
+    const left = (lane: Lane) => {
+      this.parkedIn.set(lane, (this.parkedIn.get(lane) ?? 0) - 1);
+      lanes.add(lane);
+    };
+    for (const { item, permit } of moves.granted) {
+      left(item.job.lane);
+      this.waitingFor(item.job.lane).push({ ...item, permit });
+    }
+    for (const { item, until } of moves.deferred) {
+      left(item.job.lane);
+      this.defer(item, until);
+    }
+    for (const lane of lanes) {
+      this.startWaiting(lane);
+      this.wakeLane(lane);
+    }
+  }
+
+  /** Hands a delivery back to the store unsent, due at `until` (see DestinationLimit). */
+  private defer(w: Waiting, until: number): void {
+    const { job } = w;
+    const outcome: AttemptOutcome = {
+      deliveryId: job.deliveryId,
+      leaseToken: job.leaseToken,
+      result: 'deferred',
+      nextAttemptAt: new Date(until),
+      destination: w.destination ?? '',
+    };
+    this.deferring++;
+    void this.record(outcome)
+      .then(async (recorded) => {
+        await this.bus.ack(job.lane, [job.deliveryId]).catch(() => {});
+        if (recorded) this.emitOutcome(job, outcome, new Date());
+      })
+      .finally(() => {
+        this.deferring--;
+      });
   }
 
   /** Wakes the lane's claim loop if it waits for a slot. */
@@ -333,11 +472,13 @@ export class DeliveryWorker {
       channel: job.channel,
       attempt: job.attempt,
       latencyMs: now.getTime() - job.notification.createdAt.getTime(),
-      ...(o.result === 'sent' ? {} : { error: o.error }),
+      ...(o.result === 'sent' || o.result === 'deferred' ? {} : { error: o.error }),
     };
     const name =
       o.result === 'sent' ? 'delivery:sent' : o.result === 'retry' ? 'delivery:retry' : `delivery:${o.result}`;
     this.events.emit(name as 'delivery:sent', e);
-    if (o.result === 'retry') void this.bus.publish([{ id: job.deliveryId, lane: job.lane, runAt: o.nextAttemptAt }]);
+    if (o.result === 'retry' || o.result === 'deferred') {
+      void this.bus.publish([{ id: job.deliveryId, lane: job.lane, runAt: o.nextAttemptAt }]);
+    }
   }
 }

@@ -40,31 +40,39 @@ export class SqlDeliveryStore implements DeliveryStore {
     if (!outcomes.length) return [];
     // One statement (it commits by itself): the compare-and-set on the lease token, and a timeline
     // event for each outcome that matched. `d.id = ANY($1)` keeps the planner on the primary key.
+    // A deferred delivery (its destination was busy) goes back to pending as if it had not been
+    // taken: its attempt is given back and its last error kept.
     const done = await this.sql.query<{ id: string }>(
       `WITH u AS (
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[])
-           AS u(id, token, state, err, next_at, extra, reason)),
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[],
+                              $8::boolean[])
+           AS u(id, token, state, err, next_at, extra, reason, deferred)),
        done AS (
-         UPDATE deliveries d SET state = u.state, last_error = u.err, reason = u.reason,
+         UPDATE deliveries d SET state = u.state,
+           last_error = CASE WHEN u.deferred THEN d.last_error ELSE u.err END,
+           reason = CASE WHEN u.deferred THEN d.reason ELSE u.reason END,
+           attempts = CASE WHEN u.deferred THEN greatest(d.attempts - 1, 0) ELSE d.attempts END,
            next_attempt_at = COALESCE(u.next_at, d.next_attempt_at), lease_token = NULL, lease_until = NULL,
            updated_at = now()
          FROM u
          WHERE d.id = ANY($1::uuid[]) AND d.id = u.id AND d.lease_token = u.token AND d.state = 'processing'
-         RETURNING d.id, d.notification_id, d.user_id, d.channel, d.attempts, u.state, u.extra),
+         RETURNING d.id, d.notification_id, d.user_id, d.channel, d.attempts, u.state, u.extra, u.deferred),
        events AS (
          INSERT INTO timeline (notification_id, delivery_id, event, detail)
-         SELECT notification_id, id, CASE WHEN state = 'pending' THEN 'attempt_failed' ELSE state END,
+         SELECT notification_id, id,
+                CASE WHEN deferred THEN 'deferred' WHEN state = 'pending' THEN 'attempt_failed' ELSE state END,
                 jsonb_build_object('userId', user_id, 'channel', channel, 'attempt', attempts) || extra
          FROM done)
        SELECT id FROM done`,
       [
         outcomes.map((o) => o.deliveryId),
         outcomes.map((o) => o.leaseToken),
-        outcomes.map((o) => (o.result === 'retry' ? 'pending' : o.result)),
-        outcomes.map((o) => (o.result === 'sent' ? null : o.error)),
-        outcomes.map((o) => (o.result === 'retry' ? o.nextAttemptAt.toISOString() : null)),
+        outcomes.map((o) => (o.result === 'retry' || o.result === 'deferred' ? 'pending' : o.result)),
+        outcomes.map((o) => (o.result === 'sent' || o.result === 'deferred' ? null : o.error)),
+        outcomes.map((o) => (o.result === 'retry' || o.result === 'deferred' ? o.nextAttemptAt.toISOString() : null)),
         outcomes.map((o) => JSON.stringify(timelineDetail(o))),
         outcomes.map((o) => (o.result === 'skipped' ? o.reason : null)),
+        outcomes.map((o) => o.result === 'deferred'),
       ],
     );
     const recorded = new Set(done.map((d) => d.id));
@@ -230,5 +238,6 @@ function timelineDetail(o: AttemptOutcome): Record<string, unknown> {
     return o.detail && typeof o.detail === 'object' && !Array.isArray(o.detail) ? o.detail : {};
   }
   if (o.result === 'retry') return { error: o.error, nextAttemptAt: o.nextAttemptAt.toISOString() };
+  if (o.result === 'deferred') return { destination: o.destination, nextAttemptAt: o.nextAttemptAt.toISOString() };
   return o.result === 'skipped' ? { error: o.error, reason: o.reason } : { error: o.error };
 }
