@@ -42,6 +42,7 @@ const routes = (s: string) => [
   `/v1/users/${s}/presence`,
   `/v1/users/${s}/preferences`,
   `/v1/unsubscribe?token=${s}`,
+  `/v1/providers?x=${s}`,
   `/v1/dead-letters?limit=${s}&cursor=${s}`,
   `/v1/dead-letters/${s}/replay`,
   `/v1/realtime?token=${s}&after=${s}`,

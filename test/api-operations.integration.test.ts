@@ -22,6 +22,7 @@ const V1_ROUTES: Record<string, string[]> = {
   '/v1/templates/{category}/preview': ['post'],
   '/v1/users/{userId}/preferences': ['put', 'get'],
   '/v1/unsubscribe': ['get', 'post'],
+  '/v1/providers': ['get'],
 };
 
 describe('operations', () => {
@@ -107,6 +108,20 @@ describe('operations', () => {
     expect(post.headers.get('allow')?.split(', ').sort()).toEqual(['GET', 'HEAD', 'PUT']);
     // A path that only looks like a route is still unknown.
     expectError(await t.api('DELETE', '/v1/users/alice/inbox/read/more'), 'HERALD_ERR_NOT_FOUND');
+  });
+
+  it('providers: each channel’s providers with their breaker, for the API key only', async () => {
+    expectError(await rawRequest(t.url, 'GET', '/v1/providers'), 'HERALD_ERR_UNAUTHORIZED');
+    const r = await t.api('GET', '/v1/providers');
+    expect(r.status).toBe(200);
+    // A test Herald configures no email, SMS or push provider: webhook and chat, without breakers.
+    expect(r.json.items.map((p: { name: string; channel: string }) => `${p.channel}:${p.name}`).sort()).toEqual([
+      'chat:chat',
+      'webhook:webhook',
+    ]);
+    expect(r.json.items.every((p: { circuit: unknown; order: number }) => p.circuit === null && p.order === 0)).toBe(
+      true,
+    );
   });
 
   it('dead letters: a failed delivery is listed and replayed; a sent or skipped one is not', async () => {

@@ -198,6 +198,7 @@ describe('real answers have exactly the documented shapes', () => {
         return r.json.items.length === 1 ? r.json : null;
       }, 'the webhook delivery to be dead');
       check('deadLetters', dead);
+      check('providers', (await t.api('GET', '/v1/providers')).json);
       check('notification', (await t.api('GET', `/v1/notifications/${sent.json.id}`)).json);
       check('inboxPage', (await t.api('GET', '/v1/users/bob/inbox')).json);
       check('unreadCount', (await t.api('POST', '/v1/users/bob/inbox/read', { all: true })).json);
