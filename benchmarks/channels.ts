@@ -19,6 +19,7 @@ import { type ArrivalCounter, startPushSink, startSmtpSink } from './lib/channel
 import { cpuBetween } from './lib/cpu.ts';
 import { startHeraldProcess } from './lib/herald-process.ts';
 import type { Scenario } from './lib/scenario.ts';
+import { sleep } from './lib/stats.ts';
 
 const SMTP_USER = 'bench';
 const SMTP_PASS = 'bench-smtp-pass';
@@ -38,6 +39,7 @@ export const scenario: Scenario = {
     { key: 'heraldCpu', label: 'Herald CPU µs/msg', better: 'lower' },
     { key: 'pgCpu', label: 'PostgreSQL CPU µs/msg' },
     { key: 'sinkCpu', label: 'bench CPU µs/msg' },
+    { key: 'xacts', label: 'PostgreSQL xacts/msg', digits: 2 },
     { key: 'connections', label: 'connections' },
     { key: 'duplicates', label: 'duplicates' },
   ],
@@ -77,6 +79,8 @@ export const scenario: Scenario = {
         const sink: ArrivalCounter = channel === 'email' ? smtp.arrivals : push.arrivals;
         sink.reset();
         log(`${channel}: ${posts} notifications to ${users.length} users (${total} deliveries)`);
+        await sleep(1000);
+        const x0 = await herald.transactions();
         const cpu0 = await herald.cpu();
         const bench0 = process.cpuUsage();
         const t0 = performance.now();
@@ -98,6 +102,8 @@ export const scenario: Scenario = {
         const last = await sink.waitFor(total, Math.max(300_000, total * 10), channel);
         const cpu1 = await herald.cpu();
         const bench = process.cpuUsage(bench0);
+        await sleep(1000);
+        const x1 = await herald.transactions();
         const seconds = (last - t0) / 1000;
         const rate = Math.round(total / seconds);
         rows.push({
@@ -113,6 +119,7 @@ export const scenario: Scenario = {
           heraldCpu: Math.round(((cpu1.herald - cpu0.herald) * 1000) / total),
           pgCpu: store === 'postgres' ? Math.round((cpuBetween(cpu0.backends, cpu1.backends) * 1000) / total) : null,
           sinkCpu: Math.round((bench.user + bench.system) / total),
+          xacts: x0 === null || x1 === null ? null : (x1 - x0) / total,
           connections: channel === 'email' ? smtp.connections() : push.connections(),
           duplicates: sink.duplicates,
         });
