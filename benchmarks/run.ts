@@ -4,6 +4,7 @@
  * prints a table, and writes bench-results/<scenario>-<store>-<timestamp>.json.
  */
 import { parseArgs } from 'node:util';
+import { scenario as channels } from './channels.ts';
 import { scenario as deliver } from './deliver.ts';
 import { scenario as e2eLatency } from './e2e-latency.ts';
 import { scenario as ingest } from './ingest.ts';
@@ -26,6 +27,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'reconnect-chaos': reconnectChaos,
   'e2e-latency': e2eLatency,
   'retry-storm': retryStorm,
+  channels,
 };
 
 const USAGE = `usage: npm run bench -- <scenario> [options]
@@ -44,8 +46,8 @@ options:
   --roles all|api|all,api        ingest: Herald with every role (as npm start), with --role api only, or both (default all)
   --load wrk|autocannon          ingest: the load generator (default wrk where installed — apt-get install wrk —, else autocannon)
   --ceiling                      ingest: also load a bare Fastify POST→202 server the same way (this machine's ceiling now)
-  --count n                      deliver: notifications to deliver (default 20000)
-  --users n                      deliver: users with a webhookUrl (default 1000)
+  --count n                      deliver: notifications to deliver (default 20000); channels: emails and pushes each
+  --users n                      deliver: users with a webhookUrl (default 1000); channels: users with an email and a device
   --critical n                   priority: critical notifications per phase (default 200)
   --rate n                       priority: critical notifications per second (default 20)
   --blast n                      priority: bulk deliveries queued before the second phase (default 100000)

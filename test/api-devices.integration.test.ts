@@ -268,6 +268,21 @@ describe.each(['pglite', 'postgres'] as const)('devices (%s)', (storeKind) => {
     expect(await store.removeDevice(a)).toBe(false);
     expect((await list(user)).map((d) => d.id)).toEqual([b]);
   });
+
+  it('reads the devices of several users in one statement: each user oldest first, a user without any absent', async () => {
+    const [u1, u2, none] = [freshUser(), freshUser(), freshUser()];
+    const store = t.herald.adapters.store as SqlStore;
+    const a = (await register(u1, { provider: 'fcm', token: fcmToken() })).json.id;
+    const b = (await register(u1, { provider: 'apns', token: apnsToken() })).json.id;
+    const c = (await register(u2, { provider: 'fcm', token: fcmToken() })).json.id;
+    const found = await store.listDevicesOfUsers([u2, u1, none, u1]);
+    expect([...found.keys()].sort()).toEqual([u1, u2].sort());
+    expect(found.get(u1)?.map((d) => d.id)).toEqual([a, b]);
+    expect(found.get(u1)).toEqual(await store.listDevices(u1));
+    expect(found.get(u2)?.map((d) => [d.id, d.userId, d.provider])).toEqual([[c, u2, 'fcm']]);
+    expect(found.has(none)).toBe(false);
+    expect((await store.listDevicesOfUsers([])).size).toBe(0);
+  });
 });
 
 describe('devices with HERALD_EGRESS_ALLOW covering loopback', () => {

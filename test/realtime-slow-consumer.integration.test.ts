@@ -7,6 +7,10 @@
  * The client stops reading by pausing its TCP socket, so the kernel buffers fill first (the
  * server's send buffer and the client's receive buffer, a few MB on Linux): the test posts enough
  * large notifications to overflow them, then resumes the client and looks at its close code.
+ * Posts run 4 at a time, so on PostgreSQL a live frame can arrive ahead of the one before it; the
+ * session then fills the gap from the store with a paced replay that the paused client never reads
+ * out. It must be closed there too (it was not: every later frame was held behind the replay, the
+ * close never came, and the test hung until its timeout).
  */
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +31,15 @@ import {
 
 const MAX_BUFFER = 4096;
 
+/** `p`, or a failure naming what was awaited after `ms`. */
+function within<T>(p: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what()}`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 describe.each(['pglite', 'postgres'] as const)('real-time slow consumer (%s)', (store) => {
   let t: TestHerald;
   const open: RealtimeClient[] = [];
@@ -46,7 +59,11 @@ describe.each(['pglite', 'postgres'] as const)('real-time slow consumer (%s)', (
     return r;
   }
 
-  it('a client that stops reading is closed with 4408 and resumes with after, losing nothing', async () => {
+  // Posting ~80 frames of 90 KB and reading them three times takes a few seconds alone, several
+  // times that in a full suite on two cores; each wait below has its own deadline.
+  it('a client that stops reading is closed with 4408 and resumes with after, losing nothing', {
+    timeout: 180_000,
+  }, async () => {
     const user = `slow-${store}`;
     const slow = (await socket(user)).client;
     const sameUser = (await socket(user)).client;
@@ -64,7 +81,12 @@ describe.each(['pglite', 'postgres'] as const)('real-time slow consumer (%s)', (
     expect(slow.closedWith).toBeNull(); // the close frame waits behind the data the client has not read
 
     tcp.resume();
-    const closed = await slow.closed;
+    // Every wait has a deadline that says what it saw (a lost close used to show as the test's timeout).
+    const closed = await within(
+      slow.closed,
+      30_000,
+      () => `the slow socket to be closed (it got ${slow.notifications().length} of ${count} notifications)`,
+    );
     expect(closed.code).toBe(4408);
     const before = slow.notifications();
     expect(before.length).toBeLessThan(count);

@@ -44,6 +44,8 @@ export interface HeraldProcess {
   inspect<T>(fn: (query: Query) => Promise<T>): Promise<T>;
   /** CPU ms used so far by Herald's process and by each of its PostgreSQL backends (PGlite runs inside Herald). */
   cpu(): Promise<{ herald: number; backends: Map<number, number> }>;
+  /** Transactions committed or rolled back so far in the run's PostgreSQL database (pg_stat_database; null on PGlite). */
+  transactions(): Promise<number | null>;
   /** Stops Herald if it still runs and throws its store away. */
   cleanup(): Promise<void>;
   /** The last lines Herald wrote (for error messages). */
@@ -173,6 +175,15 @@ export async function startHeraldProcess(options: HeraldStartOptions): Promise<H
         : [];
       const [herald, backends] = await Promise.all([processCpuMs(child.pid as number), cpuByPid(pids)]);
       return { herald, backends };
+    },
+    async transactions() {
+      if (!db) return null;
+      const name = db.name;
+      // The statistics collector reports with a delay of up to 500 ms (PostgreSQL 15: at transaction end, flushed ≤ 1 s).
+      const [row] = await queryPostgres(ADMIN_URL, (q) =>
+        q('SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = $1', [name]),
+      );
+      return Number(row?.n ?? 0);
     },
     cleanup,
     logTail,

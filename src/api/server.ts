@@ -31,7 +31,6 @@ import {
   requireHost,
 } from './http-edge.ts';
 import { Metrics } from './metrics.ts';
-import { registerRateLimit } from './rate-limit.ts';
 import { deviceRoutes } from './routes-devices.ts';
 import { notificationRoutes } from './routes-notifications.ts';
 import { opsRoutes } from './routes-ops.ts';
@@ -191,6 +190,8 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
   });
   // After authentication (it needs the caller) and before any route is added (it hooks them).
   if (deps.rateLimiter && deps.config.rateLimit) {
+    // Loaded only when limits are configured: @fastify/rate-limit is ~1 MB of RSS nobody else needs.
+    const { registerRateLimit } = await import('./rate-limit.ts');
     await registerRateLimit(app, { limiter: deps.rateLimiter, ...deps.config.rateLimit });
   }
 

@@ -222,3 +222,38 @@ describe('PushProvider', () => {
     expect((r as { error: string }).error).toMatch(/sender error: boom/);
   });
 });
+
+describe('PushProvider store round trips', () => {
+  it('reads the devices of deliveries that start together in one call, and touches them in one', async () => {
+    const devices = ['u1', 'u2', 'u3'].map((u) => ({ ...dev(`w-${u}`, 'webpush'), userId: u }));
+    const store = deviceStore(devices);
+    const reads: string[][] = [];
+    const batched = {
+      ...store,
+      async listDevices(): Promise<Device[]> {
+        throw new Error('read one user at a time');
+      },
+      async listDevicesOfUsers(userIds: readonly string[]) {
+        reads.push([...userIds]);
+        const out = new Map<string, Device[]>();
+        for (const u of userIds) {
+          const mine = devices.filter((d) => d.userId === u);
+          if (mine.length) out.set(u, mine);
+        }
+        return out;
+      },
+    };
+    const p = new PushProvider({ senders: new Map([['webpush', sender('webpush', {})]]), devices: batched });
+    const results = await Promise.all(
+      ['u1', 'u2', 'u3', 'u4'].map((userId, i) => p.send({ ...job, deliveryId: `d-${i}`, userId })),
+    );
+    expect(results.map((r) => (r.ok ? 'sent' : 'skipped' in r ? 'skipped' : 'failed'))).toEqual([
+      'sent',
+      'sent',
+      'sent',
+      'skipped',
+    ]);
+    expect(reads).toEqual([['u1', 'u2', 'u3', 'u4']]);
+    expect(store.touched).toEqual([['w-u1', 'w-u2', 'w-u3']]);
+  });
+});

@@ -20,8 +20,16 @@
  * removal is in the delivery's timeline: `removedDevices` in a `sent` event's detail, and named in
  * the error of a failed or retried attempt. Devices that
  * accepted are touched (`lastUsedAt`). Sends to a user's devices run concurrently.
+ *
+ * Store round trips are shared between concurrent deliveries (a lane sends up to its concurrency
+ * at once): the device reads of deliveries that start together are one `listDevicesOfUsers`
+ * statement, and the touches of deliveries that finish together one `touchDevices` statement
+ * (group commit: a delivery's outcome is still returned only after its own touch is written). With
+ * a read and a write per push, each its own statement, the store's round trips were most of the
+ * cost of a push (`npm run bench -- channels`, docs/benchmarks.md).
  */
 import type { Device, DeviceProvider } from '../core/devices.ts';
+import { GroupCommit } from '../core/group-commit.ts';
 import type { ChannelProvider, DeviceStore, PermanentReason, SendResult } from '../core/ports.ts';
 import type { DeliveryJob } from '../core/types.ts';
 import type { PushMessage, PushOutcome, PushSender } from './push-sender.ts';
@@ -29,7 +37,8 @@ import type { PushMessage, PushOutcome, PushSender } from './push-sender.ts';
 export interface PushProviderOptions {
   /** The configured senders, by device provider; at least one. */
   senders: ReadonlyMap<DeviceProvider, PushSender>;
-  devices: Pick<DeviceStore, 'listDevices' | 'removeDevice' | 'touchDevices'>;
+  devices: Pick<DeviceStore, 'listDevices' | 'removeDevice' | 'touchDevices'> &
+    Partial<Pick<DeviceStore, 'listDevicesOfUsers'>>;
   /**
    * What to do about a device whose sender failed it permanently with a reason, before the outcome is
    * recorded. Default for `token_dead`: remove the device (DeviceStore.removeDevice), so that no later
@@ -37,6 +46,9 @@ export interface PushProviderOptions {
    */
   onPermanent?: Partial<Record<PermanentReason, (device: Device, error: string) => Promise<void>>>;
 }
+
+/** Most users read, and most devices touched, in one statement. */
+const STORE_BATCH = 256;
 
 type DeviceResult =
   | { id: string; provider: DeviceProvider; result: 'accepted' }
@@ -46,11 +58,36 @@ type DeviceResult =
 export class PushProvider implements ChannelProvider {
   readonly channel = 'push' as const;
   readonly name = 'push';
+  /** Device reads of deliveries that start together, as one statement (when the store can). */
+  private readonly reads: GroupCommit<string, Device[]> | null;
+  /** Touches of deliveries that finish together, as one statement. */
+  private readonly touches: GroupCommit<readonly string[], undefined>;
 
-  constructor(private readonly options: PushProviderOptions) {}
+  constructor(private readonly options: PushProviderOptions) {
+    const { devices } = options;
+    const many = devices.listDevicesOfUsers?.bind(devices);
+    // Bounded by the lanes' concurrency (one item per delivery in flight); maxPending is a backstop.
+    const limits = { maxBatch: STORE_BATCH, maxPending: 100_000 };
+    this.reads = many
+      ? new GroupCommit(
+          async (userIds: string[]) => {
+            const found = await many(userIds);
+            return userIds.map((u) => found.get(u) ?? []);
+          },
+          { ...limits, parallel: 2 },
+        )
+      : null;
+    this.touches = new GroupCommit(
+      async (batches: (readonly string[])[]) => {
+        await devices.touchDevices(batches.flat());
+        return batches.map(() => undefined);
+      },
+      { ...limits, parallel: 1, weight: (ids) => ids.length, maxWeight: STORE_BATCH },
+    );
+  }
 
   async send(job: DeliveryJob): Promise<SendResult> {
-    const all = await this.options.devices.listDevices(job.userId);
+    const all = await (this.reads ? this.reads.submit(job.userId) : this.options.devices.listDevices(job.userId));
     if (all.length === 0) return { ok: false, skipped: `user ${job.userId} has no push device` };
     const usable = all.filter((d) => this.options.senders.has(d.provider));
     if (usable.length === 0) {
@@ -72,7 +109,7 @@ export class PushProvider implements ChannelProvider {
       removedDevices.push({ id: r.id, provider: r.provider, reason: r.reason });
     }
     const accepted = results.filter((r) => r.result === 'accepted').map((r) => r.id);
-    if (accepted.length > 0) await this.options.devices.touchDevices(accepted);
+    if (accepted.length > 0) await this.touches.submit(accepted);
 
     const counts = {
       devices: usable.length,
@@ -109,6 +146,7 @@ export class PushProvider implements ChannelProvider {
   }
 
   async close(): Promise<void> {
+    await Promise.all([this.reads?.drain(), this.touches.drain()]);
     await Promise.all([...this.options.senders.values()].map((s) => s.close?.()));
   }
 

@@ -138,6 +138,8 @@ export interface DeviceStore {
   registerDevice(userId: string, token: DeviceToken, maxPerUser: number): Promise<DeviceRegistration>;
   /** The user's devices, oldest first. */
   listDevices(userId: string): Promise<Device[]>;
+  /** The devices of several users in one read (each user's oldest first); a user without any is absent. */
+  listDevicesOfUsers(userIds: readonly string[]): Promise<Map<string, Device[]>>;
   /**
    * Removes a device (unregistered by its user, or reported dead by its provider); with `userId`,
    * only if it is that user's. False when there was no such device.

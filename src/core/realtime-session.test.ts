@@ -161,6 +161,60 @@ describe('RealtimeSession', () => {
     expect(socket.seqs()).toEqual([]);
   });
 
+  it('closes with 4408 a client that stops reading during a replay, once the live frames held for it pass the limit', async () => {
+    const inbox = new FakeInbox();
+    const socket = new FakeSocket();
+    const s = session(inbox, socket);
+    await s.start(null);
+    // The client stops reading: what is sent now is never handed to the network (no callback).
+    const writtenOut: (() => void)[] = [];
+    socket.send = function (data, _o, done) {
+      this.sent.push(JSON.parse(data.toString()));
+      this.bufferedAmount += data.length;
+      if (done) writtenOut.push(done);
+    };
+    const items = inbox.add(40);
+    // A gap (seq 2 first) sends the session to the store: the replayed page waits for the network.
+    s.deliver(live(items[1] as InboxItem));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(socket.seqs()).toEqual(range(1, 40));
+    expect(writtenOut.length).toBeGreaterThan(0);
+    expect(socket.closedWith).toBeNull();
+    // Live frames keep coming and are held behind the page; past maxBufferedBytes (1000) it is slow.
+    let n = 0;
+    for (const item of inbox.add(20)) {
+      s.deliver(live(item));
+      n++;
+      if (socket.closedWith !== null) break;
+    }
+    expect(socket.closedWith).toBe(4408);
+    expect(n).toBeGreaterThan(1);
+    expect(n).toBeLessThan(20);
+    // Once the page is written out, nothing more is sent on the closed session.
+    for (const done of writtenOut) done();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(socket.seqs()).toEqual(range(1, 40));
+  });
+
+  it('does not count held frames against a reading client: its replayed page leaves at once', async () => {
+    const inbox = new FakeInbox();
+    inbox.add(600);
+    let open!: () => void;
+    inbox.gate = new Promise((r) => {
+      open = r;
+    });
+    const socket = new FakeSocket();
+    const s = session(inbox, socket);
+    const started = s.start(0);
+    await new Promise((r) => setTimeout(r, 0));
+    // Far more than maxBufferedBytes arrives live while the store is read.
+    for (const item of inbox.add(100)) s.deliver(live(item));
+    open();
+    await started;
+    expect(socket.closedWith).toBeNull();
+    expect(socket.seqs()).toEqual(range(1, 700));
+  });
+
   it('sends ready first: frames sent before it are answered after it, in order', async () => {
     const inbox = new FakeInbox();
     inbox.add(2);

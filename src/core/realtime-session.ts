@@ -13,7 +13,12 @@
  * Bounded: at most MAX_HELD live frames are held during a sync (beyond that they are dropped and
  * the sync reads the store again, which has them); replay is paced by the socket (each page waits until the previous one is written out);
  * a live frame finding more than `maxBufferedBytes` queued (beyond what the paced replay itself
- * has in flight) closes the socket with 4408, and the client resumes from its last seq.
+ * has in flight) closes the socket with 4408, and the client resumes from its last seq. During a
+ * sync, the live frames held back count as queued while a replayed page waits for the network: a
+ * client that stopped reading in the middle of a replay (its page is never written out, so the sync
+ * waits for ever and every live frame is held instead of written) is closed with 4408 too, once
+ * those frames pass `maxBufferedBytes`. A client that reads is not: its page leaves at once, and
+ * frames held while the store is read do not count.
  *
  * Order: `ready` is the first frame. Client frames that arrive before it are kept (at most
  * MAX_EARLY_FRAMES) and handled right after it; an unread count pushed before it is sent after it.
@@ -90,6 +95,8 @@ export class RealtimeSession implements ReadSource {
   private lastSent = 0;
   private syncing = true;
   private held: LiveFrame[] = [];
+  /** Bytes of the held frames (with their frame headers). */
+  private heldBytes = 0;
   /** Live frames were dropped while syncing: the sync must read the store once more. */
   private overflowed = false;
   private badFrames = 0;
@@ -137,15 +144,27 @@ export class RealtimeSession implements ReadSource {
   deliver(f: LiveFrame): void {
     if (this.closed || f.seq <= this.lastSent) return;
     if (this.syncing) {
-      if (this.held.length < MAX_HELD) this.held.push(f);
+      if (this.held.length < MAX_HELD) this.hold(f);
       else this.overflowed = true;
+      // The replay's page has not left for the network and the client falls further behind: slow.
+      if (
+        this.replayBytes > 0 &&
+        this.socket.bufferedAmount - this.replayBytes + this.heldBytes > this.deps.maxBufferedBytes
+      ) {
+        this.close(CLOSE.slowConsumer, 'slow consumer; reconnect with after');
+      }
     } else if (f.seq === this.lastSent + 1) {
       if (this.writeLive(f.frame)) this.sent(f.seq);
     } else {
-      this.held.push(f);
+      this.hold(f);
       this.syncing = true;
       void this.sync();
     }
+  }
+
+  private hold(f: LiveFrame): void {
+    this.held.push(f);
+    this.heldBytes += f.frame.length + frameHeaderBytes(f.frame.length);
   }
 
   /** Sends a frame built for all of the user's sockets (an unread count: before `ready`, only the last one is kept). */
@@ -229,6 +248,7 @@ export class RealtimeSession implements ReadSource {
     if (this.closed) return;
     this.closed = true;
     this.held = [];
+    this.heldBytes = 0;
     this.early = null;
     this.earlyPush = null;
     this.socket.close(code, reason);
@@ -304,6 +324,7 @@ export class RealtimeSession implements ReadSource {
   private releaseHeld(): boolean {
     const held = this.held.sort((a, b) => a.seq - b.seq);
     this.held = [];
+    this.heldBytes = 0;
     if (this.overflowed) {
       // Some live frames were dropped: everything after lastSent is in the store, read it from there.
       this.overflowed = false;
@@ -313,7 +334,7 @@ export class RealtimeSession implements ReadSource {
       const f = held[i] as LiveFrame;
       if (f.seq <= this.lastSent) continue;
       if (f.seq !== this.lastSent + 1) {
-        this.held = held.slice(i);
+        for (const rest of held.slice(i)) this.hold(rest);
         return false;
       }
       this.write(f.frame);

@@ -77,6 +77,21 @@ export class SqlDeviceStore implements DeviceStore {
     return rows.map(toDevice);
   }
 
+  async listDevicesOfUsers(userIds: readonly string[]): Promise<Map<string, Device[]>> {
+    const out = new Map<string, Device[]>();
+    if (userIds.length === 0) return out;
+    const rows = await this.sql.query<DeviceRow>(
+      `SELECT ${COLUMNS} FROM devices WHERE user_id = ANY($1::text[]) ORDER BY user_id, id`,
+      [[...new Set(userIds)]],
+    );
+    for (const r of rows) {
+      const list = out.get(r.user_id);
+      if (list) list.push(toDevice(r));
+      else out.set(r.user_id, [toDevice(r)]);
+    }
+    return out;
+  }
+
   async removeDevice(id: string, userId?: string): Promise<boolean> {
     if (!UUID_RE.test(id)) return false;
     const rows = await this.sql.query(

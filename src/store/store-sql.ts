@@ -153,6 +153,9 @@ export class SqlStore implements Store {
   listDevices(userId: string): Promise<Device[]> {
     return this.devices.listDevices(userId);
   }
+  listDevicesOfUsers(userIds: readonly string[]): Promise<Map<string, Device[]>> {
+    return this.devices.listDevicesOfUsers(userIds);
+  }
   removeDevice(id: string, userId?: string): Promise<boolean> {
     return this.devices.removeDevice(id, userId);
   }
