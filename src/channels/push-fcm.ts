@@ -105,7 +105,9 @@ export class FcmSender implements PushSender {
         token = await within(this.accessToken(), deadline);
         answer = await this.post(token.value, body, deadline);
       }
-      return classify(answer);
+      // FCM's error message is its own text: the token is masked out of it too, should it be echoed.
+      const outcome = classify(answer);
+      return outcome.ok ? outcome : { ...outcome, error: this.hide(outcome.error) };
     } catch (e) {
       if (e instanceof TokenError) {
         return { ok: false, permanent: false, error: this.hide(e.message), ...optional(e.retryAfterMs) };
