@@ -43,9 +43,13 @@ import { type PushAnswer, startFakeWebPush } from './support/fake-webpush.ts';
 import { startReceiver } from './support/receiver.ts';
 import { type SmtpAnswer, startSmtpServer } from './support/smtp-server.ts';
 
-/** Every provider's send timeout here, the slow fakes' delay, and the margin a timed-out send may take beyond it. */
+/**
+ * Every provider's send timeout here; the slow fakes' delay, and a late answer that is still within
+ * the timeout; the margin a timed-out send may take beyond it.
+ */
 const TIMEOUT_MS = 800;
 const SLOW_MS = 5 * TIMEOUT_MS;
+const WITHIN_MS = TIMEOUT_MS - 200;
 const MARGIN_MS = 700;
 /** What a Retry-After answer says: 7 seconds. */
 const RETRY_AFTER = { 'retry-after': '7' };
@@ -89,6 +93,8 @@ interface Entry<A> {
     permanent: Record<string, A>;
     /** Push: the service says the device token is dead, by label. */
     dead?: Record<string, A>;
+    /** Accepts after WITHIN_MS: late, but within the timeout. */
+    within: A;
     /** Accepts, but only after SLOW_MS (or never). */
     slow: A;
   };
@@ -150,6 +156,7 @@ const PROVIDERS: Entry<unknown>[] = [
         '550 mailbox unavailable': { reply: { code: 550, text: '5.1.1 no such user' } },
         '554 transaction failed': { reply: { code: 554, text: '5.7.1 message refused' } },
       },
+      within: { reply: 250, delayMs: WITHIN_MS },
       slow: { reply: 250, delayMs: SLOW_MS },
     },
   }),
@@ -203,6 +210,7 @@ const PROVIDERS: Entry<unknown>[] = [
         '400 invalid To': { kind: 'error', status: 400, ...TWILIO_ERRORS.invalidTo },
         '400 unsubscribed recipient': { kind: 'error', status: 400, ...TWILIO_ERRORS.unsubscribed },
       },
+      within: { kind: 'accept', delayMs: WITHIN_MS },
       slow: { kind: 'accept', delayMs: SLOW_MS },
     },
   }),
@@ -240,6 +248,7 @@ const PROVIDERS: Entry<unknown>[] = [
         '410': { status: 410 },
         '301 (redirects are not followed)': { status: 301, headers: { location: 'http://127.0.0.1:1/' } },
       },
+      within: { status: 200, delayMs: WITHIN_MS },
       slow: { status: 200, delayMs: SLOW_MS },
     },
   }),
@@ -286,6 +295,7 @@ const PROVIDERS: Entry<unknown>[] = [
         '403 action_prohibited': SLACK_ERRORS.prohibited,
         '400 invalid_payload': SLACK_ERRORS.invalidPayload,
       },
+      within: { status: 200, text: 'ok', delayMs: WITHIN_MS },
       slow: { status: 200, text: 'ok', delayMs: SLOW_MS },
     },
   }),
@@ -325,6 +335,7 @@ const PROVIDERS: Entry<unknown>[] = [
         '413': { status: 413 },
       },
       dead: { '410 gone': { status: 410 }, '404 not found': { status: 404 } },
+      within: { status: 201, delayMs: WITHIN_MS },
       slow: { status: 201, delayMs: SLOW_MS },
     },
   }),
@@ -387,6 +398,7 @@ const PROVIDERS: Entry<unknown>[] = [
         },
       },
       dead: { UNREGISTERED: { kind: 'unregistered' }, 'invalid registration token': { kind: 'invalid-token' } },
+      within: { kind: 'accept', delayMs: WITHIN_MS },
       slow: { kind: 'accept', delayMs: SLOW_MS },
     },
   }),
@@ -440,6 +452,7 @@ const PROVIDERS: Entry<unknown>[] = [
         '410 Unregistered': { status: 410, reason: 'Unregistered' },
         '400 BadDeviceToken': { status: 400, reason: 'BadDeviceToken' },
       },
+      within: { status: 200, delayMs: WITHIN_MS },
       slow: { status: 'hang' },
     },
   }),
@@ -524,6 +537,13 @@ describe.each(PROVIDERS)('provider contract: $name', (e) => {
       },
     );
   }
+
+  it(`a late answer within the timeout (after ${WITHIN_MS} ms, timeout ${TIMEOUT_MS} ms) → ok, not cut off early`, async () => {
+    answer = e.answers.within;
+    const { r, ms } = await send(rig.job(1));
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    expect(ms).toBeGreaterThanOrEqual(WITHIN_MS - 5);
+  });
 
   it('unreachable (connection refused) → transient, within the timeout, never thrown', async () => {
     const target = await rig.unreachable();

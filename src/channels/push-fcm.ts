@@ -30,6 +30,7 @@ import type { ServiceAccount } from './fcm-service-account.ts';
 import { failure, parseObject, readCapped } from './provider-answers.ts';
 import type { PushMessage, PushOutcome, PushSender } from './push-sender.ts';
 import { retryAfter } from './retry-after.ts';
+import { undiciBackstopMs } from './undici-backstop.ts';
 
 export interface FcmOptions {
   serviceAccount: ServiceAccount;
@@ -83,8 +84,8 @@ export class FcmSender implements PushSender {
     this.agent = new Agent({
       connections: options.connections ?? 64,
       connect: { timeout: this.timeoutMs, ...(options.ca ? { ca: options.ca } : {}) },
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
+      headersTimeout: undiciBackstopMs(this.timeoutMs),
+      bodyTimeout: undiciBackstopMs(this.timeoutMs),
     });
     const sa = options.serviceAccount;
     this.sendUrl = `${options.baseUrl.replace(/\/+$/, '')}/v1/projects/${encodeURIComponent(sa.projectId)}/messages:send`;
