@@ -25,6 +25,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { isIP, type LookupFunction, type Socket } from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { EgressPolicy, EgressRefusal } from './egress-policy.ts';
+import { undiciBackstopMs } from './undici-backstop.ts';
 
 export type HttpOutcome =
   | { kind: 'answer'; status: number; headers: IncomingHttpHeaders; body: string }
@@ -132,8 +133,8 @@ export class GuardedHttpClient {
           method: 'POST',
           headers: options.headers,
           body: options.body,
-          headersTimeout: options.timeoutMs,
-          bodyTimeout: options.timeoutMs,
+          headersTimeout: undiciBackstopMs(options.timeoutMs),
+          bodyTimeout: undiciBackstopMs(options.timeoutMs),
         },
         handler,
       );

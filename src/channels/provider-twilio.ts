@@ -25,6 +25,7 @@ import { MASK } from '../redact.ts';
 import { failure, parseObject, readCapped } from './provider-answers.ts';
 import { retryAfter } from './retry-after.ts';
 import { smsSegments } from './sms-segments.ts';
+import { undiciBackstopMs } from './undici-backstop.ts';
 
 export interface TwilioOptions {
   /** `AC…` (HERALD_TWILIO_ACCOUNT_SID). */
@@ -70,8 +71,8 @@ export class TwilioProvider implements ChannelProvider {
     this.agent = new Agent({
       connections: options.connections ?? 64,
       connect: { timeout: options.timeoutMs },
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
+      headersTimeout: undiciBackstopMs(options.timeoutMs),
+      bodyTimeout: undiciBackstopMs(options.timeoutMs),
     });
     this.url = `${options.baseUrl.replace(/\/+$/, '')}/2010-04-01/Accounts/${encodeURIComponent(options.accountSid)}/Messages.json`;
     this.authorization = `Basic ${Buffer.from(`${options.accountSid}:${options.authToken}`).toString('base64')}`;

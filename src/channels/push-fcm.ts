@@ -30,6 +30,7 @@ import type { ServiceAccount } from './fcm-service-account.ts';
 import { failure, parseObject, readCapped } from './provider-answers.ts';
 import type { PushMessage, PushOutcome, PushSender } from './push-sender.ts';
 import { retryAfter } from './retry-after.ts';
+import { undiciBackstopMs } from './undici-backstop.ts';
 
 export interface FcmOptions {
   serviceAccount: ServiceAccount;
@@ -83,8 +84,8 @@ export class FcmSender implements PushSender {
     this.agent = new Agent({
       connections: options.connections ?? 64,
       connect: { timeout: this.timeoutMs, ...(options.ca ? { ca: options.ca } : {}) },
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
+      headersTimeout: undiciBackstopMs(this.timeoutMs),
+      bodyTimeout: undiciBackstopMs(this.timeoutMs),
     });
     const sa = options.serviceAccount;
     this.sendUrl = `${options.baseUrl.replace(/\/+$/, '')}/v1/projects/${encodeURIComponent(sa.projectId)}/messages:send`;
@@ -105,7 +106,9 @@ export class FcmSender implements PushSender {
         token = await within(this.accessToken(), deadline);
         answer = await this.post(token.value, body, deadline);
       }
-      return classify(answer);
+      // FCM's error message is its own text: the token is masked out of it too, should it be echoed.
+      const outcome = classify(answer);
+      return outcome.ok ? outcome : { ...outcome, error: this.hide(outcome.error) };
     } catch (e) {
       if (e instanceof TokenError) {
         return { ok: false, permanent: false, error: this.hide(e.message), ...optional(e.retryAfterMs) };

@@ -34,7 +34,8 @@ export interface ApnsRequest {
 }
 
 export type ApnsAnswer =
-  | { status: 200 }
+  /** `delayMs`: accept that much later (a slow APNs). */
+  | { status: 200; delayMs?: number }
   | { status: number; reason: string; headers?: Record<string, string> }
   /** Never answer (a hung stream). */
   | { status: 'hang' };
@@ -184,7 +185,12 @@ export async function startFakeApns(
       received.push(req);
       const a = answer(req);
       if (a.status === 'hang') return;
-      if (a.status === 200) return reply(200, undefined, { 'apns-id': String(headers['apns-id']) });
+      if (a.status === 200) {
+        const ok = () => reply(200, undefined, { 'apns-id': String(headers['apns-id']) });
+        if ('delayMs' in a && a.delayMs) setTimeout(ok, a.delayMs);
+        else ok();
+        return;
+      }
       const extra = 'reason' in a ? (a.headers ?? {}) : {};
       const json: Record<string, unknown> = { reason: 'reason' in a ? a.reason : 'Unknown' };
       if (a.status === 410) json.timestamp = Date.now();

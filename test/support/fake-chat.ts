@@ -20,6 +20,8 @@ export interface ChatAnswer {
   status: number;
   text?: string;
   headers?: Record<string, string>;
+  /** Milliseconds to wait before answering (a slow receiver). */
+  delayMs?: number;
 }
 
 export type ChatRespond = (req: ChatRequest, nthForThisPath: number) => ChatAnswer;
@@ -58,10 +60,13 @@ export async function startFakeChat(respond: ChatRespond = () => ({ status: 200,
       const n = (perPath.get(path) ?? 0) + 1;
       perPath.set(path, n);
       const answer = respond(r, n);
-      res.statusCode = answer.status;
-      res.setHeader('content-type', 'text/plain');
-      for (const [name, value] of Object.entries(answer.headers ?? {})) res.setHeader(name, value);
-      res.end(answer.text ?? '');
+      setTimeout(() => {
+        if (res.destroyed) return; // the sender gave up waiting (timeout)
+        res.statusCode = answer.status;
+        res.setHeader('content-type', 'text/plain');
+        for (const [name, value] of Object.entries(answer.headers ?? {})) res.setHeader(name, value);
+        res.end(answer.text ?? '');
+      }, answer.delayMs ?? 0);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

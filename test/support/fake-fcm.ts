@@ -29,7 +29,8 @@ export interface FcmSendRequest {
 }
 
 export type FcmAnswer =
-  | { kind: 'accept' }
+  /** `delayMs`: answer that much later (a slow FCM). */
+  | { kind: 'accept'; delayMs?: number }
   | { kind: 'unregistered' }
   | { kind: 'invalid-token' }
   | {
@@ -81,7 +82,7 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const projectId = `herald-test-${randomBytes(3).toString('hex')}`;
   const clientEmail = `herald@${projectId}.iam.gserviceaccount.com`;
-  const answer = options.answer ?? (() => ({ kind: 'accept' }) as const);
+  const answer = options.answer ?? ((): FcmAnswer => ({ kind: 'accept' }));
   const tokens = new Map<string, number>(); // access token → expiry (epoch ms)
   const perToken = new Map<string, number>();
   const refused: string[] = [];
@@ -175,8 +176,14 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
     state.received.push(r);
     const a = answer(r);
     switch (a.kind) {
-      case 'accept':
-        return json(res, 200, { name: `projects/${projectId}/messages/${randomBytes(8).toString('hex')}` });
+      case 'accept': {
+        const name = `projects/${projectId}/messages/${randomBytes(8).toString('hex')}`;
+        if (!a.delayMs) return json(res, 200, { name });
+        setTimeout(() => {
+          if (!res.destroyed) json(res, 200, { name });
+        }, a.delayMs);
+        return;
+      }
       case 'unregistered':
         return googleError(res, 404, 'NOT_FOUND', 'Requested entity was not found.', 'UNREGISTERED');
       case 'invalid-token':

@@ -3,7 +3,8 @@
  * given user and password, parses every message that reaches the end of DATA (mailparser), and
  * answers each according to its recipient: `respond(rcpt, n)` (n = how many messages for that
  * recipient reached DATA so far, this one included) returns 250 (accept) or an SMTP code and text.
- * `rejectRcpt(rcpt)` may refuse a recipient at RCPT TO instead.
+ * `rejectRcpt(rcpt)` may refuse a recipient at RCPT TO instead; `delayMs(rcpt, n)` holds the answer
+ * at the end of DATA back that long (a slow server).
  */
 import type { AddressInfo } from 'node:net';
 import { type ParsedMail, simpleParser } from 'mailparser';
@@ -32,6 +33,8 @@ export async function startSmtpServer(options: {
   pass: string;
   respond?: (rcpt: string, n: number) => SmtpAnswer;
   rejectRcpt?: (rcpt: string) => { code: number; text: string } | null;
+  /** Milliseconds to wait before answering the end of DATA (default none). */
+  delayMs?: (rcpt: string, n: number) => number;
   /** Listen on this port (default: any free one). */
   port?: number;
 }): Promise<TestSmtpServer> {
@@ -64,11 +67,14 @@ export async function startSmtpServer(options: {
         const n = (counts.get(rcpt) ?? 0) + 1;
         counts.set(rcpt, n);
         const answer = options.respond?.(rcpt, n) ?? 250;
+        const delay = options.delayMs?.(rcpt, n) ?? 0;
         simpleParser(raw).then(
           (parsed) => {
             received.push({ rcpt, answered: answer === 250 ? 250 : answer.code, parsed, raw });
-            if (answer === 250) cb();
-            else cb(refusal(answer.code, answer.text));
+            setTimeout(() => {
+              if (answer === 250) cb();
+              else cb(refusal(answer.code, answer.text));
+            }, delay);
           },
           (e: Error) => cb(e),
         );
