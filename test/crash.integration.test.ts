@@ -111,6 +111,9 @@ async function startHeraldProcess(
     HERALD_JWT_SECRET: TEST_JWT_SECRET,
     HERALD_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
     HERALD_LANE_CONCURRENCY: `normal=${SEND_CONCURRENCY}`,
+    // Every send slot may go to the one receiver: this test is about what a crash does to 32 sends
+    // in flight, not about sharing slots between receivers (webhook-slow-destination tests that).
+    HERALD_WEBHOOK_MAX_PER_DESTINATION: String(SEND_CONCURRENCY),
     HERALD_LEASE_MS: String(LEASE_MS),
     HERALD_WEBHOOK_TIMEOUT_MS: String(WEBHOOK_TIMEOUT_MS),
     HERALD_POLL_MS: '50',
