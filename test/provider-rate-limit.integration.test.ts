@@ -56,7 +56,12 @@ describe('a provider limited to 200 messages/s', () => {
       file,
       JSON.stringify({ providers: { webhook: { rateLimit: { perSecond: PER_SECOND, burst: BURST } } } }),
     );
-    t = await startTestHerald({ store: 'postgres', env: { HERALD_CONFIG: file } });
+    // All 100 users' URLs are the one receiver: let every send slot go to it (the per-destination
+    // limit is webhook-slow-destination's subject; here the provider's pace is to be the only bound).
+    t = await startTestHerald({
+      store: 'postgres',
+      env: { HERALD_CONFIG: file, HERALD_WEBHOOK_MAX_PER_DESTINATION: '32' },
+    });
   });
 
   afterAll(async () => {
