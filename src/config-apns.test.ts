@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.ts';
+import { configErrorOf } from '../test/support/config-errors.ts';
+import { loadConfig } from './config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-apns-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,16 +27,6 @@ const FULL = {
   HERALD_APNS_TEAM_ID: 'TEAM123456',
   HERALD_APNS_TOPIC: 'com.example.herald',
 };
-
-function errorOf(env: Record<string, string>): string {
-  try {
-    loadConfig(env);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a configuration error');
-}
 
 describe('APNs settings', () => {
   it('unset: no APNs sender', () => {
@@ -62,18 +53,18 @@ describe('APNs settings', () => {
     (missing) => {
       const env: Record<string, string> = { ...FULL };
       delete env[missing];
-      expect(errorOf(env)).toContain(`${missing}: must be set with`);
+      expect(configErrorOf(env)).toContain(`${missing}: must be set with`);
     },
   );
 
   it('with only the key id set, names the three missing', () => {
-    expect(errorOf({ HERALD_APNS_KEY_ID: 'ABC123DEFG' })).toContain(
+    expect(configErrorOf({ HERALD_APNS_KEY_ID: 'ABC123DEFG' })).toContain(
       'HERALD_APNS_KEY, HERALD_APNS_TEAM_ID, HERALD_APNS_TOPIC: must be set with HERALD_APNS_KEY_ID',
     );
   });
 
   it('refuses a key file that cannot be read, naming the path', () => {
-    const message = errorOf({ ...FULL, HERALD_APNS_KEY: join(dir, 'missing.p8') });
+    const message = configErrorOf({ ...FULL, HERALD_APNS_KEY: join(dir, 'missing.p8') });
     expect(message).toContain('HERALD_APNS_KEY=');
     expect(message).toContain('missing.p8');
     expect(message).toContain('ENOENT');
@@ -98,7 +89,7 @@ describe('APNs settings', () => {
     ['a truncated key', KEY_PEM.slice(0, 120)],
   ])('refuses %s without showing the file', (_, content) => {
     const path = write(`bad-${Math.random().toString(36).slice(2)}.p8`, content);
-    const message = errorOf({ ...FULL, HERALD_APNS_KEY: path });
+    const message = configErrorOf({ ...FULL, HERALD_APNS_KEY: path });
     expect(message).toContain('HERALD_APNS_KEY=');
     expect(message).toContain('PKCS#8 PEM P-256 private key');
     expect(message).not.toContain(KEY_BODY);
@@ -112,7 +103,7 @@ describe('APNs settings', () => {
     ['HERALD_APNS_BASE_URL', 'api.push.apple.com', 'https://'],
     ['HERALD_APNS_BASE_URL', 'https://api.push.apple.com/3/device', 'without path'],
   ])('refuses %s=%s', (name, value, mention) => {
-    const message = errorOf({ ...FULL, [name]: value });
+    const message = configErrorOf({ ...FULL, [name]: value });
     expect(message).toContain(name);
     expect(message).toContain(mention);
   });

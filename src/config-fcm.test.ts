@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.ts';
+import { configErrorOf } from '../test/support/config-errors.ts';
+import { loadConfig } from './config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-fcm-config-'));
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -28,16 +29,6 @@ function file(content: unknown): string {
   const path = join(dir, `sa-${++n}.json`);
   writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
   return path;
-}
-
-function errorOf(env: Record<string, string>): string {
-  try {
-    loadConfig(env);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a configuration error');
 }
 
 describe('FCM settings', () => {
@@ -91,7 +82,7 @@ describe('FCM settings', () => {
     if (value === undefined) delete content[field];
     else content[field] = value;
     const path = file(content);
-    const message = errorOf({ HERALD_FCM_SERVICE_ACCOUNT: path });
+    const message = configErrorOf({ HERALD_FCM_SERVICE_ACCOUNT: path });
     expect(message).toContain(`HERALD_FCM_SERVICE_ACCOUNT="${path}"`);
     expect(message).toContain(mention);
     expect(message).not.toContain(KEY_BODY);
@@ -99,17 +90,19 @@ describe('FCM settings', () => {
   });
 
   it('refuses a missing file and a file that is not JSON, without quoting it', () => {
-    expect(errorOf({ HERALD_FCM_SERVICE_ACCOUNT: join(dir, 'nope.json') })).toContain('cannot read the file (ENOENT)');
+    expect(configErrorOf({ HERALD_FCM_SERVICE_ACCOUNT: join(dir, 'nope.json') })).toContain(
+      'cannot read the file (ENOENT)',
+    );
     const broken = file(JSON.stringify(GOOD).slice(0, -5));
-    const message = errorOf({ HERALD_FCM_SERVICE_ACCOUNT: broken });
+    const message = configErrorOf({ HERALD_FCM_SERVICE_ACCOUNT: broken });
     expect(message).toContain('the file is not JSON');
     expect(message).not.toContain('PRIVATE KEY');
     expect(message).not.toContain(KEY_BODY);
   });
 
   it('refuses a base URL that is not http(s)', () => {
-    expect(errorOf({ HERALD_FCM_SERVICE_ACCOUNT: file(GOOD), HERALD_FCM_BASE_URL: 'fcm.googleapis.com' })).toContain(
-      'HERALD_FCM_BASE_URL',
-    );
+    expect(
+      configErrorOf({ HERALD_FCM_SERVICE_ACCOUNT: file(GOOD), HERALD_FCM_BASE_URL: 'fcm.googleapis.com' }),
+    ).toContain('HERALD_FCM_BASE_URL');
   });
 });

@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.ts';
+import { configErrorOf } from '../test/support/config-errors.ts';
+import { loadConfig } from './config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-config-'));
 let n = 0;
@@ -14,16 +15,6 @@ function file(content: unknown): string {
 
 const SMTP = { HERALD_SMTP_URL: 'smtp://u:p@127.0.0.1:2525', HERALD_EMAIL_FROM: 'n@example.com' };
 const TOKEN = 'twilio-token-never-shown-77';
-
-function errorOf(env: Record<string, string>): string {
-  try {
-    loadConfig(env);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a configuration error');
-}
 
 describe('HERALD_CONFIG', () => {
   it('unset: no file', () => {
@@ -75,7 +66,7 @@ describe('HERALD_CONFIG', () => {
         z: { rateLimit: { perSecond: 0 } },
       },
     });
-    const message = errorOf({ ...SMTP, HERALD_CONFIG: path });
+    const message = configErrorOf({ ...SMTP, HERALD_CONFIG: path });
     expect(message).toContain(`HERALD_CONFIG (${path})`);
     expect(message).toMatch(/providers\.x\.accountSid/);
     expect(message).toMatch(/providers\.y\.url/);
@@ -84,28 +75,28 @@ describe('HERALD_CONFIG', () => {
   });
 
   it('refuses tuning a provider that is not configured, and a channel order naming unknown or wrong providers', () => {
-    expect(errorOf({ HERALD_CONFIG: file({ providers: { smtp: { rateLimit: { perSecond: 5 } } } }) })).toMatch(
+    expect(configErrorOf({ HERALD_CONFIG: file({ providers: { smtp: { rateLimit: { perSecond: 5 } } } }) })).toMatch(
       /providers\.smtp: no provider named smtp is configured/,
     );
-    expect(errorOf({ ...SMTP, HERALD_CONFIG: file({ channels: { email: ['smtp', 'nope'] } }) })).toMatch(
+    expect(configErrorOf({ ...SMTP, HERALD_CONFIG: file({ channels: { email: ['smtp', 'nope'] } }) })).toMatch(
       /channels\.email\.1: no provider is named nope/,
     );
-    expect(errorOf({ ...SMTP, HERALD_CONFIG: file({ channels: { sms: ['smtp'] } }) })).toMatch(
+    expect(configErrorOf({ ...SMTP, HERALD_CONFIG: file({ channels: { sms: ['smtp'] } }) })).toMatch(
       /channels\.sms\.0: smtp sends email, not sms/,
     );
     expect(
-      errorOf({ ...SMTP, HERALD_CONFIG: file({ providers: { smtp: { type: 'smtp', url: 'smtp://h' } } }) }),
+      configErrorOf({ ...SMTP, HERALD_CONFIG: file({ providers: { smtp: { type: 'smtp', url: 'smtp://h' } } }) }),
     ).toMatch(/providers\.smtp: the environment already defines a provider named smtp/);
   });
 
   it('an SMTP provider of the file needs a From when HERALD_EMAIL_FROM is unset', () => {
-    expect(errorOf({ HERALD_CONFIG: file({ providers: { b: { type: 'smtp', url: 'smtp://h' } } }) })).toMatch(
+    expect(configErrorOf({ HERALD_CONFIG: file({ providers: { b: { type: 'smtp', url: 'smtp://h' } } }) })).toMatch(
       /providers\.b\.from: must be set when HERALD_EMAIL_FROM is not/,
     );
   });
 
   it('a file that cannot be read or is not JSON says so', () => {
-    expect(errorOf({ HERALD_CONFIG: join(dir, 'missing.json') })).toMatch(/cannot be read/);
-    expect(errorOf({ HERALD_CONFIG: file('{ "providers": ') })).toMatch(/is not JSON/);
+    expect(configErrorOf({ HERALD_CONFIG: join(dir, 'missing.json') })).toMatch(/cannot be read/);
+    expect(configErrorOf({ HERALD_CONFIG: file('{ "providers": ') })).toMatch(/is not JSON/);
   });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, SETTINGS } from './config.ts';
+import { configErrorOf } from '../test/support/config-errors.ts';
+import { loadConfig, SETTINGS } from './config.ts';
 
 /** Every piece of `value` of 4 characters or more: none of them may appear in the message. */
 function expectNoPartOf(message: string, value: string): void {
@@ -13,16 +14,6 @@ function expectNoPartOf(message: string, value: string): void {
   }
 }
 
-function errorOf(env: Record<string, string>): string {
-  try {
-    loadConfig(env);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error(`${JSON.stringify(Object.keys(env))} was accepted`);
-}
-
 describe('configuration errors never show a secret', () => {
   it.each([
     ['HERALD_JWT_SECRET', 'sh0rt!', 'at least 16'],
@@ -32,7 +23,7 @@ describe('configuration errors never show a secret', () => {
     ['HERALD_WEBHOOK_SECRET', 'whsec_n0t*q9z?9876Q', 'whsec_'],
     ['HERALD_WEBHOOK_SECRET', 'my-webhook-s3cret-value', 'whsec_'],
   ])('%s=%s', (name, value, mention) => {
-    const message = errorOf({ [name]: value });
+    const message = configErrorOf({ [name]: value });
     expect(message).toContain(name);
     expect(message).toContain(mention);
     expect(message).toContain('value not shown');
@@ -41,7 +32,7 @@ describe('configuration errors never show a secret', () => {
   });
 
   it('names which API key is wrong without showing any of them', () => {
-    const message = errorOf({ HERALD_API_KEYS: 'first-key-0123456789,second-key-0123456789,sh0rt9' });
+    const message = configErrorOf({ HERALD_API_KEYS: 'first-key-0123456789,second-key-0123456789,sh0rt9' });
     expect(message).toContain('HERALD_API_KEYS (key 3; value not shown)');
     expectNoPartOf(message, 'first-key-0123456789');
     expectNoPartOf(message, 'sh0rt9');
@@ -53,7 +44,7 @@ describe('configuration errors never show a secret', () => {
     ['a single slash', 'postgres:/herald:Hunt3r-22@db.internal/herald', '"***@db.internal/herald"'],
     ['a password in the query', 'mysql://db.internal/herald?user=me&password=Hunt3r-22', 'password=***'],
   ])('DATABASE_URL with %s shows the URL with its password replaced', (_what, value, shown) => {
-    const message = errorOf({ DATABASE_URL: value });
+    const message = configErrorOf({ DATABASE_URL: value });
     expect(message).toContain('DATABASE_URL=');
     expect(message).toContain(shown);
     expectNoPartOf(message, 'Hunt3r-22');
@@ -61,7 +52,7 @@ describe('configuration errors never show a secret', () => {
 
   it('hides secrets that appear in the message of another setting', () => {
     // The same value given to a setting that is not secret is shown there, but not where it is the secret.
-    const message = errorOf({ HERALD_JWT_SECRET: 'jwt-s3cret-but-ok-123', PORT: 'jwt-s3cret-but-ok-123' });
+    const message = configErrorOf({ HERALD_JWT_SECRET: 'jwt-s3cret-but-ok-123', PORT: 'jwt-s3cret-but-ok-123' });
     expect(message).toContain('PORT=');
     expectNoPartOf(message, 'jwt-s3cret-but-ok-123');
   });

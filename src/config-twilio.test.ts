@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.ts';
+import { configErrorOf } from '../test/support/config-errors.ts';
+import { loadConfig } from './config.ts';
 
 const SID = `AC${'0123456789abcdef'.repeat(2)}`;
 const TOKEN = 'tw-token-do-not-print-4f1c9a';
@@ -8,16 +9,6 @@ const FULL = {
   HERALD_TWILIO_AUTH_TOKEN: TOKEN,
   HERALD_TWILIO_FROM: '+14155550100',
 };
-
-function errorOf(env: Record<string, string>): string {
-  try {
-    loadConfig(env);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a configuration error');
-}
 
 describe('Twilio settings', () => {
   it('unset: no SMS provider', () => {
@@ -44,14 +35,14 @@ describe('Twilio settings', () => {
     (missing) => {
       const env: Record<string, string> = { ...FULL };
       delete env[missing];
-      const message = errorOf(env);
+      const message = configErrorOf(env);
       expect(message).toContain(`${missing}: must be set with`);
       expect(message).not.toContain(TOKEN);
     },
   );
 
   it('with only the token set, names the two missing and does not show the token', () => {
-    const message = errorOf({ HERALD_TWILIO_AUTH_TOKEN: TOKEN });
+    const message = configErrorOf({ HERALD_TWILIO_AUTH_TOKEN: TOKEN });
     expect(message).toContain('HERALD_TWILIO_ACCOUNT_SID, HERALD_TWILIO_FROM: must be set');
     expect(message).not.toContain(TOKEN);
   });
@@ -62,14 +53,14 @@ describe('Twilio settings', () => {
     ['HERALD_TWILIO_FROM', 'MGshort', 'E.164'],
     ['HERALD_TWILIO_BASE_URL', 'api.twilio.com', 'http:// or https://'],
   ])('refuses %s=%s', (name, value, mention) => {
-    const message = errorOf({ ...FULL, [name]: value });
+    const message = configErrorOf({ ...FULL, [name]: value });
     expect(message).toContain(name);
     expect(message).toContain(mention);
     expect(message).not.toContain(TOKEN);
   });
 
   it('an invalid setting beside the token does not show the token', () => {
-    const message = errorOf({ ...FULL, HERALD_TWILIO_FROM: TOKEN });
+    const message = configErrorOf({ ...FULL, HERALD_TWILIO_FROM: TOKEN });
     expect(message).toContain('HERALD_TWILIO_FROM');
     expect(message).not.toContain(TOKEN);
   });

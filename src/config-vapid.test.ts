@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import webpush from 'web-push';
-import { ConfigError, loadConfig, SETTINGS } from './config.ts';
+import { configErrorOf } from '../test/support/config-errors.ts';
+import { loadConfig, SETTINGS } from './config.ts';
 
 const keys = webpush.generateVAPIDKeys();
 const other = webpush.generateVAPIDKeys();
@@ -9,16 +10,6 @@ const FULL = {
   HERALD_VAPID_PRIVATE_KEY: keys.privateKey,
   HERALD_VAPID_SUBJECT: 'mailto:ops@example.com',
 };
-
-function errorOf(env: Record<string, string>): string {
-  try {
-    loadConfig(env);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a configuration error');
-}
 
 describe('VAPID settings (Web Push)', () => {
   it('unset: no Web Push', () => {
@@ -36,38 +27,38 @@ describe('VAPID settings (Web Push)', () => {
   });
 
   it('set in part: start-up names the missing settings', () => {
-    const msg = errorOf({ HERALD_VAPID_PUBLIC_KEY: keys.publicKey });
+    const msg = configErrorOf({ HERALD_VAPID_PUBLIC_KEY: keys.publicKey });
     expect(msg).toMatch(/HERALD_VAPID_PRIVATE_KEY, HERALD_VAPID_SUBJECT: must be set with HERALD_VAPID_PUBLIC_KEY/);
   });
 
   it('refuses a public key that is not an uncompressed P-256 point', () => {
     const notPoint = Buffer.alloc(65, 4).toString('base64url');
-    expect(errorOf({ ...FULL, HERALD_VAPID_PUBLIC_KEY: notPoint })).toMatch(
+    expect(configErrorOf({ ...FULL, HERALD_VAPID_PUBLIC_KEY: notPoint })).toMatch(
       /HERALD_VAPID_PUBLIC_KEY.*not a point on the P-256 curve/,
     );
-    expect(errorOf({ ...FULL, HERALD_VAPID_PUBLIC_KEY: keys.publicKey.slice(2) })).toMatch(
+    expect(configErrorOf({ ...FULL, HERALD_VAPID_PUBLIC_KEY: keys.publicKey.slice(2) })).toMatch(
       /HERALD_VAPID_PUBLIC_KEY.*65 bytes/,
     );
-    expect(errorOf({ ...FULL, HERALD_VAPID_PUBLIC_KEY: `${keys.publicKey}=` })).toMatch(/base64url/);
+    expect(configErrorOf({ ...FULL, HERALD_VAPID_PUBLIC_KEY: `${keys.publicKey}=` })).toMatch(/base64url/);
   });
 
   it('refuses a private key that is not 32 bytes of base64url, without showing it', () => {
     const bad = `${keys.privateKey}AAAA`;
-    const msg = errorOf({ ...FULL, HERALD_VAPID_PRIVATE_KEY: bad });
+    const msg = configErrorOf({ ...FULL, HERALD_VAPID_PRIVATE_KEY: bad });
     expect(msg).toMatch(/HERALD_VAPID_PRIVATE_KEY.*P-256 private key/);
     expect(msg).not.toContain(bad);
     expect(msg).not.toContain(keys.privateKey);
   });
 
   it('refuses a public key that is not the private key’s', () => {
-    const msg = errorOf({ ...FULL, HERALD_VAPID_PUBLIC_KEY: other.publicKey });
+    const msg = configErrorOf({ ...FULL, HERALD_VAPID_PUBLIC_KEY: other.publicKey });
     expect(msg).toMatch(/HERALD_VAPID_PUBLIC_KEY: is not the public key of HERALD_VAPID_PRIVATE_KEY/);
     expect(msg).not.toContain(keys.privateKey);
   });
 
   it('refuses a subject that is neither mailto: nor https:', () => {
     for (const subject of ['http://example.com', 'ops@example.com', 'mailto:']) {
-      expect(errorOf({ ...FULL, HERALD_VAPID_SUBJECT: subject })).toMatch(
+      expect(configErrorOf({ ...FULL, HERALD_VAPID_SUBJECT: subject })).toMatch(
         /HERALD_VAPID_SUBJECT.*mailto: address or an https: URL/,
       );
     }

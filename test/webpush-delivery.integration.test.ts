@@ -9,75 +9,24 @@
  * notification does not contact it; a 500 is retried; and a loopback endpoint is never connected
  * to once the allowance is gone.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { freshPostgresUrl } from './support/databases.ts';
 import { type FakeSubscription, type FakeWebPush, type PushAnswer, startFakeWebPush } from './support/fake-webpush.ts';
 import { eventually, TEST_API_KEY, testEnv } from './support/herald.ts';
+import { type HeraldChild, startHeraldChild } from './support/herald-child.ts';
 import { makeTestCertificate, type TestCertificate } from './support/tls-cert.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BASE_MS = 200;
 const SUBJECT = 'mailto:push-ops@example.com';
-
-interface Child {
-  process: ChildProcess;
-  url: string;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/** Starts `herald start` with `env` and waits for its banner. */
-async function startChild(env: Record<string, string>): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (c: Buffer) => {
-    out += c.toString('utf8');
-  });
-  child.stderr?.on('data', (c: Buffer) => {
-    out += c.toString('utf8');
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let url: string;
-  try {
-    url = await eventually(
-      () => {
-        if (child.exitCode !== null) throw new Error(`herald exited (${child.exitCode}): ${out}`);
-        return /Herald is listening on (http:\/\/\S+)/.exec(out)?.[1];
-      },
-      'herald to listen',
-      30_000,
-    );
-  } catch (e) {
-    child.kill('SIGKILL');
-    throw e;
-  }
-  return {
-    process: child,
-    url,
-    output: () => out,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
 
 describe.each(['pglite', 'postgres'] as const)('push through Web Push (%s)', (store) => {
   let cert: TestCertificate;
   let fake: FakeWebPush;
-  let herald: Child;
+  let herald: HeraldChild;
   let dataDir: string;
   let db: { url: string; drop(): Promise<void> } | null = null;
   let env: Record<string, string>;
@@ -101,7 +50,7 @@ describe.each(['pglite', 'postgres'] as const)('push through Web Push (%s)', (st
       NODE_EXTRA_CA_CERTS: cert.certFile,
       ...(db ? { DATABASE_URL: db.url } : {}),
     };
-    herald = await startChild(env);
+    herald = await startHeraldChild(env);
   });
 
   afterAll(async () => {
@@ -249,7 +198,7 @@ describe.each(['pglite', 'postgres'] as const)('push through Web Push (%s)', (st
   it('without the allowance, a loopback endpoint is never connected to: failed, naming the setting', async () => {
     const { userId, devices } = await pushUser(() => ({ status: 201 }));
     await herald.stop();
-    herald = await startChild({ ...env, HERALD_EGRESS_ALLOW: '' });
+    herald = await startHeraldChild({ ...env, HERALD_EGRESS_ALLOW: '' });
     const before = fake.connections();
     const n = await settledAs(await notify(userId), 'failed');
     expect(n.deliveries[0].attempts).toBe(1);

@@ -1,0 +1,13 @@
+/** For the configuration tests: the message of the ConfigError that `env` gets, or a failure. */
+import { expect } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+export function configErrorOf(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error(`expected a configuration error; ${JSON.stringify(Object.keys(env))} was accepted`);
+}
