@@ -158,6 +158,8 @@ export interface DeviceStore {
 export interface PreferenceStore {
   /** null: the user never set any. */
   getPreferences(userId: string): Promise<Preferences | null>;
+  /** Several users' preferences in one read; a user who never set any is absent. */
+  getPreferencesOfUsers(userIds: readonly string[]): Promise<Map<string, Preferences>>;
   putPreferences(userId: string, preferences: Preferences): Promise<Preferences>;
   /**
    * Sets `categories[category]` so that `channel` is off: `{channel: false}` when absent, merged into

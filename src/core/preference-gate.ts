@@ -2,29 +2,44 @@
  * The preferences gate (a SendGate, src/core/dispatch.ts): a delivery the user opted out of
  * (src/core/preferences.ts: category × channel) ends `skipped` with reason `opted_out`, unsent.
  *
- * Costs one store read per gated delivery (issue 13 adds a cache for large fan-outs), and none for
- * `in_app`, which is not gated yet: in-app deliveries completed in SQL by the take never meet a gate
+ * The reads of deliveries checked together (a worker's concurrent sends) are one statement
+ * (`getPreferencesOfUsers`), so a gated delivery costs a share of a read, never a stale answer
+ * (issue 13 adds a cache for large fan-outs); none for `in_app`, which is not gated yet: in-app deliveries completed in SQL by the take never meet a gate
  * (issue 13 decides in-app opt-outs there). A category `isRequired` says is required passes whatever
  * the user chose (no category is required until issue 13's category policies).
  */
 import type { SendGate } from './dispatch.ts';
+import { GroupCommit } from './group-commit.ts';
 import type { PreferenceStore, SendResult } from './ports.ts';
+import type { Preferences } from './preferences.ts';
 import { type IsRequired, NOTHING_REQUIRED, optedOut } from './preferences.ts';
 import type { DeliveryJob } from './types.ts';
 
 export class PreferenceGate implements SendGate {
   readonly name = 'preferences';
 
+  /** Reads of deliveries checked together, as one statement. */
+  private readonly reads: GroupCommit<string, Preferences | null>;
+
   constructor(
-    private readonly store: Pick<PreferenceStore, 'getPreferences'>,
+    store: Pick<PreferenceStore, 'getPreferencesOfUsers'>,
     private readonly isRequired: IsRequired = NOTHING_REQUIRED,
-  ) {}
+  ) {
+    // Bounded by the lanes' concurrency (one item per delivery in flight); maxPending is a backstop.
+    this.reads = new GroupCommit(
+      async (userIds: string[]) => {
+        const found = await store.getPreferencesOfUsers(userIds);
+        return userIds.map((u) => found.get(u) ?? null);
+      },
+      { maxBatch: 256, maxPending: 100_000, parallel: 2 },
+    );
+  }
 
   async check(job: DeliveryJob): Promise<SendResult | null> {
     if (job.channel === 'in_app') return null;
     const { category } = job.notification;
     if (await this.isRequired(category)) return null;
-    const prefs = await this.store.getPreferences(job.userId);
+    const prefs = await this.reads.submit(job.userId);
     if (!prefs || !optedOut(prefs, category, job.channel)) return null;
     return {
       ok: false,

@@ -160,9 +160,9 @@ describe('PreferenceGate', () => {
     return {
       reads,
       store: {
-        async getPreferences(userId: string) {
-          reads.push(userId);
-          return p;
+        async getPreferencesOfUsers(userIds: readonly string[]) {
+          reads.push(...userIds);
+          return new Map(p ? userIds.map((u) => [u, p] as const) : []);
         },
       },
     };
@@ -184,6 +184,21 @@ describe('PreferenceGate', () => {
     const { store, reads } = storeWith(null);
     expect(await new PreferenceGate(store).check(job('email'))).toBeNull();
     expect(reads).toEqual(['u1']);
+  });
+
+  it('reads the preferences of deliveries checked together in one store read', async () => {
+    const calls: string[][] = [];
+    const gate = new PreferenceGate({
+      async getPreferencesOfUsers(userIds: readonly string[]) {
+        calls.push([...userIds]);
+        return new Map([['u2', prefs({ channels: { email: false } })]]);
+      },
+    });
+    const jobs = ['u1', 'u2', 'u3'].map((u) => ({ ...job('email'), userId: u }));
+    const verdicts = await Promise.all(jobs.map((j) => gate.check(j)));
+    expect(verdicts.map((v) => v?.ok ?? 'send')).toEqual(['send', false, 'send']);
+    expect(calls.flat().sort()).toEqual(['u1', 'u2', 'u3']);
+    expect(calls.length).toBeLessThan(3);
   });
 
   it('reads nothing for in_app (not gated yet)', async () => {

@@ -27,6 +27,17 @@ export class SqlPreferenceStore implements PreferenceStore {
     return row ? toPreferences(row) : null;
   }
 
+  async getPreferencesOfUsers(userIds: readonly string[]): Promise<Map<string, Preferences>> {
+    const out = new Map<string, Preferences>();
+    if (userIds.length === 0) return out;
+    const rows = await this.sql.query<PreferenceRow & { user_id: string }>(
+      'SELECT user_id, channels, categories, quiet_hours FROM preferences WHERE user_id = ANY($1::text[])',
+      [[...new Set(userIds)]],
+    );
+    for (const r of rows) out.set(r.user_id, toPreferences(r));
+    return out;
+  }
+
   async putPreferences(userId: string, p: Preferences): Promise<Preferences> {
     const [row] = await this.sql.query<PreferenceRow>(
       `INSERT INTO preferences (user_id, channels, categories, quiet_hours) VALUES ($1, $2::jsonb, $3::jsonb, $4::jsonb)

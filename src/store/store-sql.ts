@@ -165,6 +165,9 @@ export class SqlStore implements Store {
   getPreferences(userId: string): Promise<Preferences | null> {
     return this.preferences.getPreferences(userId);
   }
+  getPreferencesOfUsers(userIds: readonly string[]): Promise<Map<string, Preferences>> {
+    return this.preferences.getPreferencesOfUsers(userIds);
+  }
   putPreferences(userId: string, preferences: Preferences): Promise<Preferences> {
     return this.preferences.putPreferences(userId, preferences);
   }
