@@ -24,7 +24,9 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP, type LookupFunction, type Socket } from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
+import type { SendResult } from '../core/ports.ts';
 import type { EgressPolicy, EgressRefusal } from './egress-policy.ts';
+import { retryAfter } from './retry-after.ts';
 import { undiciBackstopMs } from './undici-backstop.ts';
 
 export type HttpOutcome =
@@ -285,4 +287,37 @@ function guardedConnector(
       callback(null, s);
     });
   };
+}
+
+/**
+ * A POST to a user-supplied URL (webhook, chat) as a delivery's outcome: 2xx sent (`detail` plus the
+ * status); 408, 429 and 5xx transient, after the receiver's `Retry-After` if it gave one; any other
+ * status (redirects included: they are not followed) permanent; a destination the egress policy
+ * refuses, or a URL that cannot be used (named by `urlField`), permanent; no answer transient.
+ * `said`: the receiver's own words, added to the error of an answer.
+ */
+export function sendResultOf(
+  res: HttpOutcome,
+  options: { urlField: string; detail?: Record<string, string>; said?: (body: string) => string },
+): SendResult {
+  switch (res.kind) {
+    case 'answer': {
+      const s = res.status;
+      if (s >= 200 && s < 300) return { ok: true, detail: { ...options.detail, status: s } };
+      const said = options.said?.(res.body);
+      const error = `receiver answered HTTP ${s}${said ? `: ${said}` : ''}${s >= 300 && s < 400 ? ' (redirects are not followed)' : ''}`;
+      if (s === 408 || s === 429 || s >= 500) {
+        return { ok: false, permanent: false, error, ...retryAfter(res.headers['retry-after']) };
+      }
+      return { ok: false, permanent: true, error };
+    }
+    case 'not_allowed':
+      return { ok: false, permanent: true, error: res.error };
+    case 'bad_url':
+      return { ok: false, permanent: true, error: `${options.urlField}: ${res.error}` };
+    case 'could_not_connect':
+    case 'timeout':
+    case 'broken':
+      return { ok: false, permanent: false, error: `request failed: ${res.error}` };
+  }
 }

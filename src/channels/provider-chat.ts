@@ -22,9 +22,8 @@
 import type { ChannelProvider, SendResult, UserStore } from '../core/ports.ts';
 import { joinTitleBody } from '../core/template-render.ts';
 import type { DeliveryJob } from '../core/types.ts';
-import { GuardedHttpClient } from './egress-http.ts';
+import { GuardedHttpClient, sendResultOf } from './egress-http.ts';
 import type { EgressPolicy } from './egress-policy.ts';
-import { retryAfter } from './retry-after.ts';
 
 export interface ChatOptions {
   /** Whole-request timeout, connecting included (the worker's send budget, HERALD_WEBHOOK_TIMEOUT_MS). */
@@ -129,26 +128,7 @@ export class ChatProvider implements ChannelProvider {
       headers: { 'content-type': 'application/json; charset=utf-8', 'user-agent': 'Herald-Chat/1' },
       body: JSON.stringify(message),
     });
-    switch (res.kind) {
-      case 'answer': {
-        const s = res.status;
-        if (s >= 200 && s < 300) return { ok: true, detail: { provider: this.name, status: s } };
-        const said = answerText(res.body);
-        const error = `receiver answered HTTP ${s}${said ? `: ${said}` : ''}${s >= 300 && s < 400 ? ' (redirects are not followed)' : ''}`;
-        if (s === 408 || s === 429 || s >= 500) {
-          return { ok: false, permanent: false, error, ...retryAfter(res.headers['retry-after']) };
-        }
-        return { ok: false, permanent: true, error };
-      }
-      case 'not_allowed':
-        return { ok: false, permanent: true, error: res.error };
-      case 'bad_url':
-        return { ok: false, permanent: true, error: `chatWebhookUrl: ${res.error}` };
-      case 'could_not_connect':
-      case 'timeout':
-      case 'broken':
-        return { ok: false, permanent: false, error: `request failed: ${res.error}` };
-    }
+    return sendResultOf(res, { urlField: 'chatWebhookUrl', detail: { provider: this.name }, said: answerText });
   }
 
   close(): Promise<void> {

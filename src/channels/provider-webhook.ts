@@ -14,9 +14,8 @@
  */
 import type { ChannelProvider, SendResult } from '../core/ports.ts';
 import type { DeliveryJob } from '../core/types.ts';
-import { GuardedHttpClient } from './egress-http.ts';
+import { GuardedHttpClient, sendResultOf } from './egress-http.ts';
 import type { EgressPolicy } from './egress-policy.ts';
-import { retryAfter } from './retry-after.ts';
 import { signWebhook, webhookKey } from './webhook-signature.ts';
 
 export interface WebhookOptions {
@@ -81,26 +80,7 @@ export class WebhookProvider implements ChannelProvider {
       },
       body,
     });
-    switch (res.kind) {
-      case 'answer': {
-        const s = res.status;
-        if (s >= 200 && s < 300) return { ok: true, detail: { status: s } };
-        if (s === 408 || s === 429 || s >= 500) {
-          const error = `receiver answered HTTP ${s}`;
-          return { ok: false, permanent: false, error, ...retryAfter(res.headers['retry-after']) };
-        }
-        const error = `receiver answered HTTP ${s}${s >= 300 && s < 400 ? ' (redirects are not followed)' : ''}`;
-        return { ok: false, permanent: true, error };
-      }
-      case 'not_allowed':
-        return { ok: false, permanent: true, error: res.error };
-      case 'bad_url':
-        return { ok: false, permanent: true, error: `webhookUrl: ${res.error}` };
-      case 'could_not_connect':
-      case 'timeout':
-      case 'broken':
-        return { ok: false, permanent: false, error: `request failed: ${res.error}` };
-    }
+    return sendResultOf(res, { urlField: 'webhookUrl' });
   }
 
   close(): Promise<void> {
