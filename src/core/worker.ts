@@ -35,6 +35,7 @@
  * receiver holds at most its permits' worth of a lane's slots, whatever is queued for it.
  */
 
+import { type GroupWindowLookup, groupWindowMs, latestOf } from './aggregation.ts';
 import { DestinationLimit, type DestinationResolver, type Moves, type Permit } from './destination-limit.ts';
 import type { Dispatch } from './dispatch.ts';
 import type { DeliveryEvent, HeraldEmitter } from './events.ts';
@@ -44,8 +45,10 @@ import { afterFailure, type RetryPolicy } from './retry-policy.ts';
 import {
   type AttemptOutcome,
   type DeliveryJob,
+  type InAppAppended,
   type InAppCompletion,
   type InboxDelivery,
+  type InboxItem,
   LANES,
   type Lane,
 } from './types.ts';
@@ -75,6 +78,8 @@ export interface WorkerOptions {
    * origin), as `resolve` names it (HERALD_WEBHOOK_MAX_PER_DESTINATION). Absent: no such limit.
    */
   destinations?: { max: number; resolve: DestinationResolver<DeliveryJob> };
+  /** A category's aggregation window (src/core/aggregation.ts); absent: one hour for every category. */
+  groupWindow?: GroupWindowLookup;
 }
 
 interface Waiting {
@@ -130,7 +135,7 @@ export class DeliveryWorker {
   private readonly loops: Promise<void>[] = [];
   private readonly outcomes: GroupCommit<AttemptOutcome, boolean>;
   /** Rendered in-app deliveries to complete: inbox entry and `sent` in one commit; each gets its seq. */
-  private readonly completions: GroupCommit<InAppCompletion, number | null>;
+  private readonly completions: GroupCommit<InAppCompletion, InAppAppended | null>;
   private stopping = false;
   private wakeOnStop: () => void = () => {};
   /** Settles on stop(), so that an idle lane does not sit out the rest of its poll interval. */
@@ -403,26 +408,32 @@ export class DeliveryWorker {
       body: text.body,
       detail,
     };
-    const seq = await this.retrying(job.deliveryId, () => this.completions.submit(completion), null);
-    if (seq === null) return null;
     const n = job.notification;
-    return {
-      deliveryId: job.deliveryId,
-      userId: job.userId,
-      lane: job.lane,
-      attempt: job.attempt,
-      item: {
-        id: n.id,
-        seq,
-        category: n.category,
-        priority: n.priority,
-        title: text.title ?? n.title,
-        body: text.body ?? n.body,
-        data: n.data,
-        createdAt: n.createdAt,
-        readAt: null,
-      },
+    if (n.groupKey !== null) {
+      completion.groupKey = n.groupKey;
+      completion.groupWindowMs = groupWindowMs(n.category, this.options.groupWindow);
+    }
+    const done = await this.retrying(job.deliveryId, () => this.completions.submit(completion), null);
+    if (done === null) return null;
+    const item: InboxItem = {
+      id: n.id,
+      seq: done.seq,
+      category: n.category,
+      priority: n.priority,
+      title: text.title ?? n.title,
+      body: text.body ?? n.body,
+      data: n.data,
+      createdAt: n.createdAt,
+      readAt: null,
     };
+    const group = done.group;
+    if (group) {
+      item.count = group.count;
+      item.latest = latestOf(item);
+      if (group.replaces !== null) item.replaces = group.replaces;
+    }
+    const entry = { deliveryId: job.deliveryId, userId: job.userId, lane: job.lane, attempt: job.attempt, item };
+    return group?.folded ? { ...entry, folded: true } : entry;
   }
 
   private outcomeOf(job: DeliveryJob, result: SendResult, now: Date): AttemptOutcome {

@@ -308,8 +308,9 @@ function sentInApp(deliveryId: string, userId: string, n: NewNotification): Inbo
 /**
  * Inserts notifications and their deliveries, and completes the in-app deliveries of those for which
  * `deliverInApp` says so (herald_accept, one statement); returns each one's deliveries still to do,
- * and those completed. In-app deliveries of `templated` categories are never completed here: they
- * are marked `via_worker`, for a worker to render (AcceptOptions.templated). The rows travel as one JSON document per table: JSON.stringify is much
+ * and those completed. In-app deliveries of `templated` categories, and of notifications with a
+ * groupKey, are never completed here: they are marked `via_worker`, for a worker to render
+ * (AcceptOptions.templated) or to aggregate (src/core/aggregation.ts). The rows travel as one JSON document per table: JSON.stringify is much
  * cheaper than encoding a dozen array parameters, and the server parses each document once.
  */
 async function insertNotifications(
@@ -348,8 +349,10 @@ async function insertNotifications(
     const runAt = n.sendAt ?? n.createdAt;
     const created = { jobs: [] as BusJob[], delivered: [] as InboxDelivery[] };
     out.push(created);
-    const rendered = templated?.has(n.category) === true;
-    const now = !rendered && deliverInApp(n);
+    // Rendered (a template) or aggregated (a groupKey: migration 0014): a worker completes the in-app
+    // delivery (herald_complete_in_app); the SQL fast path never sees it.
+    const viaWorker = n.groupKey !== null || templated?.has(n.category) === true;
+    const now = !viaWorker && deliverInApp(n);
     // Each channel's due time and condition: a step's `after` counts from the notification's due time.
     const plan = n.channels.map((channel) => {
       const step = n.steps?.find((st) => st.channel === channel);
@@ -381,7 +384,7 @@ async function insertNotifications(
         // Only a step's row carries the key (a missing key is null to herald_accept): no bytes for the rest.
         if (unless) row.unless = unless;
         // Absent (false) on the fast path: the JSON stays as it was.
-        if (rendered && channel === 'in_app') row.via_worker = true;
+        if (viaWorker && channel === 'in_app') row.via_worker = true;
         deliveries.push(row);
       }
     }
