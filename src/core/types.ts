@@ -286,6 +286,8 @@ export interface InAppAppended {
     replaces: number | null;
     /** Another delivery of the same call, newer, heads the item: this one's notification is not its latest. */
     folded: boolean;
+    /** The user's unread count after the commit. */
+    unreadCount: number;
   };
 }
 

@@ -375,10 +375,14 @@ export class DeliveryWorker {
       result = { ok: false, permanent: false, error: `provider error: ${e instanceof Error ? e.message : String(e)}` };
     }
     if (job.channel === 'in_app' && result.ok) {
-      const entry = await this.complete(job, result);
+      const done = await this.complete(job, result);
       await this.released(lane, job);
       // After the commit, like the entries the store completes itself: to the gateway, and `delivery:sent`.
-      if (entry) this.events.inboxDelivered([entry]);
+      if (done) this.events.inboxDelivered([done.entry]);
+      // An item replaced another: whether that one was unread only the store knew; clients get the count.
+      if (done?.unreadCount !== undefined) {
+        this.events.emit('inbox:unread', { userId: job.userId, unreadCount: done.unreadCount });
+      }
       return;
     }
     const now = new Date();
@@ -396,8 +400,14 @@ export class DeliveryWorker {
     this.wakeLane(lane);
   }
 
-  /** Appends a rendered in-app delivery to its user's inbox and records it `sent`; null if the lease was lost. */
-  private async complete(job: DeliveryJob, result: SendResult & { ok: true }): Promise<InboxDelivery | null> {
+  /**
+   * Appends a leased in-app delivery (rendered, or aggregated) to its user's inbox and records it
+   * `sent`; null if the lease was lost. With the user's unread count when its item replaced another.
+   */
+  private async complete(
+    job: DeliveryJob,
+    result: SendResult & { ok: true },
+  ): Promise<{ entry: InboxDelivery; unreadCount?: number } | null> {
     const text = result.inbox ?? { title: null, body: null };
     const detail =
       result.detail && typeof result.detail === 'object' && !Array.isArray(result.detail) ? result.detail : null;
@@ -433,7 +443,9 @@ export class DeliveryWorker {
       if (group.replaces !== null) item.replaces = group.replaces;
     }
     const entry = { deliveryId: job.deliveryId, userId: job.userId, lane: job.lane, attempt: job.attempt, item };
-    return group?.folded ? { ...entry, folded: true } : entry;
+    if (!group) return { entry };
+    if (group.folded) return { entry: { ...entry, folded: true } };
+    return group.replaces === null ? { entry } : { entry, unreadCount: group.unreadCount };
   }
 
   private outcomeOf(job: DeliveryJob, result: SendResult, now: Date): AttemptOutcome {

@@ -89,6 +89,7 @@ export class SqlDeliveryStore implements DeliveryStore {
       group_count: number | null;
       replaces: number | null;
       folded: boolean;
+      unread: number;
     }>(
       `SELECT * FROM herald_complete_in_app($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
                                             $7::float8[])`,
@@ -114,6 +115,7 @@ export class SqlDeliveryStore implements DeliveryStore {
                 count: r.group_count,
                 replaces: r.replaces === null ? null : Number(r.replaces),
                 folded: r.folded,
+                unreadCount: Number(r.unread),
               },
             },
       );

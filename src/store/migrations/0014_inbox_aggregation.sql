@@ -24,7 +24,8 @@ CREATE INDEX inbox_groups ON inbox (user_id, group_key, seq) WHERE group_key IS 
 -- none); p_windows_ms: its group's window in milliseconds (used when the delivery opens a new item).
 -- Returns one row per completed delivery: its item's seq, and for a grouped one the item's count, the
 -- seq it replaced (null: none) and `folded` (true: another delivery of this call, newer, heads the
--- item; its notification is not the item's latest).
+-- item; its notification is not the item's latest) and the user's unread count after the call (for
+-- clients, which cannot know whether the replaced item was read; src/core/worker.ts pushes it).
 --
 -- The counter rows are upserted first, in user order, one seq per item (a user's deliveries of one
 -- group in this call make one item): this locks them to commit, so the open item looked up by the
@@ -36,7 +37,7 @@ CREATE INDEX inbox_groups ON inbox (user_id, group_key, seq) WHERE group_key IS 
 DROP FUNCTION herald_complete_in_app(uuid[], uuid[], text[], text[], jsonb[]);
 CREATE FUNCTION herald_complete_in_app(p_ids uuid[], p_tokens uuid[], p_titles text[], p_bodies text[],
                                        p_details jsonb[], p_group_keys text[], p_windows_ms double precision[])
-RETURNS TABLE (id uuid, seq bigint, group_count int, replaces bigint, folded boolean)
+RETURNS TABLE (id uuid, seq bigint, group_count int, replaces bigint, folded boolean, unread bigint)
 LANGUAGE plpgsql
 SET enable_seqscan = off
 SET enable_hashjoin = off
@@ -87,7 +88,7 @@ BEGIN
     SELECT g.*, count(*) OVER w AS n, row_number() OVER (w ORDER BY g.head) AS r
     FROM g WINDOW w AS (PARTITION BY g.user_id)),
   items AS (
-    SELECT m.user_id, m.item, m.gk, m.head, m.k, m.window_ms, c.last_seq - m.n + m.r AS seq,
+    SELECT m.user_id, m.item, m.gk, m.head, m.k, m.window_ms, c.last_seq - m.n + m.r AS seq, c.unread,
            o.seq AS old_seq, o.group_count AS old_count, o.read_at AS old_read_at, o.group_until AS old_until,
            o.replaced AS old_replaced
     FROM numbered m JOIN inbox_counters c ON c.user_id = m.user_id
@@ -108,15 +109,16 @@ BEGIN
   gone AS (
     DELETE FROM inbox i USING items it
     WHERE it.old_seq IS NOT NULL AND i.user_id = it.user_id AND i.seq = it.old_seq),
+  fix AS (
+    SELECT it.user_id, count(*) AS n FROM items it
+    WHERE it.old_seq IS NOT NULL AND it.old_read_at IS NULL GROUP BY it.user_id),
   recount AS (
-    UPDATE inbox_counters c SET unread = c.unread - x.n
-    FROM (SELECT it.user_id, count(*) AS n FROM items it
-          WHERE it.old_seq IS NOT NULL AND it.old_read_at IS NULL GROUP BY it.user_id) x
-    WHERE c.user_id = x.user_id),
+    UPDATE inbox_counters c SET unread = c.unread - x.n FROM fix x WHERE c.user_id = x.user_id),
   q AS (
     SELECT s.id, s.attempts, s.user_id, s.notification_id, s.detail, s.gk, it.seq, it.head,
-           CASE WHEN it.gk IS NOT NULL THEN it.k + coalesce(it.old_count, 0) END AS cnt, it.old_seq
-    FROM s JOIN items it ON it.user_id = s.user_id AND it.item = s.item),
+           CASE WHEN it.gk IS NOT NULL THEN it.k + coalesce(it.old_count, 0) END AS cnt, it.old_seq,
+           it.unread - coalesce(x.n, 0) AS unread
+    FROM s JOIN items it ON it.user_id = s.user_id AND it.item = s.item LEFT JOIN fix x ON x.user_id = s.user_id),
   events AS (
     INSERT INTO timeline (notification_id, delivery_id, event, detail)
     SELECT q.notification_id, q.id, 'sent',
@@ -126,6 +128,6 @@ BEGIN
                 END
              || coalesce(q.detail, '{}'::jsonb)
     FROM q)
-  SELECT q.id, q.seq, q.cnt, q.old_seq, q.id <> q.head FROM q;
+  SELECT q.id, q.seq, q.cnt, q.old_seq, q.id <> q.head, q.unread FROM q;
 END
 $$;
