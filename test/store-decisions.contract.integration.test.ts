@@ -123,7 +123,9 @@ forEachStore('decisions in the store', ({ store }) => {
       store().accept(ns.slice(0, 2), {
         decisions: new Map(ns.slice(0, 2).map((n) => [n.id, new Map([[decisionKey('erin', 'email'), d]])])),
       }),
-      store().accept([ns[2] as NewNotification], { decisions: decide(ns[2] as NewNotification, [['erin', 'email', d]]) }),
+      store().accept([ns[2] as NewNotification], {
+        decisions: decide(ns[2] as NewNotification, [['erin', 'email', d]]),
+      }),
     ]);
     const digests = await store().sql.query<{ id: string }>(
       `SELECT id FROM digests WHERE user_id = 'erin' AND category = 'digest.two'`,

@@ -9,9 +9,9 @@
  * refused with HERALD_ERR_OVERLOADED (429) instead of queueing without bound.
  */
 import { createHash } from 'node:crypto';
+import type { Decider } from './decider.ts';
 import { HeraldError } from './errors.ts';
 import type { HeraldEmitter } from './events.ts';
-import type { Decider } from './decider.ts';
 import { GroupCommit, OverloadedError } from './group-commit.ts';
 import { uuidv7 } from './ids.ts';
 import type { AcceptOptions, Bus, NotificationStore } from './ports.ts';
@@ -118,9 +118,7 @@ export class Ingest {
       createdAt: now,
       idempotencyKey,
       requestHash: idempotencyKey === null ? null : hashRequest(request),
-      expiresAt: new Date(
-        (sendAt ?? now).getTime() + (request.ttlMs ?? policy?.ttlMs ?? this.retentionMs),
-      ),
+      expiresAt: new Date((sendAt ?? now).getTime() + (request.ttlMs ?? policy?.ttlMs ?? this.retentionMs)),
     };
     if (request.ttl) {
       n.ttl = request.ttl;
