@@ -9,6 +9,7 @@ import type { Template } from '../core/template-render.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
+  CategoryPolicy,
   Channel,
   DeadLetter,
   DeliveryState,
@@ -31,6 +32,7 @@ import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
+import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
 import { SqlUserStore } from './sql-users.ts';
@@ -46,6 +48,7 @@ const VACUUMED_TABLES = [
   'devices',
   'preferences',
   'timeline',
+  'digests',
 ] as const;
 
 const ANALYZE_EVERY_MS = 3_600_000;
@@ -59,6 +62,7 @@ export class SqlStore implements Store {
   private readonly deliveries: SqlDeliveryStore;
   private readonly users: SqlUserStore;
   private readonly inbox: SqlInboxStore;
+  private readonly policies: SqlCategoryPolicyStore;
   private readonly templates: SqlTemplateStore;
   private readonly devices: SqlDeviceStore;
   private readonly preferences: SqlPreferenceStore;
@@ -77,6 +81,7 @@ export class SqlStore implements Store {
     this.templates = new SqlTemplateStore(sql);
     this.devices = new SqlDeviceStore(sql);
     this.preferences = new SqlPreferenceStore(sql);
+    this.policies = new SqlCategoryPolicyStore(sql);
   }
 
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -174,6 +179,12 @@ export class SqlStore implements Store {
   }
   optOut(userId: string, category: string, channel: Channel): Promise<void> {
     return this.preferences.optOut(userId, category, channel);
+  }
+  putCategoryPolicy(policy: Omit<CategoryPolicy, 'updatedAt'>): Promise<CategoryPolicy> {
+    return this.policies.putCategoryPolicy(policy);
+  }
+  getCategoryPolicy(category: string): Promise<CategoryPolicy | null> {
+    return this.policies.getCategoryPolicy(category);
   }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];
