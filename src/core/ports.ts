@@ -16,6 +16,7 @@ import type {
   DeadLetter,
   DeliveryJob,
   DeliveryState,
+  InAppAppended,
   InAppCompletion,
   InboxDelivery,
   InboxItem,
@@ -38,7 +39,8 @@ export interface AcceptOptions {
   /**
    * Categories that have a template: their in-app deliveries are never completed in SQL (inline or by
    * the take) but leased to a worker (`via_worker`), which renders them and completes them with
-   * DeliveryStore.completeInApp. Absent or empty: none.
+   * DeliveryStore.completeInApp. Absent or empty: none. (In-app deliveries of notifications with a
+   * groupKey are leased to a worker too, whatever their category: it aggregates them.)
    */
   templated?: ReadonlySet<string>;
   /** The decider's decisions for this batch (src/core/decider.ts); absent: every delivery is sent now. */
@@ -87,8 +89,11 @@ export interface DeliveryStore {
    * user's inbox with its own text and the user's next seq (with its `sent` timeline event). Returns
    * each one's seq, or null where the lease no longer matched (nothing was written for it). A
    * delivery reaches the inbox once: only the commit that moves it out of `processing` appends it.
+   * A completion with a `groupKey` joins its user's open item of that group, or opens one (see
+   * src/core/aggregation.ts): the item gets a new seq, replacing the old one, atomically with it;
+   * a user's completions of one group in one call make one item.
    */
-  completeInApp(completions: readonly InAppCompletion[]): Promise<(number | null)[]>;
+  completeInApp(completions: readonly InAppCompletion[]): Promise<(InAppAppended | null)[]>;
   /**
    * processing with an expired lease → pending. Returns what became claimable again. With
    * `unexpired`, every lease, expired or not: only for leases whose holders are known to be dead.

@@ -184,6 +184,11 @@ export interface InboxEntry {
 export interface InboxDelivery extends InboxEntry {
   lane: Lane;
   attempt: number;
+  /**
+   * Aggregated into an item that a newer delivery of the same commit heads: recorded `sent` like the
+   * others, but its entry is not pushed (that delivery's carries the item).
+   */
+  folded?: true;
 }
 
 export type AcceptOutcome =
@@ -321,6 +326,26 @@ export interface InAppCompletion {
   body: string | null;
   /** Merged into the `sent` timeline event's detail (e.g. `templateError`); null: nothing to add. */
   detail: { [key: string]: JsonValue } | null;
+  /** The notification's groupKey: the entry joins the user's open item of that group (src/core/aggregation.ts). */
+  groupKey?: string | null;
+  /** The group's window when this delivery opens a new item, in milliseconds; default one hour. */
+  groupWindowMs?: number;
+}
+
+/** Where a completed in-app delivery went: its inbox item's seq and, for a grouped one, the item. */
+export interface InAppAppended {
+  seq: number;
+  /** Grouped deliveries only. */
+  group?: {
+    /** Notifications the item holds. */
+    count: number;
+    /** The seq of the item this one replaced; null: it opened a new item. */
+    replaces: number | null;
+    /** Another delivery of the same call, newer, heads the item: this one's notification is not its latest. */
+    folded: boolean;
+    /** The user's unread count after the commit. */
+    unreadCount: number;
+  };
 }
 
 export type AttemptOutcome =
@@ -345,6 +370,26 @@ export interface InboxItem {
   data: JsonValue;
   createdAt: Date;
   readAt: Date | null;
+  /**
+   * An item aggregating a user's notifications of one groupKey (src/core/aggregation.ts): how many it
+   * holds, and the newest one's fields (the item's own fields are that notification's too). Absent on
+   * items of notifications without a groupKey.
+   */
+  count?: number;
+  latest?: InboxLatest;
+  /** The seq of the item this one replaces: clients drop that one. Absent when it replaced none. */
+  replaces?: number;
+}
+
+/** The newest notification of an aggregated inbox item. */
+export interface InboxLatest {
+  id: string;
+  category: string;
+  priority: Priority;
+  title: string | null;
+  body: string | null;
+  data: JsonValue;
+  createdAt: Date;
 }
 
 export interface InboxPage {

@@ -321,6 +321,7 @@ function decidedRow(
   at: Date,
   unless: string | null,
   decision: Exclude<Decision, { kind: 'worker' }>,
+  viaWorker: boolean,
 ): object {
   const row: Record<string, unknown> = {
     id,
@@ -333,6 +334,8 @@ function decidedRow(
     reason: decision.kind === 'digest' ? 'digested' : decision.reason,
     unless,
   };
+  // A deferred in-app delivery that a worker must render or aggregate is leased when due, not completed in SQL.
+  if (viaWorker && decision.kind === 'defer') row.via_worker = true;
   if (decision.kind === 'digest') {
     row.window_start = decision.windowStart;
     row.window_end = decision.windowEnd;
@@ -343,8 +346,9 @@ function decidedRow(
 /**
  * Inserts notifications and their deliveries, and completes the in-app deliveries of those for which
  * `deliverInApp` says so (herald_accept, one statement); returns each one's deliveries still to do,
- * and those completed. In-app deliveries of `templated` categories are never completed here: they
- * are marked `via_worker`, for a worker to render (AcceptOptions.templated). The rows travel as one JSON document per table: JSON.stringify is much
+ * and those completed. In-app deliveries of `templated` categories, and of notifications with a
+ * groupKey, are never completed here: they are marked `via_worker`, for a worker to render
+ * (AcceptOptions.templated) or to aggregate (src/core/aggregation.ts). The rows travel as one JSON document per table: JSON.stringify is much
  * cheaper than encoding a dozen array parameters, and the server parses each document once.
  */
 async function insertNotifications(
@@ -387,8 +391,10 @@ async function insertNotifications(
     const runAt = n.sendAt ?? n.createdAt;
     const created = { jobs: [] as BusJob[], delivered: [] as InboxDelivery[] };
     out.push(created);
-    const rendered = templated?.has(n.category) === true;
-    const now = !rendered && deliverInApp(n);
+    // Rendered (a template) or aggregated (a groupKey: migration 0014): a worker completes the in-app
+    // delivery (herald_complete_in_app); the SQL fast path never sees it.
+    const viaWorker = n.groupKey !== null || templated?.has(n.category) === true;
+    const now = !viaWorker && deliverInApp(n);
     const decisionsOf = decisions?.get(n.id);
     // Each channel's due time and condition: a step's `after` counts from the notification's due time.
     const plan = n.channels.map((channel) => {
@@ -404,7 +410,7 @@ async function insertNotifications(
         const id = uuidv7();
         const decision = decisionsOf?.get(decisionKey(user, channel));
         if (decision && decision.kind !== 'worker') {
-          decided.push(decidedRow(id, n, user, channel, at, unless, decision));
+          decided.push(decidedRow(id, n, user, channel, at, unless, decision, viaWorker && channel === 'in_app'));
           if (decision.kind === 'defer') created.jobs.push({ id, lane: n.priority, runAt: decision.until });
           continue;
         }
@@ -427,7 +433,7 @@ async function insertNotifications(
         // Only a step's row carries the key (a missing key is null to herald_accept): no bytes for the rest.
         if (unless) row.unless = unless;
         // Absent (false) on the fast path: the JSON stays as it was.
-        if ((rendered || decision) && channel === 'in_app') row.via_worker = true;
+        if ((viaWorker || decision) && channel === 'in_app') row.via_worker = true;
         deliveries.push(row);
       }
     }

@@ -13,6 +13,7 @@ import type {
   Channel,
   DeadLetter,
   DeliveryState,
+  InAppAppended,
   InAppCompletion,
   InboxItem,
   InboxPage,
@@ -101,7 +102,7 @@ export class SqlStore implements Store {
   finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]> {
     return this.deliveries.finishAttempts(outcomes);
   }
-  completeInApp(completions: readonly InAppCompletion[]): Promise<(number | null)[]> {
+  completeInApp(completions: readonly InAppCompletion[]): Promise<(InAppAppended | null)[]> {
     return this.deliveries.completeInApp(completions);
   }
   reclaimExpired(limit: number, options?: { unexpired?: boolean }): Promise<{ id: string; lane: Lane }[]> {
