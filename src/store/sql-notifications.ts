@@ -41,6 +41,13 @@ interface NotificationRow {
   cancelled_at: Date | null;
 }
 
+/** An idempotency key as stored by the request that claimed it. */
+interface PriorKey {
+  notification_id: string;
+  request_hash: string;
+  answer: AcceptedAnswer;
+}
+
 function answerOf(n: NewNotification): AcceptedAnswer {
   const scheduled = n.sendAt !== null && n.sendAt.getTime() > n.createdAt.getTime();
   return { id: n.id, status: scheduled ? 'scheduled' : 'accepted', recipients: n.to.length };
@@ -55,6 +62,8 @@ export class SqlNotificationStore implements NotificationStore {
     const owner = new Map<string, number>();
     const sameKeyAs = new Map<number, number>();
     const candidates: number[] = [];
+    // The stored answers of keys another batch had claimed first (claimKeys).
+    const priorByKey = new Map<string, PriorKey>();
     batch.forEach((n, i) => {
       const key = n.idempotencyKey;
       if (key !== null) {
@@ -94,7 +103,9 @@ export class SqlNotificationStore implements NotificationStore {
     };
     if (candidates.some((i) => batch[i]?.idempotencyKey !== null)) {
       // Keys are claimed and the rows inserted in one transaction: a lost race inserts nothing.
-      await this.sql.transaction(async (tx) => insert(tx, await this.claimKeys(tx, batch, candidates, out)));
+      await this.sql.transaction(async (tx) =>
+        insert(tx, await this.claimKeys(tx, batch, candidates, out, priorByKey)),
+      );
     } else {
       // Without keys the insert is one statement, atomic by itself: no BEGIN/COMMIT round trips.
       await insert(this.sql, candidates);
@@ -103,9 +114,16 @@ export class SqlNotificationStore implements NotificationStore {
     for (const [i, first] of sameKeyAs) {
       const a = batch[i] as NewNotification;
       const o = out[first] as AcceptOutcome;
-      const firstId = o.kind === 'conflict' ? o.existingId : o.answer.id;
-      if (o.kind === 'conflict' || a.requestHash !== (batch[first] as NewNotification).requestHash) {
-        out[i] = { kind: 'conflict', existingId: firstId };
+      if (o.kind === 'conflict') {
+        // The key's owner in this batch lost to a stored request: this one is judged against that
+        // request, not against its batch neighbour (it may carry the stored body).
+        const prior = priorByKey.get(a.idempotencyKey as string);
+        out[i] =
+          prior && prior.request_hash === a.requestHash
+            ? { kind: 'replayed', answer: prior.answer }
+            : { kind: 'conflict', existingId: o.existingId };
+      } else if (a.requestHash !== (batch[first] as NewNotification).requestHash) {
+        out[i] = { kind: 'conflict', existingId: o.answer.id };
       } else {
         out[i] = { kind: 'replayed', answer: o.answer };
       }
@@ -119,6 +137,7 @@ export class SqlNotificationStore implements NotificationStore {
     batch: readonly NewNotification[],
     candidates: number[],
     out: AcceptOutcome[],
+    priorByKey: Map<string, PriorKey>,
   ): Promise<number[]> {
     // Claimed in key order: concurrent batches (in this process or another) then lock the keys they
     // share in the same order, and wait for each other instead of deadlocking.
@@ -158,6 +177,7 @@ export class SqlNotificationStore implements NotificationStore {
           [...lost].map((i) => batch[i]?.idempotencyKey),
         ]);
         const byKey = new Map(rows.map((r) => [r.key, r]));
+        for (const r of rows) priorByKey.set(r.key, r);
         for (const i of lost) {
           const n = batch[i] as NewNotification;
           const prior = byKey.get(n.idempotencyKey as string);
