@@ -17,6 +17,7 @@ import { Auth } from './api/auth.ts';
 import { buildServer } from './api/server.ts';
 import type { Config } from './config.ts';
 import { HeraldEmitter } from './core/events.ts';
+import { FanoutRunner } from './core/fanout.ts';
 import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
@@ -88,6 +89,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     inAppUpTo: roles.has('worker') ? INLINE_IN_APP_RECIPIENTS : 0,
     // In-app deliveries of categories with a template go to a worker, which renders them.
     templates: adapters.templates,
+    fanoutOnReadAbove: config.fanoutOnReadAbove,
   });
   const worker = roles.has('worker')
     ? new DeliveryWorker(
@@ -119,6 +121,20 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         maxBufferedBytes: config.wsMaxBufferBytes,
         heartbeatMs: config.wsHeartbeatMs,
         maxSocketsPerUser: config.maxSocketsPerUser,
+      })
+    : null;
+
+  // Topic fan-out runs where deliveries are made, one job at a time per process, giving way to
+  // critical and high work (src/core/fanout.ts).
+  const fanout = worker
+    ? new FanoutRunner(store, bus, events, failures, {
+        leaseMs: config.leaseMs,
+        pollMs: config.pollMs,
+        maxPage: config.fanoutPage,
+        templates: adapters.templates,
+        liveUsers: () => gateway?.connectedUsers() ?? [],
+        busy: () => worker.inFlight('critical') + worker.inFlight('high') > 0,
+        exclusive: store.exclusive,
       })
     : null;
 
@@ -157,6 +173,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     maintenance.start();
   }
   worker?.start();
+  fanout?.start();
   logger.info(
     {
       url,
@@ -181,6 +198,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       await server?.close();
       clearTimeout(cut);
       await ingest.drain();
+      await fanout?.stop();
       await worker?.stop();
       await maintenance?.stop();
       for (const p of providers) await p.close?.();

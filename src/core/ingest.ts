@@ -39,6 +39,8 @@ export interface IngestOptions {
    * no category is treated as having one.
    */
   templates?: { hasTemplate(category: string): boolean | Promise<boolean> };
+  /** Topics above this many subscribers get fan-out on read for in-app (AcceptOptions.fanoutOnReadAbove). */
+  fanoutOnReadAbove?: number;
 }
 
 export interface IngestLog {
@@ -57,7 +59,10 @@ export class Ingest {
     private readonly log: IngestLog,
     options: IngestOptions,
   ) {
-    this.acceptOptions = { inAppUpTo: options.inAppUpTo ?? 0 };
+    this.acceptOptions = {
+      inAppUpTo: options.inAppUpTo ?? 0,
+      ...(options.fanoutOnReadAbove !== undefined ? { fanoutOnReadAbove: options.fanoutOnReadAbove } : {}),
+    };
     this.templates = options.templates;
     this.commits = new GroupCommit((batch) => this.commit(batch), {
       maxBatch: options.maxBatch ?? 500,
@@ -79,6 +84,7 @@ export class Ingest {
     // take a slow path for each added field: 8 → 1.4 µs per submit (scratch loop with a store that answers at once).
     const n: NewNotification = {
       to: request.to,
+      topic: request.topic ?? null,
       category: request.category,
       priority: request.priority,
       channels: request.channels,
@@ -146,6 +152,7 @@ export class Ingest {
         id: o.answer.id,
         lane,
         deliveries: o.jobs.length + o.delivered.length,
+        ...(o.answer.recipients === null ? { fanout: true } : {}),
       });
     }
     this.events.inboxDelivered(accepted.flatMap((o) => o.delivered));
@@ -161,10 +168,11 @@ export class Ingest {
 
 /** A stable hash of the request: the same body, whatever its key order, hashes the same. */
 export function hashRequest(request: NotificationRequest): string {
-  // Without steps, hashed as before steps existed: a key first used before an upgrade still matches.
-  const { steps, ...withoutSteps } = request;
+  // Without steps (or a topic), hashed as before they existed: a key first used before an upgrade
+  // still matches. A topic is part of the hash: the same key for another topic is another body.
+  const { steps, topic, ...plain } = request;
   return createHash('sha256')
-    .update(stableStringify(steps ? request : withoutSteps))
+    .update(stableStringify({ ...plain, ...(steps ? { steps } : {}), ...(topic ? { topic } : {}) }))
     .digest('base64url');
 }
 

@@ -210,13 +210,13 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown): z.
 
 export function parseNotificationRequest(input: unknown): NotificationRequest {
   const r = parseOrThrow(notificationRequestSchema, input);
-  if (!Array.isArray(r.to)) {
-    throw validationError([{ field: 'to.topic', message: 'topics are not available yet: name the users' }]);
-  }
   const steps = r.channels.filter((e): e is ChannelStep => typeof e !== 'string');
+  const topic = Array.isArray(r.to) ? null : r.to.topic;
+  const to = Array.isArray(r.to) ? r.to : [];
   // Written out rather than spread: see Ingest.submit.
   return {
-    to: r.to.length > 1 ? [...new Set(r.to)] : r.to,
+    to: to.length > 1 ? [...new Set(to)] : to,
+    topic,
     category: r.category,
     priority: r.priority,
     channels: steps.length ? r.channels.map((e) => (typeof e === 'string' ? e : e.channel)) : (r.channels as Channel[]),

@@ -6,6 +6,7 @@
 import type { Device, DeviceToken } from './devices.ts';
 import type { Preferences } from './preferences.ts';
 import type { Template } from './template-render.ts';
+import type { TopicStore } from './topics.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
@@ -39,6 +40,12 @@ export interface AcceptOptions {
    * DeliveryStore.completeInApp. Absent or empty: none.
    */
   templated?: ReadonlySet<string>;
+  /**
+   * Topic notifications (`to: {"topic"}`) to topics with more subscribers than this have their in-app
+   * channel read through the subscription (fan-out on read, HERALD_FANOUT_ON_READ_ABOVE). Default:
+   * never (fan-out on write).
+   */
+  fanoutOnReadAbove?: number;
 }
 
 /**
@@ -207,7 +214,8 @@ export interface Store
     InboxStore,
     TemplateStore,
     DeviceStore,
-    PreferenceStore {
+    PreferenceStore,
+    TopicStore {
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */
   readonly parallelism: number;

@@ -6,6 +6,7 @@ import type { Device, DeviceToken } from '../core/devices.ts';
 import type { AcceptOptions, DeviceRegistration, StartedWork, Store, StoredTemplate, TakeFrom } from '../core/ports.ts';
 import type { Preferences } from '../core/preferences.ts';
 import type { Template } from '../core/template-render.ts';
+import type { FanoutJob, FanoutPageResult, FanoutPlanEntry } from '../core/topics.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
@@ -13,6 +14,7 @@ import type {
   DeadLetter,
   DeliveryState,
   InAppCompletion,
+  InboxEntry,
   InboxItem,
   InboxPage,
   Lane,
@@ -32,6 +34,7 @@ import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
+import { SqlTopicStore } from './sql-topics.ts';
 import { SqlUserStore } from './sql-users.ts';
 
 /** Tables whose rows are updated or deleted, the hottest first; then the append-only timeline (statistics). */
@@ -44,6 +47,9 @@ const VACUUMED_TABLES = [
   'users',
   'devices',
   'preferences',
+  'topics',
+  'topic_subscriptions',
+  'fanout_jobs',
   'timeline',
 ] as const;
 
@@ -61,6 +67,7 @@ export class SqlStore implements Store {
   private readonly templates: SqlTemplateStore;
   private readonly devices: SqlDeviceStore;
   private readonly preferences: SqlPreferenceStore;
+  private readonly topics: SqlTopicStore;
 
   constructor(
     readonly sql: Sql,
@@ -76,6 +83,7 @@ export class SqlStore implements Store {
     this.templates = new SqlTemplateStore(sql);
     this.devices = new SqlDeviceStore(sql);
     this.preferences = new SqlPreferenceStore(sql);
+    this.topics = new SqlTopicStore(sql);
   }
 
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -116,6 +124,36 @@ export class SqlStore implements Store {
   }
   siblingInAppState(delivery: { id: string; notificationId: string; userId: string }): Promise<DeliveryState | null> {
     return this.deliveries.siblingInAppState(delivery);
+  }
+  subscribe(topic: string, userIds: readonly string[]): Promise<number> {
+    return this.topics.subscribe(topic, userIds);
+  }
+  unsubscribe(topic: string, userIds: readonly string[]): Promise<number> {
+    return this.topics.unsubscribe(topic, userIds);
+  }
+  listSubscribers(
+    topic: string,
+    options: { limit: number; cursor?: string | null },
+  ): Promise<{ items: string[]; nextCursor: string | null }> {
+    return this.topics.listSubscribers(topic, options);
+  }
+  countSubscribers(topic: string): Promise<number> {
+    return this.topics.countSubscribers(topic);
+  }
+  claimFanout(leaseMs: number, options?: { unexpired?: boolean }): Promise<FanoutJob | null> {
+    return this.topics.claimFanout(leaseMs, options);
+  }
+  renewFanout(job: FanoutJob, leaseMs: number): Promise<boolean> {
+    return this.topics.renewFanout(job, leaseMs);
+  }
+  fanoutPage(
+    job: FanoutJob,
+    page: { limit: number; plan: readonly FanoutPlanEntry[]; live: readonly string[]; returnJobs: boolean },
+  ): Promise<FanoutPageResult | null> {
+    return this.topics.fanoutPage(job, page);
+  }
+  materializeTopics(userIds: readonly string[]): Promise<InboxEntry[]> {
+    return this.topics.materializeTopics(userIds);
   }
   upsertUser(profile: UserProfile): Promise<UserProfile> {
     return this.users.upsertUser(profile);
