@@ -3,6 +3,7 @@
  * and implement these interfaces; src/wiring.ts picks them once from the configuration.
  */
 
+import type { Decisions } from './decider.ts';
 import type { Device, DeviceToken } from './devices.ts';
 import type { Preferences } from './preferences.ts';
 import type { Template } from './template-render.ts';
@@ -11,6 +12,7 @@ import type {
   AcceptOutcome,
   AttemptOutcome,
   BusJob,
+  CategoryPolicy,
   Channel,
   DeadLetter,
   DeliveryJob,
@@ -46,6 +48,8 @@ export interface AcceptOptions {
    * never (fan-out on write).
    */
   fanoutOnReadAbove?: number;
+  /** The decider's decisions for this batch (src/core/decider.ts); absent: every delivery is sent now. */
+  decisions?: Decisions;
 }
 
 /**
@@ -175,6 +179,12 @@ export interface PreferenceStore {
   optOut(userId: string, category: string, channel: Channel): Promise<void>;
 }
 
+/** Category policies (PUT /v1/categories/{category}); a put replaces the category's policy whole. */
+export interface CategoryPolicyStore {
+  putCategoryPolicy(policy: Omit<CategoryPolicy, 'updatedAt'>): Promise<CategoryPolicy>;
+  getCategoryPolicy(category: string): Promise<CategoryPolicy | null>;
+}
+
 /** Where a worker takes its next work from: ids a bus handed out, or a lane of the store's own queue. */
 export type TakeFrom = { readonly ids: readonly string[] } | { readonly lane: Lane; readonly max: number };
 
@@ -215,6 +225,7 @@ export interface Store
     TemplateStore,
     DeviceStore,
     PreferenceStore,
+    CategoryPolicyStore,
     TopicStore {
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */

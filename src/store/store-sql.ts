@@ -10,6 +10,7 @@ import type { FanoutJob, FanoutPageResult, FanoutPlanEntry } from '../core/topic
 import type {
   AcceptOutcome,
   AttemptOutcome,
+  CategoryPolicy,
   Channel,
   DeadLetter,
   DeliveryState,
@@ -32,6 +33,7 @@ import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
+import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
 import { SqlTopicStore } from './sql-topics.ts';
@@ -51,6 +53,7 @@ const VACUUMED_TABLES = [
   'topic_subscriptions',
   'fanout_jobs',
   'timeline',
+  'digests',
 ] as const;
 
 const ANALYZE_EVERY_MS = 3_600_000;
@@ -64,6 +67,7 @@ export class SqlStore implements Store {
   private readonly deliveries: SqlDeliveryStore;
   private readonly users: SqlUserStore;
   private readonly inbox: SqlInboxStore;
+  private readonly policies: SqlCategoryPolicyStore;
   private readonly templates: SqlTemplateStore;
   private readonly devices: SqlDeviceStore;
   private readonly preferences: SqlPreferenceStore;
@@ -84,6 +88,7 @@ export class SqlStore implements Store {
     this.devices = new SqlDeviceStore(sql);
     this.preferences = new SqlPreferenceStore(sql);
     this.topics = new SqlTopicStore(sql);
+    this.policies = new SqlCategoryPolicyStore(sql);
   }
 
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -211,6 +216,12 @@ export class SqlStore implements Store {
   }
   optOut(userId: string, category: string, channel: Channel): Promise<void> {
     return this.preferences.optOut(userId, category, channel);
+  }
+  putCategoryPolicy(policy: Omit<CategoryPolicy, 'updatedAt'>): Promise<CategoryPolicy> {
+    return this.policies.putCategoryPolicy(policy);
+  }
+  getCategoryPolicy(category: string): Promise<CategoryPolicy | null> {
+    return this.policies.getCategoryPolicy(category);
   }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];
