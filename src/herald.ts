@@ -131,12 +131,28 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         leaseMs: config.leaseMs,
         pollMs: config.pollMs,
         maxPage: config.fanoutPage,
+        // On the embedded store every statement waits for a running page: keep pages as short as a
+        // bulk take. On PostgreSQL a page blocks no other statement; longer pages cost fewer commits.
+        pageBudgetMs: store.parallelism > 1 ? 200 : 25,
         templates: adapters.templates,
         liveUsers: () => gateway?.connectedUsers() ?? [],
         busy: () => worker.inFlight('critical') + worker.inFlight('high') > 0,
         exclusive: store.exclusive,
       })
     : null;
+
+  // Fan-out on read: entries a read appends go to the user's sockets; and when a topic notification
+  // is accepted, the subscribers connected here get its entry now (one statement per 1,000 of them).
+  if (gateway) {
+    store.onTopicEntries = (entries) => events.emit('inbox:entries', entries);
+    events.on('notification:accepted', (n) => {
+      if (!n.fanout) return;
+      const users = gateway.connectedUsers();
+      void (async () => {
+        for (let i = 0; i < users.length; i += 1_000) await store.materializeTopics(users.slice(i, i + 1_000));
+      })().catch((error: unknown) => failures.warn({ err: error }, 'fan-out on read: live entries not pushed'));
+    });
+  }
 
   let server: FastifyInstance | null = null;
   let url: string | null = null;

@@ -71,7 +71,7 @@ export class FanoutRunner {
   ) {
     this.maxPage = options.maxPage ?? 5_000;
     this.budgetMs = options.pageBudgetMs ?? 50;
-    this.page = Math.min(500, this.maxPage);
+    this.page = Math.min(1_000, this.maxPage);
     events.on('notification:accepted', (n) => {
       if (n.fanout) this.wake();
     });

@@ -118,4 +118,10 @@ export interface TopicStore {
    * statement; returns the entries appended (none, nearly always).
    */
   materializeTopics(userIds: readonly string[]): Promise<InboxEntry[]>;
+  /**
+   * Told of every entry fan-out on read appends, whichever call appended it (the store's inbox reads
+   * materialize first, so that listings, unread counts and replay include the items): the wiring
+   * points it at the gateway, so that the user's open sockets get each entry live. Null: nobody.
+   */
+  onTopicEntries: ((entries: InboxEntry[]) => void) | null;
 }

@@ -29,11 +29,11 @@ import { openPglite, type PgliteOpenOptions } from './db-pglite.ts';
 import { DEFAULT_TIMEOUTS, openPostgres, type PostgresTimeouts } from './db-postgres.ts';
 import { migrate } from './migrate.ts';
 import type { Sql } from './sql.ts';
+import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
-import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
 import { SqlTopicStore } from './sql-topics.ts';
@@ -91,8 +91,11 @@ export class SqlStore implements Store {
     this.policies = new SqlCategoryPolicyStore(sql);
   }
 
-  accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
-    return this.notifications.accept(batch, options);
+  async accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
+    const out = await this.notifications.accept(batch, options);
+    // A topic notification may have left an item to read through its subscriptions.
+    if (batch.some((n) => n.topic)) this.topics.itemAccepted();
+    return out;
   }
   getNotification(id: string, options?: { cursor?: string | null; limit?: number }): Promise<NotificationView | null> {
     return this.notifications.getNotification(id, options);
@@ -160,22 +163,38 @@ export class SqlStore implements Store {
   materializeTopics(userIds: readonly string[]): Promise<InboxEntry[]> {
     return this.topics.materializeTopics(userIds);
   }
+  /** Where entries appended by fan-out on read go (to the gateway), whichever read appended them. */
+  get onTopicEntries(): ((entries: InboxEntry[]) => void) | null {
+    return this.topics.onTopicEntries;
+  }
+  set onTopicEntries(fn: ((entries: InboxEntry[]) => void) | null) {
+    this.topics.onTopicEntries = fn;
+  }
   upsertUser(profile: UserProfile): Promise<UserProfile> {
     return this.users.upsertUser(profile);
   }
   getUser(id: string): Promise<UserProfile | null> {
     return this.users.getUser(id);
   }
-  listInbox(userId: string, options: { limit: number; before?: number | null; unread?: boolean }): Promise<InboxPage> {
+  // Inbox reads first bring in the user's fan-out-on-read topic items (TopicStore.materializeTopics):
+  // the listing, the unread count, the last seq and replay then include them as ordinary entries.
+  async listInbox(
+    userId: string,
+    options: { limit: number; before?: number | null; unread?: boolean },
+  ): Promise<InboxPage> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.listInbox(userId, options);
   }
-  markRead(userId: string, selection: ReadSelection): Promise<number> {
+  async markRead(userId: string, selection: ReadSelection): Promise<number> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.markRead(userId, selection);
   }
-  inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
+  async inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.inboxState(userId);
   }
-  listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
+  async listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.listInboxAfter(userId, afterSeq, limit);
   }
   markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void> {

@@ -184,3 +184,56 @@ BEGIN
   RETURN QUERY SELECT 'page'::text, j.after_user, NULL::uuid, n::bigint, NULL::text, NULL::timestamptz, finished;
 END
 $$;
+
+-- Fan-out on read: appends to the inbox of each of p_users the topic items they have not had yet
+-- (items of their subscriptions above seen_item, up to the topic's last_item) that they were in the
+-- audience of (subscribed at the item's cutoff, not unsubscribed by then). The subscriptions are
+-- locked and their watermarks moved in the same statement, so two concurrent calls for a user never
+-- append an item twice (the second waits, then finds nothing above the new watermark). Entries are
+-- ordinary: the user's next seqs (counter rows upserted in user order, as herald_append_inbox does),
+-- unread, and the delivery id a fresh UUID (no deliveries row: the topic's item is the record).
+-- A user's items are appended in notification id (creation) order. Returns the appended entries.
+CREATE FUNCTION herald_materialize_topics(p_users text[])
+RETURNS TABLE (user_id text, seq bigint, notification_id uuid, delivery_id uuid)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  us text[];
+  ns uuid[];
+BEGIN
+  WITH w AS (
+    UPDATE topic_subscriptions s SET seen_item = x.last_item
+    FROM (SELECT s2.topic, s2.user_id, s2.seen_item AS old, t.last_item
+          FROM topic_subscriptions s2 JOIN topics t ON t.name = s2.topic
+          WHERE s2.user_id = ANY(p_users) AND t.last_item > s2.seen_item
+          ORDER BY s2.user_id, s2.topic
+          FOR UPDATE OF s2) x
+    WHERE s.topic = x.topic AND s.user_id = x.user_id AND s.seen_item = x.old
+    RETURNING s.user_id, s.topic, x.old, x.last_item, s.subscribed_at, s.unsubscribed_at)
+  SELECT array_agg(w.user_id ORDER BY w.user_id, i.notification_id), array_agg(i.notification_id ORDER BY w.user_id, i.notification_id)
+  INTO us, ns
+  FROM w JOIN topic_items i ON i.topic = w.topic AND i.seq > w.old AND i.seq <= w.last_item
+  WHERE i.cutoff >= w.subscribed_at AND (w.unsubscribed_at IS NULL OR w.unsubscribed_at > i.cutoff);
+  IF us IS NULL THEN
+    RETURN;
+  END IF;
+
+  INSERT INTO inbox_counters AS c (user_id, last_seq, unread)
+  SELECT u, count(*), count(*) FROM unnest(us) AS u GROUP BY u ORDER BY u
+  ON CONFLICT ON CONSTRAINT inbox_counters_pkey
+  DO UPDATE SET last_seq = c.last_seq + EXCLUDED.last_seq, unread = c.unread + EXCLUDED.unread,
+    unread_from = CASE WHEN c.unread = 0 THEN c.last_seq + 1 ELSE c.unread_from END;
+
+  RETURN QUERY
+  WITH e AS (
+    SELECT x.u, x.n_id, count(*) OVER w AS n, row_number() OVER (w ORDER BY x.k) AS k
+    FROM unnest(us, ns) WITH ORDINALITY AS x(u, n_id, k)
+    WINDOW w AS (PARTITION BY x.u)),
+  q AS (
+    SELECT e.u, e.n_id, c.last_seq - e.n + e.k AS seq, gen_random_uuid() AS d_id
+    FROM e JOIN inbox_counters c ON c.user_id = e.u),
+  appended AS (
+    INSERT INTO inbox (user_id, seq, notification_id, delivery_id) SELECT q.u, q.seq, q.n_id, q.d_id FROM q)
+  SELECT q.u, q.seq, q.n_id, q.d_id FROM q;
+END
+$$;
