@@ -20,6 +20,7 @@ import type {
 } from '../core/types.ts';
 import { type DeliveryRow, decodeCursor, encodeCursor } from './rows.ts';
 import type { Sql, SqlClient } from './sql.ts';
+import { acceptTopicNotifications } from './sql-topics.ts';
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600_000;
 /** Idempotency keys deleted per statement by the purge. */
@@ -50,7 +51,7 @@ interface PriorKey {
 
 function answerOf(n: NewNotification): AcceptedAnswer {
   const scheduled = n.sendAt !== null && n.sendAt.getTime() > n.createdAt.getTime();
-  return { id: n.id, status: scheduled ? 'scheduled' : 'accepted', recipients: n.to.length };
+  return { id: n.id, status: scheduled ? 'scheduled' : 'accepted', recipients: n.topic ? null : n.to.length };
 }
 
 export class SqlNotificationStore implements NotificationStore {
@@ -84,13 +85,10 @@ export class SqlNotificationStore implements NotificationStore {
     const inline = (n: NewNotification) => n.to.length <= upTo && n.sendAt === null && n.channels.includes('in_app');
     const insert = async (q: SqlClient, fresh: number[]) => {
       if (!fresh.length) return;
-      const created = await insertNotifications(
-        q,
-        fresh.map((i) => batch[i] as NewNotification),
-        inline,
-        options.templated,
-        options.decisions,
-      );
+      const ns = fresh.map((i) => batch[i] as NewNotification);
+      const created = await insertNotifications(q, ns, inline, options.templated, options.decisions);
+      const topical = ns.filter((n) => n.topic);
+      if (topical.length) await acceptTopicNotifications(q, topical, options.fanoutOnReadAbove ?? Infinity);
       for (const [k, i] of fresh.entries()) {
         const c = created[k] ?? { jobs: [], delivered: [] };
         out[i] = {
@@ -101,8 +99,9 @@ export class SqlNotificationStore implements NotificationStore {
         };
       }
     };
-    if (candidates.some((i) => batch[i]?.idempotencyKey !== null)) {
-      // Keys are claimed and the rows inserted in one transaction: a lost race inserts nothing.
+    if (candidates.some((i) => batch[i]?.idempotencyKey !== null || batch[i]?.topic)) {
+      // Keys are claimed and the rows inserted in one transaction: a lost race inserts nothing. A topic
+      // notification's fan-out job commits with it.
       await this.sql.transaction(async (tx) =>
         insert(tx, await this.claimKeys(tx, batch, candidates, out, priorByKey)),
       );
@@ -287,6 +286,13 @@ export class SqlNotificationStore implements NotificationStore {
         [id],
       );
       if (rows.some((r) => r.state !== 'pending' || r.attempts > 0)) return 'not_cancellable';
+      // A topic's fan-out: its job row is locked by each page, so this waits for a page in progress.
+      const [job] = await tx.query<{ served: string | number }>(
+        'SELECT served FROM fanout_jobs WHERE notification_id = $1 FOR UPDATE',
+        [id],
+      );
+      if (job && Number(job.served) > 0) return 'not_cancellable';
+      if (job) await tx.query(`UPDATE fanout_jobs SET state = 'cancelled' WHERE notification_id = $1`, [id]);
       await tx.query(
         `UPDATE deliveries SET state = 'cancelled', updated_at = now() WHERE notification_id = $1 AND state = 'pending'`,
         [id],
@@ -404,7 +410,8 @@ async function insertNotifications(
       data: n.data,
       send_at: n.sendAt,
       group_key: n.groupKey,
-      recipients: n.to.length,
+      // A topic's audience is counted by its fan-out (null until then).
+      recipients: n.topic ? null : n.to.length,
       created_at: n.createdAt,
       expires_at: n.expiresAt ?? null,
     });
