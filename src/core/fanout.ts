@@ -23,10 +23,11 @@
  * above the fan-out-on-read size has its in-app channel read through the subscription instead
  * (TopicStore.materializeTopics): the pages then write only the other channels.
  */
+import type { Decider, NotificationDecisions } from './decider.ts';
 import type { HeraldEmitter } from './events.ts';
 import type { Bus } from './ports.ts';
-import type { FanoutJob, FanoutPlanEntry, TopicStore } from './topics.ts';
-import type { BusJob } from './types.ts';
+import type { FanoutJob, FanoutPageRequest, FanoutPlanEntry, TopicStore } from './topics.ts';
+import type { BusJob, NewNotification } from './types.ts';
 
 export interface FanoutOptions {
   /** Lease of a job (HERALD_LEASE_MS); renewed after every page. */
@@ -45,6 +46,12 @@ export interface FanoutOptions {
   busy?: () => boolean;
   /** Every lease found at start-up was held by a dead process (the embedded store): take them at once. */
   exclusive?: boolean;
+  /**
+   * The decider of ingest (ADR 13), run once per page on the page's subscribers; its decisions are
+   * stored by the page, in its transaction. Absent: everyone is sent now (the page reads its
+   * subscribers itself: one statement per page).
+   */
+  decider?: Decider;
 }
 
 export interface FanoutLog {
@@ -131,24 +138,34 @@ export class FanoutRunner {
     // When the first of the pending deliveries a page creates is due (null: every one is inline).
     const pending = plan.filter((p) => !p.inline).map((p) => p.at.getTime());
     const wakeAt = pending.length ? new Date(Math.min(...pending)) : null;
+    let after = job.afterUser;
     while (!this.stopping) {
       await this.giveWay();
       const started = performance.now();
-      const result = await this.store.fanoutPage(job, {
+      const request: FanoutPageRequest = {
         limit: this.page,
         plan,
         live: this.options.liveUsers?.() ?? [],
         returnJobs: !this.bus.queueIsStore,
-      });
+      };
+      let decisions: NotificationDecisions | undefined;
+      if (this.options.decider) {
+        const users = await this.store.fanoutAudience(job, after, this.page);
+        decisions = (await this.options.decider.decide([pageNotification(job, users)]))?.get(job.notificationId);
+        request.decided = { after, users, decisions };
+      }
+      const result = await this.store.fanoutPage(job, request);
       this.resize(performance.now() - started, result?.recipients ?? 0);
       if (!result) return; // the lease was lost: another runner has the job
+      after = result.checkpoint;
       this.events.emit('fanout:page', { notificationId: job.notificationId, recipients: result.recipients });
       if (result.live.length) this.events.emit('inbox:entries', result.live);
       // The store is the queue: one job for the lane only wakes its takers.
+      const wake = earliest(wakeAt, decisions && decidedWake(decisions, plan));
       const announced: BusJob[] = !this.bus.queueIsStore
         ? result.jobs.map((j) => ({ id: j.id, lane: job.lane, runAt: j.runAt }))
-        : wakeAt && result.recipients > 0
-          ? [{ id: job.notificationId, lane: job.lane, runAt: wakeAt }]
+        : wake && result.recipients > 0
+          ? [{ id: job.notificationId, lane: job.lane, runAt: wake }]
           : [];
       if (announced.length) {
         await this.bus.publish(announced).catch((error: unknown) => {
@@ -198,4 +215,47 @@ export class FanoutRunner {
     }
     return plan;
   }
+}
+
+/** The page as one notification to the decider: the job's notification, to the page's subscribers. */
+export function pageNotification(job: FanoutJob, users: readonly string[]): NewNotification {
+  const n = job.notification;
+  return {
+    id: job.notificationId,
+    to: [...users],
+    topic: job.topic,
+    category: n.category,
+    priority: n.priority,
+    channels: n.channels,
+    steps: n.steps.length
+      ? n.steps.map((st) => ({ channel: st.channel, after: null, afterMs: st.afterMs, unless: st.unless }))
+      : null,
+    title: n.item.title,
+    body: n.item.body,
+    data: n.item.data as NewNotification['data'],
+    sendAt: n.sendAt,
+    groupKey: null,
+    ttl: null,
+    ttlMs: n.ttlMs,
+    createdAt: n.createdAt,
+    expiresAt: n.expiresAt,
+    idempotencyKey: null,
+    requestHash: null,
+  };
+}
+
+/** When the first delivery the decisions leave pending is due: the end of quiet hours, or now (a worker's). */
+function decidedWake(decisions: NotificationDecisions, plan: readonly FanoutPlanEntry[]): Date | null {
+  let at: number | null = null;
+  const inApp = plan.find((p) => p.channel === 'in_app');
+  for (const d of decisions.values()) {
+    const t = d.kind === 'defer' ? d.until.getTime() : d.kind === 'worker' && inApp ? inApp.at.getTime() : null;
+    if (t !== null && (at === null || t < at)) at = t;
+  }
+  return at === null ? null : new Date(at);
+}
+
+function earliest(a: Date | null, b: Date | null | undefined): Date | null {
+  if (!b) return a;
+  return !a || b < a ? b : a;
 }
