@@ -186,7 +186,7 @@ export class FanoutRunner {
 
   /** The next page's size: halved after a page over budget, doubled after one well under it. */
   private resize(ms: number, recipients: number): void {
-    if (ms > this.budgetMs) this.page = Math.max(100, Math.floor(this.page / 2));
+    if (ms > this.budgetMs) this.page = Math.max(Math.min(100, this.maxPage), Math.floor(this.page / 2));
     else if (ms < this.budgetMs / 2 && recipients >= this.page) this.page = Math.min(this.maxPage, this.page * 2);
   }
 

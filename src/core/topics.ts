@@ -14,9 +14,9 @@
  *   one, and no subscriber is ever served twice.
  */
 import { z } from 'zod';
+import type { NotificationDecisions } from './decider.ts';
 import { validationError } from './errors.ts';
 import { idSchema, issuesOf } from './input.ts';
-import type { NotificationDecisions } from './decider.ts';
 import type { Channel, InboxEntry, InboxItem, Lane, Priority, StepCondition } from './types.ts';
 
 /** Most user ids in one PUT or DELETE of a topic's subscribers. */

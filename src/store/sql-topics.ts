@@ -9,8 +9,8 @@ import { parseIsoDuration } from '../core/iso-duration.ts';
 import type { FanoutJob, FanoutPageRequest, FanoutPageResult, TopicStore } from '../core/topics.ts';
 import type { Channel, InboxEntry, JsonValue, Lane, NewNotification, Priority, StepCondition } from '../core/types.ts';
 import { decodeCursor, encodeCursor } from './rows.ts';
-import { decidedPage } from './sql-fanout-decided.ts';
 import type { Sql, SqlClient } from './sql.ts';
+import { decidedPage } from './sql-fanout-decided.ts';
 
 /** Delivery ids of a page count up from a random start below this (ids have 48 bits there). */
 const ID_START_RANGE = 2 ** 40;
