@@ -216,7 +216,7 @@ forEachStore('fan-out pages through the decider', ({ store }) => {
     expect(seqs.map((s) => Number(s.last_seq))).toEqual(USERS.map(() => 2));
   });
 
-  it('a page whose checkpoint moved since its subscribers were read writes nothing', async () => {
+  it('a page extends the lease; a page whose checkpoint moved since its subscribers were read writes nothing', async () => {
     await store().subscribe('moved', USERS);
     const n = topicNotification('moved', ['in_app']);
     await accept(n);
@@ -228,8 +228,18 @@ forEachStore('fan-out pages through the decider', ({ store }) => {
     const first = await store().fanoutAudience(job, null, 4);
     expect(first).toEqual(USERS.slice(0, 4));
     const page = { limit: 4, plan, live: [], returnJobs: false };
-    const r1 = await store().fanoutPage(job, { ...page, decided: { after: null, users: first, decisions: undefined } });
+    const r1 = await store().fanoutPage(job, {
+      ...page,
+      leaseMs: 600_000,
+      decided: { after: null, users: first, decisions: undefined },
+    });
     expect(r1).toMatchObject({ recipients: 4, checkpoint: 'u-03', done: false });
+    // The page extended the lease (claimed for 30 s) in its own transaction.
+    const [lease] = await store().sql.query<{ left_s: number }>(
+      `SELECT extract(epoch FROM lease_until - now())::int AS left_s FROM fanout_jobs WHERE notification_id = $1`,
+      [n.id],
+    );
+    expect(lease?.left_s).toBeGreaterThan(500);
     // The same page again (a stale read): refused, nothing written twice.
     expect(
       await store().fanoutPage(job, { ...page, decided: { after: null, users: first, decisions: undefined } }),

@@ -6,7 +6,7 @@
  * worker may take and that the bus may hand out twice (the store's compare-and-set decides). A job is
  * one long piece of work with progress: it lives in the store (`fanout_jobs`, inserted in the
  * transaction that accepts its notification), is held by one runner at a time through a lease that
- * the runner renews while it works, and advances by pages whose deliveries and checkpoint commit
+ * each page extends while the runner works, and advances by pages whose deliveries and checkpoint commit
  * together — so a runner that dies loses at most the page it had not committed, and the next one
  * resumes after the last committed page; nobody is served twice. The bus only carries the deliveries
  * the pages create.
@@ -30,7 +30,7 @@ import type { FanoutJob, FanoutPageRequest, FanoutPlanEntry, TopicStore } from '
 import type { BusJob, NewNotification } from './types.ts';
 
 export interface FanoutOptions {
-  /** Lease of a job (HERALD_LEASE_MS); renewed after every page. */
+  /** Lease of a job (HERALD_LEASE_MS); every page extends it by as much, in its transaction. */
   leaseMs: number;
   /** How long an idle runner waits before looking for a job again (HERALD_POLL_MS). */
   pollMs: number;
@@ -147,6 +147,8 @@ export class FanoutRunner {
         plan,
         live: this.options.liveUsers?.() ?? [],
         returnJobs: !this.bus.queueIsStore,
+        // The page renews the lease itself: no statement between pages.
+        leaseMs: this.options.leaseMs,
       };
       let decisions: NotificationDecisions | undefined;
       if (this.options.decider) {
@@ -173,7 +175,6 @@ export class FanoutRunner {
         });
       }
       if (result.done) return;
-      if (!(await this.store.renewFanout(job, this.options.leaseMs))) return;
     }
   }
 

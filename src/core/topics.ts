@@ -90,6 +90,8 @@ export interface FanoutPageRequest {
   plan: readonly FanoutPlanEntry[];
   live: readonly string[];
   returnJobs: boolean;
+  /** Also extend the job's lease by this much (in the page's transaction). */
+  leaseMs?: number;
   /**
    * The page's subscribers as read by `fanoutAudience` after the checkpoint `after`, and the
    * decider's decisions about them (absent: everyone sent now). Absent: the page reads its
@@ -127,8 +129,6 @@ export interface TopicStore {
    * embedded store at start-up).
    */
   claimFanout(leaseMs: number, options?: { unexpired?: boolean }): Promise<FanoutJob | null>;
-  /** Extends the lease of a job this runner holds; false when it was lost. */
-  renewFanout(job: FanoutJob, leaseMs: number): Promise<boolean>;
   /**
    * Serves the next `limit` subscribers of the job's audience (one transaction, see the port's
    * header). Null when the lease no longer matches (nothing was written).

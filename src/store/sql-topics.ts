@@ -150,15 +150,6 @@ export class SqlTopicStore implements TopicStore {
     };
   }
 
-  async renewFanout(job: FanoutJob, leaseMs: number): Promise<boolean> {
-    const rows = await this.sql.query(
-      `UPDATE fanout_jobs SET lease_until = now() + $3 * interval '1 millisecond'
-       WHERE notification_id = $1 AND lease_token = $2 AND state = 'running' RETURNING 1`,
-      [job.notificationId, job.leaseToken, leaseMs],
-    );
-    return rows.length > 0;
-  }
-
   async fanoutPage(job: FanoutJob, page: FanoutPageRequest): Promise<FanoutPageResult | null> {
     const plan = page.plan.map((p, i) => ({
       ord: i + 1,
@@ -181,9 +172,8 @@ export class SqlTopicStore implements TopicStore {
       run_at: Date;
       done: boolean;
     }>(
-      d
-        ? 'SELECT * FROM herald_fanout_page($1, $2, $3, $4, $5, $6::json, $7::text[], $8, $9::text[], $10, $11::bigint[], $12::json)'
-        : 'SELECT * FROM herald_fanout_page($1, $2, $3, $4, $5, $6::json, $7::text[], $8)',
+      `SELECT * FROM herald_fanout_page($1, $2, $3, $4, $5, $6::json, $7::text[], $8,
+         p_users => $9::text[], p_after => $10, p_skip => $11::bigint[], p_decided => $12::json, p_lease_ms => $13)`,
       [
         job.notificationId,
         job.leaseToken,
@@ -193,7 +183,11 @@ export class SqlTopicStore implements TopicStore {
         JSON.stringify(plan),
         page.live,
         page.returnJobs,
-        ...(d ? [d.users, d.after, decided?.skip ?? null, decided ? JSON.stringify(decided.rows) : null] : []),
+        d ? d.users : null,
+        d ? d.after : null,
+        decided?.skip ?? null,
+        decided ? JSON.stringify(decided.rows) : null,
+        page.leaseMs ?? null,
       ],
     );
     const last = rows[rows.length - 1];

@@ -152,9 +152,6 @@ export class SqlStore implements Store {
   claimFanout(leaseMs: number, options?: { unexpired?: boolean }): Promise<FanoutJob | null> {
     return this.topics.claimFanout(leaseMs, options);
   }
-  renewFanout(job: FanoutJob, leaseMs: number): Promise<boolean> {
-    return this.topics.renewFanout(job, leaseMs);
-  }
   fanoutPage(job: FanoutJob, page: FanoutPageRequest): Promise<FanoutPageResult | null> {
     return this.topics.fanoutPage(job, page);
   }

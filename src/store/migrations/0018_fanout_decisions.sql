@@ -12,6 +12,19 @@
 --   pending via_worker (an in-app delivery a send-time gate must see), each with its timeline event.
 --   An in-app pair in p_skip gets no inbox entry from the page. Without p_skip the page's statements
 --   are those of migration 0013.
+-- * p_lease_ms: the page also extends the job's lease by that much (the runner then renews it with
+--   no statement of its own between pages).
+-- * A page commits asynchronously (synchronous_commit off for its transaction only) unless it
+--   completes an in-app entry of a user in p_live. Why that is safe: the page's rows and its
+--   checkpoint are one transaction, and an asynchronous commit is atomic too — a server crash loses
+--   the last pages whole (at most about three wal_writer_delay of them), never half of one, and the
+--   recovered database is consistent: the checkpoint is back before the lost pages, their deliveries
+--   and inbox entries are gone with it, and the next runner serves those subscribers again. Nobody
+--   is served twice and nobody is skipped. What a crash could not take back is what left the
+--   database before the WAL reached the disk: an entry pushed to a socket (its seq would be given
+--   again to another entry) — so a page that pushes keeps the synchronous commit — and bus
+--   announcements, which name deliveries that then do not exist (a worker finds no row and moves on).
+--   Any later synchronous commit (an accept, a read) flushes the WAL up to it, pages included.
 -- * topic_subscriptions_tombstones: the purge (purgeTopics) finds old tombstones without a scan.
 
 ALTER TABLE fanout_jobs ADD COLUMN ttl_ms bigint;
@@ -30,7 +43,8 @@ $$;
 DROP FUNCTION herald_fanout_page(uuid, uuid, int, text, bigint, json, text[], boolean);
 CREATE FUNCTION herald_fanout_page(p_job uuid, p_token uuid, p_limit int, p_id_prefix text, p_id_start bigint,
                                    p_plan json, p_live text[], p_jobs boolean, p_users text[] DEFAULT NULL,
-                                   p_after text DEFAULT NULL, p_skip bigint[] DEFAULT NULL, p_decided json DEFAULT NULL)
+                                   p_after text DEFAULT NULL, p_skip bigint[] DEFAULT NULL, p_decided json DEFAULT NULL,
+                                   p_lease_ms int DEFAULT NULL)
 RETURNS TABLE (kind text, user_id text, delivery_id uuid, seq bigint, channel text, run_at timestamptz, done boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -42,6 +56,7 @@ DECLARE
   width int;
   inline_ord int;
   finished boolean;
+  pushed bigint := 0;
 BEGIN
   SELECT * INTO j FROM fanout_jobs f WHERE f.notification_id = p_job FOR UPDATE;
   IF NOT FOUND OR j.state <> 'running' OR j.lease_token IS DISTINCT FROM p_token
@@ -117,7 +132,10 @@ BEGIN
   UPDATE fanout_jobs f SET after_user = coalesce(users[n], f.after_user), pages = f.pages + 1, served = f.served + n,
     state = CASE WHEN finished THEN 'done' ELSE 'running' END,
     lease_token = CASE WHEN finished THEN NULL ELSE f.lease_token END,
-    lease_until = CASE WHEN finished THEN NULL ELSE f.lease_until END, updated_at = now()
+    lease_until = CASE WHEN finished THEN NULL
+                       WHEN p_lease_ms IS NOT NULL THEN now() + p_lease_ms * interval '1 millisecond'
+                       ELSE f.lease_until END,
+    updated_at = now()
   WHERE f.notification_id = p_job
   RETURNING * INTO j;
   INSERT INTO timeline (notification_id, event, detail)
@@ -137,6 +155,11 @@ BEGIN
     FROM unnest(users) WITH ORDINALITY AS u(user_id, k) JOIN inbox_counters c ON c.user_id = u.user_id
     WHERE u.user_id = ANY(p_live)
       AND (p_skip IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(p_skip) AS s(o) WHERE s.o = (u.k - 1) * width + inline_ord - 1));
+    GET DIAGNOSTICS pushed = ROW_COUNT;
+  END IF;
+  -- Asynchronous commit, unless a socket learns a seq from this page (see the header).
+  IF pushed = 0 THEN
+    PERFORM set_config('synchronous_commit', 'off', true);
   END IF;
   IF p_jobs AND n > 0 THEN
     -- Pending deliveries a worker takes (not the digested ones: their digest is sent at its window's end).
