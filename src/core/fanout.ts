@@ -34,7 +34,7 @@ export interface FanoutOptions {
   leaseMs: number;
   /** How long an idle runner waits before looking for a job again (HERALD_POLL_MS). */
   pollMs: number;
-  /** Most subscribers per page; default 5,000 (HERALD_FANOUT_PAGE). */
+  /** Most subscribers per page; default 10,000 (HERALD_FANOUT_PAGE). */
   maxPage?: number;
   /** Roughly how long one page may hold the store; default 50 ms. */
   pageBudgetMs?: number;
@@ -76,7 +76,7 @@ export class FanoutRunner {
     private readonly log: FanoutLog,
     private readonly options: FanoutOptions,
   ) {
-    this.maxPage = options.maxPage ?? 5_000;
+    this.maxPage = options.maxPage ?? 10_000;
     this.budgetMs = options.pageBudgetMs ?? 50;
     this.page = Math.min(1_000, this.maxPage);
     events.on('notification:accepted', (n) => {
