@@ -340,10 +340,11 @@ async function insertNotifications(
       title: n.title,
       body: n.body,
       data: n.data,
-      send_at: n.sendAt,
+      // Dates as text: JSON.stringify calls a Date's toJSON on a slow path (3× the time of the row).
+      send_at: n.sendAt?.toISOString() ?? null,
       group_key: n.groupKey,
       recipients: n.to.length,
-      created_at: n.createdAt,
+      created_at: n.createdAt.toISOString(),
     });
     const runAt = n.sendAt ?? n.createdAt;
     const created = { jobs: [] as BusJob[], delivered: [] as InboxDelivery[] };
@@ -354,13 +355,15 @@ async function insertNotifications(
     const plan = n.channels.map((channel) => {
       const step = n.steps?.find((st) => st.channel === channel);
       const at = step?.afterMs ? new Date(runAt.getTime() + step.afterMs) : runAt;
-      return { channel, at, unless: step?.unless ?? null, inline: now && channel === 'in_app' && at === runAt };
+      // The due time as text once per channel, not a Date for JSON.stringify to format per row.
+      const due = at.toISOString();
+      return { channel, at, due, unless: step?.unless ?? null, inline: now && channel === 'in_app' && at === runAt };
     });
     // One user's deliveries get consecutive ids (uuidv7 grows strictly within this process): the
     // step gate finds a user's in-app delivery among the neighbours of another of theirs
     // (SqlDeliveryStore.inAppState).
     for (const user of n.to) {
-      for (const { channel, at, unless, inline } of plan) {
+      for (const { channel, at, due, unless, inline } of plan) {
         const id = uuidv7();
         if (inline) {
           const entry = sentInApp(id, user, n);
@@ -375,7 +378,7 @@ async function insertNotifications(
           user_id: user,
           channel,
           lane: n.priority,
-          next_attempt_at: at,
+          next_attempt_at: due,
           sent: inline,
         };
         // Only a step's row carries the key (a missing key is null to herald_accept): no bytes for the rest.
