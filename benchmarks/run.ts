@@ -8,6 +8,7 @@ import { scenario as batch } from './batch.ts';
 import { scenario as channels } from './channels.ts';
 import { scenario as deliver } from './deliver.ts';
 import { scenario as e2eLatency } from './e2e-latency.ts';
+import { scenario as fanout } from './fanout.ts';
 import { scenario as ingest } from './ingest.ts';
 import { STORES, type StoreKind } from './lib/herald-process.ts';
 import { REALTIME_FLAGS, REALTIME_USAGE, realtimeOptions } from './lib/realtime.ts';
@@ -30,6 +31,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'retry-storm': retryStorm,
   channels,
   batch,
+  fanout,
 };
 
 const USAGE = `usage: npm run bench -- <scenario> [options]
@@ -54,6 +56,7 @@ options:
   --rate n                       priority: critical notifications per second (default 20)
   --blast n                      priority: bulk deliveries queued before the second phase (default 100000)
   --in-flight n                  batch: batch requests kept in flight (default 4)
+  --subscribers n                fanout: subscribers of the topic (default 1000000)
   --deliveries n                 retry-storm: webhook deliveries, 100 recipients per notification (default 10000)
 ${REALTIME_USAGE}
   --env KEY=VALUE                extra environment for Herald (repeatable), e.g. --env HERALD_PG_POOL_SIZE=32
@@ -91,6 +94,7 @@ function parse() {
       critical: { type: 'string' },
       rate: { type: 'string' },
       blast: { type: 'string' },
+      subscribers: { type: 'string' },
       deliveries: { type: 'string' },
       'in-flight': { type: 'string' },
       env: { type: 'string', multiple: true },
@@ -137,6 +141,7 @@ const options: BenchOptions = {
   critical: Math.round(positive('critical', v.critical, 200)),
   rate: positive('rate', v.rate, 20),
   blast: Math.round(positive('blast', v.blast, 100_000)),
+  subscribers: Math.round(positive('subscribers', v.subscribers, 1_000_000)),
   deliveries: Math.round(positive('deliveries', v.deliveries, 10_000)),
   inFlight: Math.round(positive('in-flight', v['in-flight'], 4)),
   env,

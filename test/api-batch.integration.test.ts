@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorCode } from '../src/core/errors.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
-import { startTestHerald, type TestHerald } from './support/herald.ts';
+import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
 import { expectError, expectNamesField } from './support/http.ts';
 
 /** Asserts a batch result is the error `code`: exactly `{"status", "error"}`, the error as a single POST shows it. */
@@ -177,6 +177,34 @@ describe.each(['pglite', 'postgres'] as const)('POST /v1/notifications/batch (%s
     );
     expect(new Set(answers).size).toBe(1);
     expect(await notificationsOf(category)).toBe(1);
+  });
+
+  it('a topic item is accepted with recipients null and reaches every subscriber once, beside user items', async () => {
+    const category = fresh();
+    const topic = `t-${randomUUID().slice(0, 8)}`;
+    const subscribers = Array.from({ length: 30 }, (_, i) => `sub-${i}`);
+    expect((await t.api('PUT', `/v1/topics/${topic}/subscribers`, { userIds: subscribers })).status).toBe(200);
+    const r = await batch([
+      { to: ['alice'], category, title: 'direct' },
+      { to: { topic }, category, title: 'to the topic' },
+      { to: { topic: 'has space' }, category },
+    ]);
+    expect(r.status).toBe(200);
+    const [direct, viaTopic, bad] = r.json.results;
+    expect(direct).toEqual({ status: 202, id: expect.any(String), recipients: 1 });
+    expect(viaTopic).toEqual({ status: 202, id: expect.any(String), recipients: null });
+    expectNamesField(itemError(bad, 'HERALD_ERR_VALIDATION'), 'to');
+    const done = await eventually(async () => {
+      const v = (await t.api('GET', `/v1/notifications/${viaTopic.id}`)).json;
+      return v.timeline?.some((e: { event: string }) => e.event === 'fanout_done') ? v : null;
+    }, 'the fan-out to finish');
+    expect(done.recipients).toBe(30);
+    const rows = await (t.herald.adapters.store as SqlStore).sql.query<{ user_id: string; n: number }>(
+      'SELECT user_id, count(*)::int AS n FROM inbox WHERE notification_id = $1 GROUP BY user_id',
+      [viaTopic.id],
+    );
+    expect(rows.map((x) => x.user_id).sort()).toEqual([...subscribers].sort());
+    expect(rows.every((x) => x.n === 1)).toBe(true);
   });
 
   it('refuses the whole request, storing nothing, when the envelope is wrong or holds more than 1,000 items', async () => {

@@ -38,6 +38,7 @@ import { opsRoutes } from './routes-ops.ts';
 import { preferenceRoutes } from './routes-preferences.ts';
 import { realtimeRoutes } from './routes-realtime.ts';
 import { templateRoutes } from './routes-templates.ts';
+import { topicRoutes } from './routes-topics.ts';
 import { type UnsubscribeDeps, unsubscribeRoutes } from './routes-unsubscribe.ts';
 import { userRoutes } from './routes-users.ts';
 
@@ -229,6 +230,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     templateRoutes(app, deps);
     deviceRoutes(app, deps);
     preferenceRoutes(app, deps);
+    topicRoutes(app, deps);
     unsubscribeRoutes(app, deps, deps.unsubscribe);
   }
   opsRoutes(app, deps, metrics);

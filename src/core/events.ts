@@ -16,7 +16,10 @@ export interface DeliveryEvent {
 }
 
 export interface HeraldEvents {
-  'notification:accepted': [{ id: string; lane: Lane; deliveries: number }];
+  /** `fanout`: a topic notification, whose deliveries a fan-out job creates (src/core/fanout.ts). */
+  'notification:accepted': [{ id: string; lane: Lane; deliveries: number; fanout?: boolean }];
+  /** One committed page of a fan-out job: how many subscribers it served. */
+  'fanout:page': [{ notificationId: string; recipients: number }];
   /** One group commit: how many notifications shared it, and how long the store took. */
   'ingest:commit': [{ notifications: number; ms: number }];
   'delivery:sent': [DeliveryEvent];
@@ -43,10 +46,11 @@ export interface HeraldEvents {
 }
 
 export class HeraldEmitter extends EventEmitter<HeraldEvents> {
-  /** In-app deliveries just committed: their entries to the gateway, and one `delivery:sent` each. */
+  /** In-app deliveries just committed: their entries to the gateway (not the folded ones), and one `delivery:sent` each. */
   inboxDelivered(delivered: readonly InboxDelivery[]): void {
     if (!delivered.length) return;
-    this.emit('inbox:entries', delivered);
+    const entries = delivered.some((d) => d.folded) ? delivered.filter((d) => !d.folded) : delivered;
+    if (entries.length) this.emit('inbox:entries', entries);
     const now = Date.now();
     for (const d of delivered) {
       this.emit('delivery:sent', {

@@ -3,12 +3,15 @@
  * and timeline, cancellation.
  */
 
+import { type Decisions, decisionKey } from '../core/decider.ts';
 import { UUID_RE, uuidv7 } from '../core/ids.ts';
 import type { AcceptOptions, NotificationStore } from '../core/ports.ts';
 import type {
   AcceptedAnswer,
   AcceptOutcome,
   BusJob,
+  Channel,
+  Decision,
   DeliveryState,
   InboxDelivery,
   NewNotification,
@@ -17,6 +20,7 @@ import type {
 } from '../core/types.ts';
 import { type DeliveryRow, decodeCursor, encodeCursor } from './rows.ts';
 import type { Sql, SqlClient } from './sql.ts';
+import { acceptTopicNotifications } from './sql-topics.ts';
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600_000;
 /** Idempotency keys deleted per statement by the purge. */
@@ -38,9 +42,16 @@ interface NotificationRow {
   cancelled_at: Date | null;
 }
 
+/** An idempotency key as stored by the request that claimed it. */
+interface PriorKey {
+  notification_id: string;
+  request_hash: string;
+  answer: AcceptedAnswer;
+}
+
 function answerOf(n: NewNotification): AcceptedAnswer {
   const scheduled = n.sendAt !== null && n.sendAt.getTime() > n.createdAt.getTime();
-  return { id: n.id, status: scheduled ? 'scheduled' : 'accepted', recipients: n.to.length };
+  return { id: n.id, status: scheduled ? 'scheduled' : 'accepted', recipients: n.topic ? null : n.to.length };
 }
 
 export class SqlNotificationStore implements NotificationStore {
@@ -52,6 +63,8 @@ export class SqlNotificationStore implements NotificationStore {
     const owner = new Map<string, number>();
     const sameKeyAs = new Map<number, number>();
     const candidates: number[] = [];
+    // The stored answers of keys another batch had claimed first (claimKeys).
+    const priorByKey = new Map<string, PriorKey>();
     batch.forEach((n, i) => {
       const key = n.idempotencyKey;
       if (key !== null) {
@@ -72,12 +85,10 @@ export class SqlNotificationStore implements NotificationStore {
     const inline = (n: NewNotification) => n.to.length <= upTo && n.sendAt === null && n.channels.includes('in_app');
     const insert = async (q: SqlClient, fresh: number[]) => {
       if (!fresh.length) return;
-      const created = await insertNotifications(
-        q,
-        fresh.map((i) => batch[i] as NewNotification),
-        inline,
-        options.templated,
-      );
+      const ns = fresh.map((i) => batch[i] as NewNotification);
+      const created = await insertNotifications(q, ns, inline, options.templated, options.decisions);
+      const topical = ns.filter((n) => n.topic);
+      if (topical.length) await acceptTopicNotifications(q, topical, options.fanoutOnReadAbove ?? Infinity);
       for (const [k, i] of fresh.entries()) {
         const c = created[k] ?? { jobs: [], delivered: [] };
         out[i] = {
@@ -88,9 +99,12 @@ export class SqlNotificationStore implements NotificationStore {
         };
       }
     };
-    if (candidates.some((i) => batch[i]?.idempotencyKey !== null)) {
-      // Keys are claimed and the rows inserted in one transaction: a lost race inserts nothing.
-      await this.sql.transaction(async (tx) => insert(tx, await this.claimKeys(tx, batch, candidates, out)));
+    if (candidates.some((i) => batch[i]?.idempotencyKey !== null || batch[i]?.topic)) {
+      // Keys are claimed and the rows inserted in one transaction: a lost race inserts nothing. A topic
+      // notification's fan-out job commits with it.
+      await this.sql.transaction(async (tx) =>
+        insert(tx, await this.claimKeys(tx, batch, candidates, out, priorByKey)),
+      );
     } else {
       // Without keys the insert is one statement, atomic by itself: no BEGIN/COMMIT round trips.
       await insert(this.sql, candidates);
@@ -99,9 +113,16 @@ export class SqlNotificationStore implements NotificationStore {
     for (const [i, first] of sameKeyAs) {
       const a = batch[i] as NewNotification;
       const o = out[first] as AcceptOutcome;
-      const firstId = o.kind === 'conflict' ? o.existingId : o.answer.id;
-      if (o.kind === 'conflict' || a.requestHash !== (batch[first] as NewNotification).requestHash) {
-        out[i] = { kind: 'conflict', existingId: firstId };
+      if (o.kind === 'conflict') {
+        // The key's owner in this batch lost to a stored request: this one is judged against that
+        // request, not against its batch neighbour (it may carry the stored body).
+        const prior = priorByKey.get(a.idempotencyKey as string);
+        out[i] =
+          prior && prior.request_hash === a.requestHash
+            ? { kind: 'replayed', answer: prior.answer }
+            : { kind: 'conflict', existingId: o.existingId };
+      } else if (a.requestHash !== (batch[first] as NewNotification).requestHash) {
+        out[i] = { kind: 'conflict', existingId: o.answer.id };
       } else {
         out[i] = { kind: 'replayed', answer: o.answer };
       }
@@ -115,6 +136,7 @@ export class SqlNotificationStore implements NotificationStore {
     batch: readonly NewNotification[],
     candidates: number[],
     out: AcceptOutcome[],
+    priorByKey: Map<string, PriorKey>,
   ): Promise<number[]> {
     // Claimed in key order: concurrent batches (in this process or another) then lock the keys they
     // share in the same order, and wait for each other instead of deadlocking.
@@ -154,6 +176,7 @@ export class SqlNotificationStore implements NotificationStore {
           [...lost].map((i) => batch[i]?.idempotencyKey),
         ]);
         const byKey = new Map(rows.map((r) => [r.key, r]));
+        for (const r of rows) priorByKey.set(r.key, r);
         for (const i of lost) {
           const n = batch[i] as NewNotification;
           const prior = byKey.get(n.idempotencyKey as string);
@@ -187,8 +210,11 @@ export class SqlNotificationStore implements NotificationStore {
         [id],
       );
       const deliveries = await tx.query<DeliveryRow>(
-        `SELECT id, notification_id, user_id, channel, state, attempts, last_error, reason, next_attempt_at, updated_at
-         FROM deliveries WHERE notification_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3`,
+        // A digested delivery is due when its digest is (its own next_attempt_at is 'infinity': no lane takes it).
+        `SELECT id, notification_id, user_id, channel, state, attempts, last_error, reason, updated_at,
+                CASE WHEN d.digest_id IS NULL THEN d.next_attempt_at
+                     ELSE (SELECT g.window_end FROM digests g WHERE g.id = d.digest_id) END AS next_attempt_at
+         FROM deliveries d WHERE notification_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3`,
         [id, typeof after === 'string' && UUID_RE.test(after) ? after : null, limit + 1],
       );
       const timeline = await tx.query<{ at: Date; event: string; detail: TimelineEvent['detail'] }>(
@@ -260,6 +286,13 @@ export class SqlNotificationStore implements NotificationStore {
         [id],
       );
       if (rows.some((r) => r.state !== 'pending' || r.attempts > 0)) return 'not_cancellable';
+      // A topic's fan-out: its job row is locked by each page, so this waits for a page in progress.
+      const [job] = await tx.query<{ served: string | number }>(
+        'SELECT served FROM fanout_jobs WHERE notification_id = $1 FOR UPDATE',
+        [id],
+      );
+      if (job && Number(job.served) > 0) return 'not_cancellable';
+      if (job) await tx.query(`UPDATE fanout_jobs SET state = 'cancelled' WHERE notification_id = $1`, [id]);
       await tx.query(
         `UPDATE deliveries SET state = 'cancelled', updated_at = now() WHERE notification_id = $1 AND state = 'pending'`,
         [id],
@@ -305,11 +338,43 @@ function sentInApp(deliveryId: string, userId: string, n: NewNotification): Inbo
   return { deliveryId, userId, lane: n.priority, attempt: 1, item };
 }
 
+/** A delivery row with the decider's decision, for herald_accept_decided (migration 0012). */
+function decidedRow(
+  id: string,
+  n: NewNotification,
+  user: string,
+  channel: Channel,
+  at: Date,
+  unless: string | null,
+  decision: Exclude<Decision, { kind: 'worker' }>,
+  viaWorker: boolean,
+): object {
+  const row: Record<string, unknown> = {
+    id,
+    notification_id: n.id,
+    user_id: user,
+    channel,
+    lane: n.priority,
+    next_attempt_at: decision.kind === 'defer' ? decision.until : at,
+    state: decision.kind === 'skip' ? 'skipped' : 'pending',
+    reason: decision.kind === 'digest' ? 'digested' : decision.reason,
+    unless,
+  };
+  // A deferred in-app delivery that a worker must render or aggregate is leased when due, not completed in SQL.
+  if (viaWorker && decision.kind === 'defer') row.via_worker = true;
+  if (decision.kind === 'digest') {
+    row.window_start = decision.windowStart;
+    row.window_end = decision.windowEnd;
+  }
+  return row;
+}
+
 /**
  * Inserts notifications and their deliveries, and completes the in-app deliveries of those for which
  * `deliverInApp` says so (herald_accept, one statement); returns each one's deliveries still to do,
- * and those completed. In-app deliveries of `templated` categories are never completed here: they
- * are marked `via_worker`, for a worker to render (AcceptOptions.templated). The rows travel as one JSON document per table: JSON.stringify is much
+ * and those completed. In-app deliveries of `templated` categories, and of notifications with a
+ * groupKey, are never completed here: they are marked `via_worker`, for a worker to render
+ * (AcceptOptions.templated) or to aggregate (src/core/aggregation.ts). The rows travel as one JSON document per table: JSON.stringify is much
  * cheaper than encoding a dozen array parameters, and the server parses each document once.
  */
 async function insertNotifications(
@@ -317,9 +382,12 @@ async function insertNotifications(
   ns: NewNotification[],
   deliverInApp: (n: NewNotification) => boolean,
   templated: ReadonlySet<string> | undefined,
+  decisions: Decisions | undefined,
 ): Promise<{ jobs: BusJob[]; delivered: InboxDelivery[] }[]> {
   const notifications: object[] = [];
   const deliveries: object[] = [];
+  // Rows the decider decided something about (herald_accept's third argument); empty on the fast path.
+  const decided: object[] = [];
   // The entries of the in-app deliveries completed here, waiting for the seqs the statement gives them.
   const completing = new Map<string, InboxDelivery>();
   const out: { jobs: BusJob[]; delivered: InboxDelivery[] }[] = [];
@@ -343,14 +411,19 @@ async function insertNotifications(
       // Dates as text: JSON.stringify calls a Date's toJSON on a slow path (3× the time of the row).
       send_at: n.sendAt?.toISOString() ?? null,
       group_key: n.groupKey,
-      recipients: n.to.length,
+      // A topic's audience is counted by its fan-out (null until then).
+      recipients: n.topic ? null : n.to.length,
       created_at: n.createdAt.toISOString(),
+      expires_at: n.expiresAt?.toISOString() ?? null,
     });
     const runAt = n.sendAt ?? n.createdAt;
     const created = { jobs: [] as BusJob[], delivered: [] as InboxDelivery[] };
     out.push(created);
-    const rendered = templated?.has(n.category) === true;
-    const now = !rendered && deliverInApp(n);
+    // Rendered (a template) or aggregated (a groupKey: migration 0014): a worker completes the in-app
+    // delivery (herald_complete_in_app); the SQL fast path never sees it.
+    const viaWorker = n.groupKey !== null || templated?.has(n.category) === true;
+    const now = !viaWorker && deliverInApp(n);
+    const decisionsOf = decisions?.get(n.id);
     // Each channel's due time and condition: a step's `after` counts from the notification's due time.
     const plan = n.channels.map((channel) => {
       const step = n.steps?.find((st) => st.channel === channel);
@@ -365,7 +438,13 @@ async function insertNotifications(
     for (const user of n.to) {
       for (const { channel, at, due, unless, inline } of plan) {
         const id = uuidv7();
-        if (inline) {
+        const decision = decisionsOf?.get(decisionKey(user, channel));
+        if (decision && decision.kind !== 'worker') {
+          decided.push(decidedRow(id, n, user, channel, at, unless, decision, viaWorker && channel === 'in_app'));
+          if (decision.kind === 'defer') created.jobs.push({ id, lane: n.priority, runAt: decision.until });
+          continue;
+        }
+        if (inline && !decision) {
           const entry = sentInApp(id, user, n);
           completing.set(id, entry);
           created.delivered.push(entry);
@@ -379,20 +458,20 @@ async function insertNotifications(
           channel,
           lane: n.priority,
           next_attempt_at: due,
-          sent: inline,
+          sent: inline && !decision,
         };
         // Only a step's row carries the key (a missing key is null to herald_accept): no bytes for the rest.
         if (unless) row.unless = unless;
         // Absent (false) on the fast path: the JSON stays as it was.
-        if (rendered && channel === 'in_app') row.via_worker = true;
+        if ((viaWorker || decision) && channel === 'in_app') row.via_worker = true;
         deliveries.push(row);
       }
     }
   }
-  const rows = await q.query<{ id: string; seq: string | number }>('SELECT * FROM herald_accept($1::json, $2::json)', [
-    JSON.stringify(notifications),
-    JSON.stringify(deliveries),
-  ]);
+  const rows = await q.query<{ id: string; seq: string | number }>(
+    'SELECT * FROM herald_accept($1::json, $2::json, $3::json)',
+    [JSON.stringify(notifications), JSON.stringify(deliveries), decided.length ? JSON.stringify(decided) : null],
+  );
   // One row per delivery inserted 'sent' (herald_append_inbox), with its seq.
   for (const r of rows) {
     const entry = completing.get(r.id);

@@ -6,13 +6,17 @@ import type { Device, DeviceToken } from '../core/devices.ts';
 import type { AcceptOptions, DeviceRegistration, StartedWork, Store, StoredTemplate, TakeFrom } from '../core/ports.ts';
 import type { Preferences } from '../core/preferences.ts';
 import type { Template } from '../core/template-render.ts';
+import type { FanoutJob, FanoutPageResult, FanoutPlanEntry } from '../core/topics.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
+  CategoryPolicy,
   Channel,
   DeadLetter,
   DeliveryState,
+  InAppAppended,
   InAppCompletion,
+  InboxEntry,
   InboxItem,
   InboxPage,
   Lane,
@@ -26,12 +30,14 @@ import { openPglite, type PgliteOpenOptions } from './db-pglite.ts';
 import { DEFAULT_TIMEOUTS, openPostgres, type PostgresTimeouts } from './db-postgres.ts';
 import { migrate } from './migrate.ts';
 import type { Sql } from './sql.ts';
+import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
+import { SqlTopicStore } from './sql-topics.ts';
 import { SqlUserStore } from './sql-users.ts';
 
 /** Tables whose rows are updated or deleted, the hottest first; then the append-only timeline (statistics). */
@@ -44,7 +50,11 @@ const VACUUMED_TABLES = [
   'users',
   'devices',
   'preferences',
+  'topics',
+  'topic_subscriptions',
+  'fanout_jobs',
   'timeline',
+  'digests',
 ] as const;
 
 const ANALYZE_EVERY_MS = 3_600_000;
@@ -58,9 +68,11 @@ export class SqlStore implements Store {
   private readonly deliveries: SqlDeliveryStore;
   private readonly users: SqlUserStore;
   private readonly inbox: SqlInboxStore;
+  private readonly policies: SqlCategoryPolicyStore;
   private readonly templates: SqlTemplateStore;
   private readonly devices: SqlDeviceStore;
   private readonly preferences: SqlPreferenceStore;
+  private readonly topics: SqlTopicStore;
 
   constructor(
     readonly sql: Sql,
@@ -76,10 +88,15 @@ export class SqlStore implements Store {
     this.templates = new SqlTemplateStore(sql);
     this.devices = new SqlDeviceStore(sql);
     this.preferences = new SqlPreferenceStore(sql);
+    this.topics = new SqlTopicStore(sql);
+    this.policies = new SqlCategoryPolicyStore(sql);
   }
 
-  accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
-    return this.notifications.accept(batch, options);
+  async accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
+    const out = await this.notifications.accept(batch, options);
+    // A topic notification may have left an item to read through its subscriptions.
+    if (batch.some((n) => n.topic)) this.topics.itemAccepted();
+    return out;
   }
   getNotification(id: string, options?: { cursor?: string | null; limit?: number }): Promise<NotificationView | null> {
     return this.notifications.getNotification(id, options);
@@ -96,7 +113,7 @@ export class SqlStore implements Store {
   finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]> {
     return this.deliveries.finishAttempts(outcomes);
   }
-  completeInApp(completions: readonly InAppCompletion[]): Promise<(number | null)[]> {
+  completeInApp(completions: readonly InAppCompletion[]): Promise<(InAppAppended | null)[]> {
     return this.deliveries.completeInApp(completions);
   }
   reclaimExpired(limit: number, options?: { unexpired?: boolean }): Promise<{ id: string; lane: Lane }[]> {
@@ -117,22 +134,68 @@ export class SqlStore implements Store {
   siblingInAppState(delivery: { id: string; notificationId: string; userId: string }): Promise<DeliveryState | null> {
     return this.deliveries.siblingInAppState(delivery);
   }
+  subscribe(topic: string, userIds: readonly string[]): Promise<number> {
+    return this.topics.subscribe(topic, userIds);
+  }
+  unsubscribe(topic: string, userIds: readonly string[]): Promise<number> {
+    return this.topics.unsubscribe(topic, userIds);
+  }
+  listSubscribers(
+    topic: string,
+    options: { limit: number; cursor?: string | null },
+  ): Promise<{ items: string[]; nextCursor: string | null }> {
+    return this.topics.listSubscribers(topic, options);
+  }
+  countSubscribers(topic: string): Promise<number> {
+    return this.topics.countSubscribers(topic);
+  }
+  claimFanout(leaseMs: number, options?: { unexpired?: boolean }): Promise<FanoutJob | null> {
+    return this.topics.claimFanout(leaseMs, options);
+  }
+  renewFanout(job: FanoutJob, leaseMs: number): Promise<boolean> {
+    return this.topics.renewFanout(job, leaseMs);
+  }
+  fanoutPage(
+    job: FanoutJob,
+    page: { limit: number; plan: readonly FanoutPlanEntry[]; live: readonly string[]; returnJobs: boolean },
+  ): Promise<FanoutPageResult | null> {
+    return this.topics.fanoutPage(job, page);
+  }
+  materializeTopics(userIds: readonly string[]): Promise<InboxEntry[]> {
+    return this.topics.materializeTopics(userIds);
+  }
+  /** Where entries appended by fan-out on read go (to the gateway), whichever read appended them. */
+  get onTopicEntries(): ((entries: InboxEntry[]) => void) | null {
+    return this.topics.onTopicEntries;
+  }
+  set onTopicEntries(fn: ((entries: InboxEntry[]) => void) | null) {
+    this.topics.onTopicEntries = fn;
+  }
   upsertUser(profile: UserProfile): Promise<UserProfile> {
     return this.users.upsertUser(profile);
   }
   getUser(id: string): Promise<UserProfile | null> {
     return this.users.getUser(id);
   }
-  listInbox(userId: string, options: { limit: number; before?: number | null; unread?: boolean }): Promise<InboxPage> {
+  // Inbox reads first bring in the user's fan-out-on-read topic items (TopicStore.materializeTopics):
+  // the listing, the unread count, the last seq and replay then include them as ordinary entries.
+  async listInbox(
+    userId: string,
+    options: { limit: number; before?: number | null; unread?: boolean },
+  ): Promise<InboxPage> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.listInbox(userId, options);
   }
-  markRead(userId: string, selection: ReadSelection): Promise<number> {
+  async markRead(userId: string, selection: ReadSelection): Promise<number> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.markRead(userId, selection);
   }
-  inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
+  async inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.inboxState(userId);
   }
-  listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
+  async listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.listInboxAfter(userId, afterSeq, limit);
   }
   markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void> {
@@ -173,6 +236,12 @@ export class SqlStore implements Store {
   }
   optOut(userId: string, category: string, channel: Channel): Promise<void> {
     return this.preferences.optOut(userId, category, channel);
+  }
+  putCategoryPolicy(policy: Omit<CategoryPolicy, 'updatedAt'>): Promise<CategoryPolicy> {
+    return this.policies.putCategoryPolicy(policy);
+  }
+  getCategoryPolicy(category: string): Promise<CategoryPolicy | null> {
+    return this.policies.getCategoryPolicy(category);
   }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];
