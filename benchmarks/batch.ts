@@ -1,7 +1,9 @@
 /**
  * batch: recipients per second that POST /v1/notifications/batch makes durable, in two shapes —
  * 1,000 items × 1 recipient and 10 items × 1,000 recipients (issue 13: ≥ 150,000 recipients/s on
- * PostgreSQL) — each on a fresh Herald with every role (as `npm start`).
+ * PostgreSQL) — each on a fresh Herald with every role (as `npm start`: its worker delivers the
+ * in-app items while the batches arrive), or with `--role api` only (`--roles api` or `all,api`:
+ * what ingest alone costs; nothing is delivered).
  *
  * `--in-flight n` batch requests are kept in flight (default 4) for a warm-up and then for
  * `--duration` seconds; every recipient is a distinct user, every item in_app. Only items answered
@@ -43,7 +45,13 @@ export const scenario: Scenario = {
   ],
   async trial(store, options, log) {
     const rows: Record<string, Cell>[] = [];
-    for (const shape of SHAPES) rows.push({ variant: shape.variant, ...(await measure(store, shape, options, log)) });
+    for (const set of options.roleSets) {
+      const roles = set === 'all' ? 'api,worker,scheduler' : 'api';
+      for (const shape of SHAPES) {
+        const variant = set === 'all' ? shape.variant : `${shape.variant}, api only`;
+        rows.push({ variant, ...(await measure(store, roles, shape, options, log)) });
+      }
+    }
     return { rows };
   },
 };
@@ -104,10 +112,11 @@ async function drive(pool: Pool, shape: Shape, inFlight: number, seconds: number
   return w;
 }
 
-async function measure(store: StoreKind, shape: Shape, o: BenchOptions, log: (m: string) => void) {
-  log(`${shape.variant}: starting Herald (${store}, every role)`);
+async function measure(store: StoreKind, roles: string, shape: Shape, o: BenchOptions, log: (m: string) => void) {
+  log(`${shape.variant}: starting Herald (${store}, --role ${roles})`);
   const herald = await startHeraldProcess({
     store,
+    roles,
     env: o.env,
     ...(o.cpuProfDir ? { cpuProfDir: o.cpuProfDir } : {}),
   });
