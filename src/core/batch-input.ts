@@ -25,7 +25,7 @@ export const batchRequestSchema = z.strictObject({
   notifications: z
     .array(
       notificationRequestSchema.extend({
-        idempotencyKey: idempotencyKeySchema.optional().meta({
+        idempotencyKey: idempotencyKeySchema.nullable().optional().meta({
           description:
             'As the Idempotency-Key header of POST /v1/notifications: the same key with the same body within 24 h answers the first answer again',
         }),
@@ -55,7 +55,8 @@ function parseItem(item: unknown): BatchItem {
     return { ok: false, error: validationError([{ field: '(body)', message: 'must be a notification object' }]) };
   }
   const { idempotencyKey: rawKey, ...body } = item as Record<string, unknown>;
-  const key = rawKey === undefined ? null : idempotencyKeySchema.safeParse(rawKey);
+  // null is no key, as an absent one.
+  const key = rawKey === undefined || rawKey === null ? null : idempotencyKeySchema.safeParse(rawKey);
   const keyIssues = key && !key.success ? issuesOf(key.error).map((i) => ({ ...i, field: 'idempotencyKey' })) : [];
   try {
     const request = parseNotificationRequest(body);
