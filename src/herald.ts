@@ -16,6 +16,7 @@ import pino, { type Logger } from 'pino';
 import { Auth } from './api/auth.ts';
 import { buildServer } from './api/server.ts';
 import type { Config } from './config.ts';
+import { DigestRunner } from './core/digest-runner.ts';
 import { HeraldEmitter } from './core/events.ts';
 import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
@@ -27,6 +28,9 @@ import { MemoryPresence } from './realtime/presence-memory.ts';
 import { resolveSecrets, type Secrets } from './secrets.ts';
 import type { SqlStore } from './store/store-sql.ts';
 import { type Adapters, StartupError, wireAdapters } from './wiring.ts';
+
+/** Digests one worker process sends at once (src/core/digest-runner.ts). */
+const DIGEST_CONCURRENCY = 16;
 
 /** Recipients up to which an in-app notification is delivered as it is accepted (Ingest `inAppUpTo`). */
 const INLINE_IN_APP_RECIPIENTS = 100;
@@ -108,6 +112,15 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         store.parallelism,
       )
     : null;
+  // Digests whose window has ended: taken, sent and recorded where the lanes run.
+  const digests = roles.has('worker')
+    ? new DigestRunner(store, adapters.dispatcher, events, failures, {
+        concurrency: DIGEST_CONCURRENCY,
+        leaseMs: config.leaseMs,
+        pollMs: Math.max(config.pollMs, 250),
+        retry: config.retry,
+      })
+    : null;
   const maintenance = roles.has('scheduler')
     ? new Maintenance(store, bus, events, failures, { leaseMs: config.leaseMs })
     : null;
@@ -157,6 +170,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     maintenance.start();
   }
   worker?.start();
+  digests?.start();
   logger.info(
     {
       url,
@@ -182,6 +196,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       clearTimeout(cut);
       await ingest.drain();
       await worker?.stop();
+      await digests?.stop();
       await maintenance?.stop();
       for (const p of providers) await p.close?.();
       await adapters.rateLimiter?.close();
