@@ -235,15 +235,37 @@ forEachStore('digests', ({ store }) => {
       ['skipped', 'no_provider'],
     ]);
 
+    // A member accepted while the digest waits for its retry joins it (the digest is pending again).
+    await digested(store(), ['eve'], ['email'], w);
     await sleep(RETRY.maxDelayMs + 20);
     await runAll(r);
     ds = await byChannel();
     expect(ds.get('email')).toMatchObject({ state: 'sent', attempts: 2 });
-    expect(email.jobs.map((j) => j.deliveryId)).toEqual([ds.get('email')?.id, ds.get('email')?.id]);
+    expect(email.jobs.map((j) => [j.deliveryId, j.digest?.count])).toEqual([
+      [ds.get('email')?.id, 2],
+      [ds.get('email')?.id, 3],
+    ]);
     expect((await membersOf(store(), ds.get('email')?.id as string)).map((m) => [m.state, m.attempts])).toEqual([
       ['sent', 2],
       ['sent', 2],
+      ['sent', 2],
     ]);
+  });
+
+  it('leaves out members that expired or were cancelled; a digest left empty sends nothing', async () => {
+    const w = windowEndedAgo(1_000);
+    const expired = await digested(store(), ['gus'], ['email'], w, { expiresAt: new Date(Date.now() - 1) });
+    await digested(store(), ['gus'], ['email'], w, { title: 'kept' });
+    const cancelled = await digested(store(), ['hal'], ['email'], w);
+    expect(await store().cancel(cancelled.id)).toBe('cancelled');
+    const email = route();
+    await runAll(runner(store(), new Map([['email', email.route]])));
+    expect(email.jobs.map((j) => [j.userId, j.digest?.count, j.notification.body])).toEqual([['gus', 1, 'kept']]);
+    const v = await store().getNotification(expired.id);
+    expect(v?.deliveries.map((d) => [d.status, d.reason])).toEqual([['skipped', 'expired']]);
+    expect(v?.timeline.find((t) => t.event === 'skipped')?.detail).toMatchObject({ reason: 'expired' });
+    const [hal] = await digestsOf(store(), 'hal');
+    expect(hal).toMatchObject({ state: 'skipped', last_error: 'the digest has no members left' });
   });
 
   it('a runner that lost its lease records nothing; the digest is sent by whoever holds it', async () => {
