@@ -221,7 +221,8 @@ export interface DigestStore {
   takeDigests(max: number, leaseMs: number, graceMs: number, items: number): Promise<DigestWork[]>;
   /**
    * Records an attempt's outcome if the lease still matches: the digest, every pending member (with a
-   * timeline event each) and, for a sent in-app digest, its one inbox entry. Returns whether it was
+   * timeline event each) and, for a sent in-app digest, its one inbox entry. A retry is due as long
+   * after the commit as `nextAttemptAt` is after now, on the database's clock. Returns whether it was
    * recorded, and that entry's seq.
    */
   finishDigest(outcome: DigestOutcome): Promise<{ recorded: boolean; seq: number | null }>;

@@ -131,7 +131,8 @@ export class SqlDigestStore implements DigestStore {
         state,
         error,
         o.result === 'skipped' ? o.reason : null,
-        o.result === 'retry' ? o.nextAttemptAt.toISOString() : null,
+        // The delay, not the instant: the retry is due on the database's clock, like every digest time.
+        o.result === 'retry' ? Math.max(0, o.nextAttemptAt.getTime() - Date.now()) : null,
         o.result === 'sent' && o.detail ? JSON.stringify(o.detail) : null,
         inbox?.notificationId ?? null,
         inbox?.title ?? null,

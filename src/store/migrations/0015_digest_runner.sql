@@ -56,13 +56,14 @@ BEGIN
 END
 $$;
 
--- p_state: sent | pending (a retry, due at p_next_at) | failed | dead | skipped (p_reason says why).
+-- p_state: sent | pending (a retry, due p_retry_ms from now on the database's clock) | failed | dead |
+-- skipped (p_reason says why).
 -- p_detail is merged into each member's timeline event (the provider's detail, the template error).
 -- For an in-app digest that is sent, p_title/p_body are its inbox entry's text and p_notification_id
 -- the notification the entry points at (the newest member's). Returns whether the lease still
 -- matched (nothing is written otherwise) and the inbox entry's seq.
 CREATE FUNCTION herald_finish_digest(p_id uuid, p_token uuid, p_state text, p_error text, p_reason text,
-                                     p_next_at timestamptz, p_detail jsonb, p_notification_id uuid,
+                                     p_retry_ms bigint, p_detail jsonb, p_notification_id uuid,
                                      p_title text, p_body text)
 RETURNS TABLE (recorded boolean, seq bigint)
 LANGUAGE plpgsql AS $$
@@ -70,9 +71,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
   g digests%ROWTYPE;
   entry_seq bigint;
+  next_at timestamptz := now() + make_interval(secs => coalesce(p_retry_ms, 0) / 1000.0);
 BEGIN
   UPDATE digests d SET state = p_state, lease_token = NULL, lease_until = NULL, last_error = p_error,
-    next_attempt_at = CASE WHEN p_state = 'pending' THEN p_next_at ELSE d.next_attempt_at END, updated_at = now()
+    next_attempt_at = CASE WHEN p_state = 'pending' THEN next_at ELSE d.next_attempt_at END, updated_at = now()
   WHERE d.id = p_id AND d.lease_token = p_token AND d.state = 'processing'
   RETURNING d.* INTO g;
   IF NOT FOUND THEN
@@ -95,7 +97,7 @@ BEGIN
     INSERT INTO timeline (notification_id, delivery_id, event, detail)
     SELECT d.notification_id, d.id, 'attempt_failed',
            jsonb_build_object('userId', d.user_id, 'channel', d.channel, 'attempt', g.attempts, 'digestId', g.id,
-                              'error', p_error, 'nextAttemptAt', p_next_at)
+                              'error', p_error, 'nextAttemptAt', next_at)
     FROM deliveries d WHERE d.digest_id = g.id AND d.state = 'pending';
   ELSE
     WITH m AS (
