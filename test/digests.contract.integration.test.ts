@@ -123,9 +123,14 @@ forEachStore('digests', ({ store }) => {
     // Not due: its window ends in an hour.
     await digested(store(), ['ann'], ['email'], later, { title: 'later' });
     const email = route();
-    await runAll(runner(store(), new Map([['email', email.route]])));
+    const events = new HeraldEmitter();
+    const sentEvents: string[] = [];
+    events.on('delivery:sent', (e) => sentEvents.push(e.deliveryId));
+    await runAll(runner(store(), new Map([['email', email.route]]), { events }));
 
     expect(email.jobs).toHaveLength(3);
+    // One attempt event per digest (metrics), under the digest's id.
+    expect(sentEvents.sort()).toEqual(email.jobs.map((j) => j.deliveryId).sort());
     const ann = await digestsOf(store(), 'ann');
     expect(ann.map((d) => d.state)).toEqual(['sent', 'sent', 'pending']);
     const annJob = email.jobs.find((j) => j.deliveryId === ann[1]?.id);

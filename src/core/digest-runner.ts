@@ -145,9 +145,23 @@ export class DigestRunner {
     }
     const outcome = this.outcomeOf(work, job, result);
     const done = await this.record(outcome);
-    if (done?.recorded && done.seq !== null && outcome.result === 'sent' && outcome.inbox) {
+    if (!done?.recorded) return;
+    if (done.seq !== null && outcome.result === 'sent' && outcome.inbox) {
+      // To the gateway, and one `delivery:sent` (metrics), like any inbox entry.
       this.events.inboxDelivered([inboxEntry(work, job, outcome.inbox, done.seq)]);
+      return;
     }
+    // One attempt event per digest attempt (metrics count digests as deliveries of their channel).
+    this.events.emit(outcome.result === 'sent' ? 'delivery:sent' : `delivery:${outcome.result}`, {
+      deliveryId: work.id,
+      notificationId: work.id,
+      userId: work.userId,
+      lane: job.lane,
+      channel: work.channel,
+      attempt: work.attempt,
+      latencyMs: Date.now() - work.windowEnd.getTime(),
+      ...(outcome.result === 'sent' ? {} : { error: outcome.error }),
+    });
   }
 
   private outcomeOf(work: DigestWork, job: DeliveryJob, result: SendResult): DigestOutcome {
