@@ -191,7 +191,7 @@ it('8 worker processes and a SIGKILL: exactly one digest per user × window, at 
   const store = await openPostgresStore(db.url, 4);
   cleanups.push(() => store.close());
   // Slow answers, so that the killed process holds sends in flight at the receiver.
-  const receiver: Receiver = await startReceiver(() => ({ status: 200, delayMs: 500 }));
+  const receiver: Receiver = await startReceiver(() => ({ status: 200, delayMs: 3_000 }));
   cleanups.push(() => receiver.close());
   const users = Array.from({ length: USERS }, (_, i) => `user-${i}`);
   await addUsers(store, users, receiver.url);
@@ -201,8 +201,9 @@ it('8 worker processes and a SIGKILL: exactly one digest per user × window, at 
   const windows = pastWindows();
   await acceptDigested(store, users, windows);
 
-  // Kill one process while sends are at the receiver (every process takes up to 16 at once).
-  await eventually(() => receiver.received.length >= 10 || undefined, 'sends to reach the receiver', 60_000);
+  // Kill one process while sends are at the receiver (every process takes up to 16 at once, and the
+  // receiver holds each answer 3 s: by the time half the digests are there, most processes have some).
+  await eventually(() => receiver.received.length >= 60 || undefined, 'sends to reach the receiver', 120_000);
   const victim = workers[0] as Worker;
   victim.proc.kill('SIGKILL');
   await victim.exited;
