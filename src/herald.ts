@@ -16,6 +16,7 @@ import pino, { type Logger } from 'pino';
 import { Auth } from './api/auth.ts';
 import { buildServer } from './api/server.ts';
 import type { Config } from './config.ts';
+import { DigestRunner } from './core/digest-runner.ts';
 import { HeraldEmitter } from './core/events.ts';
 import { FanoutRunner } from './core/fanout.ts';
 import { Ingest } from './core/ingest.ts';
@@ -28,6 +29,9 @@ import { MemoryPresence } from './realtime/presence-memory.ts';
 import { resolveSecrets, type Secrets } from './secrets.ts';
 import type { SqlStore } from './store/store-sql.ts';
 import { type Adapters, StartupError, wireAdapters } from './wiring.ts';
+
+/** Digests one worker process sends at once (src/core/digest-runner.ts). */
+const DIGEST_CONCURRENCY = 16;
 
 /** Recipients up to which an in-app notification is delivered as it is accepted (Ingest `inAppUpTo`). */
 const INLINE_IN_APP_RECIPIENTS = 100;
@@ -110,6 +114,15 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         store.parallelism,
       )
     : null;
+  // Digests whose window has ended: taken, sent and recorded where the lanes run.
+  const digests = roles.has('worker')
+    ? new DigestRunner(store, adapters.dispatcher, events, failures, {
+        concurrency: DIGEST_CONCURRENCY,
+        leaseMs: config.leaseMs,
+        pollMs: Math.max(config.pollMs, 250),
+        retry: config.retry,
+      })
+    : null;
   const maintenance = roles.has('scheduler')
     ? new Maintenance(store, bus, events, failures, { leaseMs: config.leaseMs })
     : null;
@@ -190,6 +203,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   }
   worker?.start();
   fanout?.start();
+  digests?.start();
   logger.info(
     {
       url,
@@ -216,6 +230,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       await ingest.drain();
       await fanout?.stop();
       await worker?.stop();
+      await digests?.stop();
       await maintenance?.stop();
       for (const p of providers) await p.close?.();
       await adapters.rateLimiter?.close();

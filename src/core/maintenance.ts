@@ -1,7 +1,7 @@
 /**
  * Background upkeep that makes the guarantees hold when something dies:
  * - reclaim: deliveries whose lease expired (their worker died) go back to pending and are
- *   announced again;
+ *   announced again; so do digests (DigestStore), which the digest runners then take again;
  * - reconcile: pending deliveries that are overdue are announced again, in case the bus lost them
  *   (the store is the source of truth, the bus only distributes); not scheduled for a bus whose
  *   queue is the store (it would only scan every pending row of a backlog every 15 s);
@@ -11,7 +11,7 @@
  * Each task is safe to run in several processes at once.
  */
 import type { HeraldEmitter } from './events.ts';
-import type { Bus, DeliveryStore, NotificationStore, Store } from './ports.ts';
+import type { Bus, DeliveryStore, DigestStore, NotificationStore, Store } from './ports.ts';
 
 export interface MaintenanceOptions {
   leaseMs: number;
@@ -30,7 +30,10 @@ export class Maintenance {
   private running = new Set<Promise<unknown>>();
 
   constructor(
-    private readonly store: DeliveryStore & NotificationStore & Pick<Store, 'vacuum'>,
+    private readonly store: DeliveryStore &
+      NotificationStore &
+      Pick<Store, 'vacuum'> &
+      Pick<DigestStore, 'reclaimExpiredDigests'>,
     private readonly bus: Bus,
     private readonly events: HeraldEmitter,
     private readonly log: MaintenanceLog,
@@ -67,6 +70,8 @@ export class Maintenance {
       if (back.length < 1000) break;
     }
     if (total) this.events.emit('delivery:reclaimed', { count: total });
+    // Digests are few (one per user × window): their runners find them in the store, nothing to announce.
+    while ((await this.store.reclaimExpiredDigests(1000, options)) === 1000) {}
     return total;
   }
 

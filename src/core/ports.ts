@@ -17,11 +17,13 @@ import type {
   DeadLetter,
   DeliveryJob,
   DeliveryState,
+  DigestItem,
   InAppAppended,
   InAppCompletion,
   InboxDelivery,
   InboxItem,
   InboxPage,
+  JobUser,
   JsonValue,
   Lane,
   NewNotification,
@@ -188,6 +190,62 @@ export interface PreferenceStore {
   optOut(userId: string, category: string, channel: Channel): Promise<void>;
 }
 
+/** A digest taken by a worker (DigestStore.takeDigests), with its members as the template sees them. */
+export interface DigestWork {
+  id: string;
+  leaseToken: string;
+  /** This attempt's number (1 on the first). */
+  attempt: number;
+  userId: string;
+  category: string;
+  channel: Channel;
+  windowStart: Date;
+  windowEnd: Date;
+  user: JobUser | null;
+  /** Members still pending (the exact number). */
+  count: number;
+  /** The newest members, newest first, at most the `items` asked for. */
+  items: DigestItem[];
+}
+
+/** What one attempt at a digest came to; recorded only while its lease token matches. */
+export type DigestOutcome = { digestId: string; leaseToken: string } & (
+  | {
+      result: 'sent';
+      /** Merged into each member's `sent` event. */
+      detail: { [key: string]: JsonValue } | null;
+      /** An in-app digest's inbox entry: its text and the notification it points at. */
+      inbox?: { notificationId: string; title: string | null; body: string | null };
+    }
+  | { result: 'retry'; error: string; nextAttemptAt: Date }
+  | { result: 'failed' | 'dead'; error: string }
+  | { result: 'skipped'; error: string; reason: string }
+);
+
+/**
+ * Digests (ADR 13): one row per user × category × channel × window, collected at ingest, sent by a
+ * worker after the window ends. Every transition is a compare-and-set on the digest row; a digest
+ * and all its members change state in one commit.
+ */
+export interface DigestStore {
+  /**
+   * Leases up to `max` digests whose window ended at least `graceMs` ago (on the database's clock)
+   * and that are due, pending → processing for `leaseMs`, skipping rows another taker or an
+   * accepting statement holds. Members whose notification expired are skipped (`expired`) first.
+   * Each digest comes with its exact member count and its newest `items` members.
+   */
+  takeDigests(max: number, leaseMs: number, graceMs: number, items: number): Promise<DigestWork[]>;
+  /**
+   * Records an attempt's outcome if the lease still matches: the digest, every pending member (with a
+   * timeline event each) and, for a sent in-app digest, its one inbox entry. A retry is due as long
+   * after the commit as `nextAttemptAt` is after now, on the database's clock. Returns whether it was
+   * recorded, and that entry's seq.
+   */
+  finishDigest(outcome: DigestOutcome): Promise<{ recorded: boolean; seq: number | null }>;
+  /** processing with an expired lease (or any lease, with `unexpired`) → pending; returns how many. */
+  reclaimExpiredDigests(limit: number, options?: { unexpired?: boolean }): Promise<number>;
+}
+
 /** Category policies (PUT /v1/categories/{category}); a put replaces the category's policy whole. */
 export interface CategoryPolicyStore {
   putCategoryPolicy(policy: Omit<CategoryPolicy, 'updatedAt'>): Promise<CategoryPolicy>;
@@ -235,7 +293,8 @@ export interface Store
     DeviceStore,
     PreferenceStore,
     CategoryPolicyStore,
-    TopicStore {
+    TopicStore,
+    DigestStore {
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */
   readonly parallelism: number;

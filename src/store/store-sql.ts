@@ -3,7 +3,16 @@
  * server), which differ only in their driver. Each concern lives in its own file.
  */
 import type { Device, DeviceToken } from '../core/devices.ts';
-import type { AcceptOptions, DeviceRegistration, StartedWork, Store, StoredTemplate, TakeFrom } from '../core/ports.ts';
+import type {
+  AcceptOptions,
+  DeviceRegistration,
+  DigestOutcome,
+  DigestWork,
+  StartedWork,
+  Store,
+  StoredTemplate,
+  TakeFrom,
+} from '../core/ports.ts';
 import type { Preferences } from '../core/preferences.ts';
 import type { Template } from '../core/template-render.ts';
 import type { FanoutJob, FanoutPageResult, FanoutPlanEntry } from '../core/topics.ts';
@@ -33,6 +42,7 @@ import type { Sql } from './sql.ts';
 import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlDeviceStore } from './sql-devices.ts';
+import { SqlDigestStore } from './sql-digests.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
@@ -73,6 +83,7 @@ export class SqlStore implements Store {
   private readonly devices: SqlDeviceStore;
   private readonly preferences: SqlPreferenceStore;
   private readonly topics: SqlTopicStore;
+  private readonly digests: SqlDigestStore;
 
   constructor(
     readonly sql: Sql,
@@ -90,6 +101,7 @@ export class SqlStore implements Store {
     this.preferences = new SqlPreferenceStore(sql);
     this.topics = new SqlTopicStore(sql);
     this.policies = new SqlCategoryPolicyStore(sql);
+    this.digests = new SqlDigestStore(sql);
   }
 
   async accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -245,6 +257,15 @@ export class SqlStore implements Store {
   }
   getCategoryPolicy(category: string): Promise<CategoryPolicy | null> {
     return this.policies.getCategoryPolicy(category);
+  }
+  takeDigests(max: number, leaseMs: number, graceMs: number, items: number): Promise<DigestWork[]> {
+    return this.digests.takeDigests(max, leaseMs, graceMs, items);
+  }
+  finishDigest(outcome: DigestOutcome): Promise<{ recorded: boolean; seq: number | null }> {
+    return this.digests.finishDigest(outcome);
+  }
+  reclaimExpiredDigests(limit: number, options?: { unexpired?: boolean }): Promise<number> {
+    return this.digests.reclaimExpiredDigests(limit, options);
   }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];
