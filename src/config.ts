@@ -122,6 +122,9 @@ const schema = z.object({
   HERALD_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024)
     .default(1_048_576)
     .describe('largest accepted request body'),
+  HERALD_MAX_BATCH_BODY_BYTES: int(1024, 256 * 1024 * 1024)
+    .default(16 * 1_048_576)
+    .describe('largest accepted body of POST /v1/notifications/batch'),
   HERALD_PG_POOL_SIZE: int(1, 500).default(16).describe('PostgreSQL connections'),
   HERALD_INGEST_MAX_PENDING: int(1, 10_000_000).default(20_000).describe('POSTs waiting for commit before 429'),
   HERALD_POLL_MS: int(5, 60_000).default(250).describe('idle poll interval of workers'),
@@ -258,6 +261,8 @@ export interface Config {
   webhookMaxPerDestination: number;
   laneConcurrency: Record<Lane, number>;
   maxBodyBytes: number;
+  /** The body limit of POST /v1/notifications/batch (up to 1,000 notifications). */
+  maxBatchBodyBytes: number;
   pgPoolSize: number;
   ingestMaxPending: number;
   pollMs: number;
@@ -527,6 +532,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookMaxPerDestination: c.HERALD_WEBHOOK_MAX_PER_DESTINATION,
     laneConcurrency: { ...DEFAULT_LANE_CONCURRENCY, ...c.HERALD_LANE_CONCURRENCY },
     maxBodyBytes: c.HERALD_MAX_BODY_BYTES,
+    maxBatchBodyBytes: c.HERALD_MAX_BATCH_BODY_BYTES,
     pgPoolSize: c.HERALD_PG_POOL_SIZE,
     ingestMaxPending: c.HERALD_INGEST_MAX_PENDING,
     pollMs: c.HERALD_POLL_MS,

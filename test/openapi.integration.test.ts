@@ -8,6 +8,7 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SHAPES } from '../src/api/openapi-shapes.ts';
+import { BATCH_SHAPES } from '../src/api/openapi-shapes-batch.ts';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
 import { startReceiver } from './support/receiver.ts';
 
@@ -220,6 +221,19 @@ describe('real answers have exactly the documented shapes', () => {
         sendAt: new Date(Date.now() + 3_600_000).toISOString(),
       });
       check('accepted', later.json);
+
+      // A batch: accepted, invalid, replayed and conflicting items in one answer.
+      const items = [
+        { to: ['bob'], category: 'billing.invoice', title: 'Batch', idempotencyKey: 'batch-shape-1' },
+        { to: [], category: 'billing.invoice' },
+        { to: ['bob'], category: 'billing.invoice', title: 'Batch', idempotencyKey: 'batch-shape-1' },
+        { to: ['bob'], category: 'billing.invoice', title: 'Other', idempotencyKey: 'batch-shape-1' },
+      ];
+      const batch = await t.api('POST', '/v1/notifications/batch', { notifications: items });
+      expect(batch.status).toBe(200);
+      expect(batch.json.results.map((x: Json) => x.status)).toEqual([202, 400, 202, 409]);
+      const r = BATCH_SHAPES.batchResults.schema.safeParse(batch.json);
+      expect(r.success ? [] : r.error.issues, JSON.stringify(batch.json)).toEqual([]);
       check('cancelled', (await t.api('POST', `/v1/notifications/${later.json.id}/cancel`)).json);
     } finally {
       await t.stop();

@@ -31,6 +31,7 @@ import {
   requireHost,
 } from './http-edge.ts';
 import { Metrics } from './metrics.ts';
+import { batchRoutes } from './routes-batch.ts';
 import { deviceRoutes } from './routes-devices.ts';
 import { notificationRoutes } from './routes-notifications.ts';
 import { opsRoutes } from './routes-ops.ts';
@@ -224,6 +225,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
   await registerDocs(app);
   if (options.api) {
     notificationRoutes(app, deps);
+    batchRoutes(app, deps);
     userRoutes(app, deps);
     templateRoutes(app, deps);
     deviceRoutes(app, deps);

@@ -66,7 +66,11 @@ export interface AcceptOptions {
  */
 export interface NotificationStore {
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]>;
-  getNotification(id: string, options?: { cursor?: string | null; limit?: number }): Promise<NotificationView | null>;
+  /** `cursor` pages the deliveries, `timelineCursor` the timeline (1,000 events a page), independently. */
+  getNotification(
+    id: string,
+    options?: { cursor?: string | null; limit?: number; timelineCursor?: string | null },
+  ): Promise<NotificationView | null>;
   /** Cancels only while every delivery is still pending; atomically with respect to workers. */
   cancel(id: string): Promise<'cancelled' | 'not_found' | 'not_cancellable'>;
   /** Deletes idempotency keys older than `olderThan`; returns how many. */

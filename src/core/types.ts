@@ -248,7 +248,10 @@ export interface NotificationView {
   started: number;
   deliveries: DeliveryView[];
   nextCursor: string | null;
+  /** A page of the timeline, oldest first (the first page opens with the events made from the notification). */
   timeline: TimelineEvent[];
+  /** Where the next page of the timeline starts; null: this page is the last. */
+  nextTimelineCursor: string | null;
 }
 
 export interface UserProfile {

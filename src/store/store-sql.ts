@@ -110,7 +110,10 @@ export class SqlStore implements Store {
     if (batch.some((n) => n.topic)) this.topics.itemAccepted();
     return out;
   }
-  getNotification(id: string, options?: { cursor?: string | null; limit?: number }): Promise<NotificationView | null> {
+  getNotification(
+    id: string,
+    options?: { cursor?: string | null; limit?: number; timelineCursor?: string | null },
+  ): Promise<NotificationView | null> {
     return this.notifications.getNotification(id, options);
   }
   cancel(id: string): Promise<'cancelled' | 'not_found' | 'not_cancellable'> {
