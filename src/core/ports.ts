@@ -176,6 +176,39 @@ export interface PreferenceStore {
 export interface CategoryPolicyStore {
   putCategoryPolicy(policy: Omit<CategoryPolicy, 'updatedAt'>): Promise<CategoryPolicy>;
   getCategoryPolicy(category: string): Promise<CategoryPolicy | null>;
+  /** false: the category had no policy. */
+  deleteCategoryPolicy(category: string): Promise<boolean>;
+}
+
+/** What a recipient's decisions depend on: their preferences and time zone (either may be null). */
+export interface DecisionContext {
+  preferences: Preferences | null;
+  timezone: string | null;
+}
+
+/** A cap's counter: sends of one category to one user on one channel in one fixed window. */
+export interface CapKey {
+  userId: string;
+  channel: Channel;
+  category: string;
+  windowStart: Date;
+  windowEnd: Date;
+}
+
+/** What the decider (src/core/decider-policy.ts) and its send-time gates read and write (ADR 13). */
+export interface DecisionStore {
+  /**
+   * Preferences and time zone of each of `userIds` who has either (preferences LEFT JOIN users), in
+   * one statement; a user with neither is absent.
+   */
+  getDecisionContexts(userIds: readonly string[]): Promise<Map<string, DecisionContext>>;
+  /** Each notification's `expires_at` (null: none), in one statement; unknown ids are absent. */
+  getExpiries(notificationIds: readonly string[]): Promise<Map<string, Date | null>>;
+  /**
+   * Counts one send against a cap, atomically: true when the window had fewer than `max` (and now has
+   * one more), false when it was full (nothing changes). Concurrent workers never exceed `max`.
+   */
+  countSend(key: CapKey, max: number): Promise<boolean>;
 }
 
 /** Where a worker takes its next work from: ids a bus handed out, or a lane of the store's own queue. */
@@ -218,7 +251,8 @@ export interface Store
     TemplateStore,
     DeviceStore,
     PreferenceStore,
-    CategoryPolicyStore {
+    CategoryPolicyStore,
+    DecisionStore {
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */
   readonly parallelism: number;

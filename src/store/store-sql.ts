@@ -3,7 +3,16 @@
  * server), which differ only in their driver. Each concern lives in its own file.
  */
 import type { Device, DeviceToken } from '../core/devices.ts';
-import type { AcceptOptions, DeviceRegistration, StartedWork, Store, StoredTemplate, TakeFrom } from '../core/ports.ts';
+import type {
+  AcceptOptions,
+  CapKey,
+  DecisionContext,
+  DeviceRegistration,
+  StartedWork,
+  Store,
+  StoredTemplate,
+  TakeFrom,
+} from '../core/ports.ts';
 import type { Preferences } from '../core/preferences.ts';
 import type { Template } from '../core/template-render.ts';
 import type {
@@ -27,11 +36,12 @@ import { openPglite, type PgliteOpenOptions } from './db-pglite.ts';
 import { DEFAULT_TIMEOUTS, openPostgres, type PostgresTimeouts } from './db-postgres.ts';
 import { migrate } from './migrate.ts';
 import type { Sql } from './sql.ts';
+import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
+import { SqlDecisionStore } from './sql-decisions.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
-import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
 import { SqlUserStore } from './sql-users.ts';
@@ -65,6 +75,7 @@ export class SqlStore implements Store {
   private readonly templates: SqlTemplateStore;
   private readonly devices: SqlDeviceStore;
   private readonly preferences: SqlPreferenceStore;
+  private readonly decisions: SqlDecisionStore;
 
   constructor(
     readonly sql: Sql,
@@ -81,6 +92,7 @@ export class SqlStore implements Store {
     this.devices = new SqlDeviceStore(sql);
     this.preferences = new SqlPreferenceStore(sql);
     this.policies = new SqlCategoryPolicyStore(sql);
+    this.decisions = new SqlDecisionStore(sql);
   }
 
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -184,6 +196,18 @@ export class SqlStore implements Store {
   }
   getCategoryPolicy(category: string): Promise<CategoryPolicy | null> {
     return this.policies.getCategoryPolicy(category);
+  }
+  deleteCategoryPolicy(category: string): Promise<boolean> {
+    return this.policies.deleteCategoryPolicy(category);
+  }
+  getDecisionContexts(userIds: readonly string[]): Promise<Map<string, DecisionContext>> {
+    return this.decisions.getDecisionContexts(userIds);
+  }
+  getExpiries(notificationIds: readonly string[]): Promise<Map<string, Date | null>> {
+    return this.decisions.getExpiries(notificationIds);
+  }
+  countSend(key: CapKey, max: number): Promise<boolean> {
+    return this.decisions.countSend(key, max);
   }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];

@@ -1,0 +1,89 @@
+/**
+ * The decider's send-time gates (ADR 13; SendGate, src/core/dispatch.ts): what cannot be decided at
+ * ingest because it depends on when the delivery is actually sent.
+ *
+ * - ExpiryGate: a delivery taken at or after its notification's `expires_at` (a retry, a backlog) is
+ *   skipped `expired`. The expiries of deliveries checked together are one read; a notification's
+ *   expiry never changes, so it is kept (bounded) and read once per process.
+ * - CapGate: a category's cap on the delivery's channel (`caps.<channel>: {max, per, overflow}`) is
+ *   counted per user × channel × category in fixed windows of `per` aligned to the epoch, atomically
+ *   in the store, at the delivery's first attempt (a retry is not counted again). Over the cap: skipped
+ *   `capped`.
+ */
+import type { SendGate } from './dispatch.ts';
+import { GroupCommit } from './group-commit.ts';
+import type { Clock, DecisionStore, SendResult } from './ports.ts';
+import type { CategoryPolicy, DeliveryJob } from './types.ts';
+
+const SYSTEM_CLOCK: Clock = { now: () => new Date() };
+
+export class ExpiryGate implements SendGate {
+  readonly name = 'expiry';
+  private readonly reads: GroupCommit<string, Date | null>;
+  private readonly known = new Map<string, Date | null>();
+
+  constructor(
+    store: Pick<DecisionStore, 'getExpiries'>,
+    private readonly clock: Clock = SYSTEM_CLOCK,
+    private readonly maxEntries = 100_000,
+  ) {
+    this.reads = new GroupCommit(
+      async (ids: string[]) => {
+        const found = await store.getExpiries(ids);
+        return ids.map((id) => found.get(id) ?? null);
+      },
+      { maxBatch: 256, maxPending: 100_000, parallel: 2 },
+    );
+  }
+
+  async check(job: DeliveryJob): Promise<SendResult | null> {
+    const id = job.notification.id;
+    let expiresAt = this.known.get(id);
+    if (expiresAt === undefined) {
+      expiresAt = await this.reads.submit(id);
+      this.known.set(id, expiresAt);
+      if (this.known.size > this.maxEntries) {
+        const oldest = this.known.keys().next().value;
+        if (oldest !== undefined) this.known.delete(oldest);
+      }
+    }
+    if (!expiresAt || this.clock.now().getTime() < expiresAt.getTime()) return null;
+    return { ok: false, skipped: `the notification expired at ${expiresAt.toISOString()}`, reason: 'expired' };
+  }
+}
+
+export class CapGate implements SendGate {
+  readonly name = 'caps';
+
+  constructor(
+    private readonly policies: { policyOf(category: string): CategoryPolicy | null | Promise<CategoryPolicy | null> },
+    private readonly store: Pick<DecisionStore, 'countSend'>,
+    private readonly clock: Clock = SYSTEM_CLOCK,
+  ) {}
+
+  async check(job: DeliveryJob): Promise<SendResult | null> {
+    if (job.attempt > 1) return null;
+    const { category } = job.notification;
+    let policy = this.policies.policyOf(category);
+    if (policy instanceof Promise) policy = await policy;
+    const cap = policy?.caps[job.channel];
+    if (!cap) return null;
+    const start = Math.floor(this.clock.now().getTime() / cap.perMs) * cap.perMs;
+    const fits = await this.store.countSend(
+      {
+        userId: job.userId,
+        channel: job.channel,
+        category,
+        windowStart: new Date(start),
+        windowEnd: new Date(start + cap.perMs),
+      },
+      cap.max,
+    );
+    if (fits) return null;
+    return {
+      ok: false,
+      skipped: `user ${job.userId} already got ${cap.max} of ${category} on ${job.channel} in this ${cap.per}`,
+      reason: 'capped',
+    };
+  }
+}
