@@ -147,6 +147,12 @@ export function categoryPolicyView(p: CategoryPolicy) {
 /** Zod's issues, with an unknown channel under `caps` named as such (`caps.fax`). */
 function policyIssues(error: z.ZodError): FieldIssue[] {
   return error.issues.flatMap((i): FieldIssue[] => {
+    if (i.code === 'unrecognized_keys' && i.path[0] === 'caps') {
+      return i.keys.map((k) => ({
+        field: `caps.${k}`,
+        message: `unknown channel: must be one of ${CHANNELS.join(', ')}`,
+      }));
+    }
     if (i.code === 'invalid_key' && i.path[0] === 'caps') {
       return [
         { field: i.path.map(String).join('.'), message: `unknown channel: must be one of ${CHANNELS.join(', ')}` },

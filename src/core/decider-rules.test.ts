@@ -26,7 +26,9 @@ describe('quietHoursEnd', () => {
 
   it('handles quiet hours within a day, and UTC for no or an unknown zone', () => {
     const lunch = { start: '12:00', end: '13:30' };
-    expect(quietHoursEnd(lunch, null, new Date('2026-06-01T12:15:00Z'))?.toISOString()).toBe('2026-06-01T13:30:00.000Z');
+    expect(quietHoursEnd(lunch, null, new Date('2026-06-01T12:15:00Z'))?.toISOString()).toBe(
+      '2026-06-01T13:30:00.000Z',
+    );
     expect(quietHoursEnd(lunch, 'Mars/Olympus', new Date('2026-06-01T12:15:00Z'))?.toISOString()).toBe(
       '2026-06-01T13:30:00.000Z',
     );
