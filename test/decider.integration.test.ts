@@ -182,7 +182,7 @@ describe.each(['pglite', 'postgres'] as const)('the decider at send time (%s)', 
   const settled = (id: string) =>
     eventually(async () => {
       const v = await view(t, id);
-      return !v.counts.pending && !v.counts.processing && v;
+      return v.counts.pending || v.counts.processing ? null : v;
     }, `notification ${id} settled`);
 
   it('caps: overflow drop → skipped capped beyond max in the window', async () => {

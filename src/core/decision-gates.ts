@@ -8,8 +8,10 @@
  * - CapGate: a category's cap on the delivery's channel (`caps.<channel>: {max, per, overflow}`) is
  *   counted per user × channel × category in fixed windows of `per` aligned to the epoch, atomically
  *   in the store, at the delivery's first attempt (a retry is not counted again). Over the cap: skipped
- *   `capped`.
+ *   `capped` (`overflow: "drop"`), or moved into the user's digest of the current window, `pending`
+ *   with reason `digested` (`overflow: "digest"`; `capped` if that digest was already taken).
  */
+import { digestWindow } from './digest-window.ts';
 import type { SendGate } from './dispatch.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { Clock, DecisionStore, SendResult } from './ports.ts';
@@ -57,7 +59,7 @@ export class CapGate implements SendGate {
 
   constructor(
     private readonly policies: { policyOf(category: string): CategoryPolicy | null | Promise<CategoryPolicy | null> },
-    private readonly store: Pick<DecisionStore, 'countSend'>,
+    private readonly store: Pick<DecisionStore, 'countSend' | 'digestOverflow'>,
     private readonly clock: Clock = SYSTEM_CLOCK,
   ) {}
 
@@ -68,7 +70,8 @@ export class CapGate implements SendGate {
     if (policy instanceof Promise) policy = await policy;
     const cap = policy?.caps[job.channel];
     if (!cap) return null;
-    const start = Math.floor(this.clock.now().getTime() / cap.perMs) * cap.perMs;
+    const now = this.clock.now();
+    const start = Math.floor(now.getTime() / cap.perMs) * cap.perMs;
     const fits = await this.store.countSend(
       {
         userId: job.userId,
@@ -80,6 +83,18 @@ export class CapGate implements SendGate {
       cap.max,
     );
     if (fits) return null;
+    if (cap.overflow === 'digest' && policy?.digest) {
+      const window = digestWindow(policy.digest, job.user?.timezone ?? null, now);
+      // Moved into the digest here, lease and all: the worker's own record of this result then finds
+      // the lease gone and writes nothing.
+      if (await this.store.digestOverflow({ id: job.deliveryId, leaseToken: job.leaseToken }, window)) {
+        return {
+          ok: false,
+          skipped: `over the cap of ${category} on ${job.channel}: joins the digest ending ${window.windowEnd.toISOString()}`,
+          reason: 'digested',
+        };
+      }
+    }
     return {
       ok: false,
       skipped: `user ${job.userId} already got ${cap.max} of ${category} on ${job.channel} in this ${cap.per}`,

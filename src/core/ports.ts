@@ -209,6 +209,17 @@ export interface DecisionStore {
    * one more), false when it was full (nothing changes). Concurrent workers never exceed `max`.
    */
   countSend(key: CapKey, max: number): Promise<boolean>;
+  /**
+   * A capped delivery whose category overflows into its digest: if its lease still holds, in one
+   * commit it goes processing → `pending` with reason `digested`, member of the user's digest of the
+   * window (created if it is the window's first member, as herald_accept does), never due on its own,
+   * with its `digested` timeline event. False: the lease was lost, or that digest was already taken
+   * (closed) — nothing was written.
+   */
+  digestOverflow(
+    delivery: { id: string; leaseToken: string },
+    window: { windowStart: Date; windowEnd: Date },
+  ): Promise<boolean>;
 }
 
 /** Where a worker takes its next work from: ids a bus handed out, or a lane of the store's own queue. */

@@ -60,4 +60,48 @@ export class SqlDecisionStore implements DecisionStore {
     );
     return rows.length > 0;
   }
+
+  async digestOverflow(
+    delivery: { id: string; leaseToken: string },
+    window: { windowStart: Date; windowEnd: Date },
+  ): Promise<boolean> {
+    return this.sql.transaction(async (tx) => {
+      // The window's digest, created by its first member (as in herald_accept_decided, migration 0012).
+      await tx.query(
+        `INSERT INTO digests (id, user_id, category, channel, window_start, window_end)
+         SELECT gen_random_uuid(), d.user_id, n.category, d.channel, $3, $4
+         FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+         WHERE d.id = $1 AND d.state = 'processing' AND d.lease_token = $2
+         ON CONFLICT (user_id, category, channel, window_start) DO NOTHING`,
+        [delivery.id, delivery.leaseToken, window.windowStart, window.windowEnd],
+      );
+      // A still pending digest, locked FOR SHARE so that a worker taking it waits for this member.
+      const rows = await tx.query<{ id: string }>(
+        `WITH d AS (
+           SELECT d.id, d.user_id, d.channel, d.notification_id, n.category FROM deliveries d
+           JOIN notifications n ON n.id = d.notification_id
+           WHERE d.id = $1 AND d.state = 'processing' AND d.lease_token = $2
+           FOR UPDATE OF d),
+         g AS (
+           SELECT g.id FROM digests g, d
+           WHERE (g.user_id, g.category, g.channel, g.window_start) = (d.user_id, d.category, d.channel, $3::timestamptz)
+             AND g.state = 'pending'
+           FOR SHARE OF g),
+         moved AS (
+           UPDATE deliveries x SET state = 'pending', reason = 'digested', digest_id = g.id,
+             next_attempt_at = 'infinity', attempts = greatest(x.attempts - 1, 0), lease_token = NULL,
+             lease_until = NULL, updated_at = now()
+           FROM g WHERE x.id = $1
+           RETURNING x.id, x.notification_id, x.user_id, x.channel, x.digest_id)
+         INSERT INTO timeline (notification_id, delivery_id, event, detail)
+         SELECT m.notification_id, m.id, 'digested',
+                jsonb_build_object('userId', m.user_id, 'channel', m.channel, 'reason', 'digested',
+                  'overflow', 'capped', 'digestId', m.digest_id, 'windowEnd', $4::timestamptz)
+         FROM moved m
+         RETURNING delivery_id AS id`,
+        [delivery.id, delivery.leaseToken, window.windowStart, window.windowEnd],
+      );
+      return rows.length > 0;
+    });
+  }
 }

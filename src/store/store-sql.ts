@@ -209,6 +209,12 @@ export class SqlStore implements Store {
   countSend(key: CapKey, max: number): Promise<boolean> {
     return this.decisions.countSend(key, max);
   }
+  digestOverflow(
+    delivery: { id: string; leaseToken: string },
+    window: { windowStart: Date; windowEnd: Date },
+  ): Promise<boolean> {
+    return this.decisions.digestOverflow(delivery, window);
+  }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];
     // VACUUM costs what changed since the last one (a minute at 1,000 deliveries/s: ~50 ms);
