@@ -202,6 +202,34 @@ describe.each(['pglite', 'postgres'] as const)('the decider at send time (%s)', 
     expect(inbox.json.items).toHaveLength(2);
   });
 
+  it('caps: overflow digest → the delivery beyond max joins the digest of the window (pending, digested)', async () => {
+    const category = fresh('chatty');
+    const user = fresh('u');
+    const put = await t.api('PUT', `/v1/categories/${category}`, {
+      digest: { window: 'P1D' },
+      caps: { in_app: { max: 1, per: 'P1D', overflow: 'digest' } },
+    });
+    expect(put.status).toBe(200);
+    const ids = [await post(t, { to: [user], category }), await post(t, { to: [user], category })];
+    const views = await Promise.all(
+      ids.map((id) =>
+        eventually(async () => {
+          const v = await view(t, id);
+          const d = v.deliveries[0];
+          return d && (d.state === 'sent' || d.reason === 'digested') ? v : null;
+        }, `notification ${id} sent or digested`),
+      ),
+    );
+    const states = views.map((v) => `${v.deliveries[0]?.state}:${v.deliveries[0]?.reason}`).sort();
+    expect(states).toEqual(['pending:digested', 'sent:null']);
+    const digested = views.find((v) => v.deliveries[0]?.reason === 'digested') as View;
+    // Due with its digest, at the end of the day's window (P1D windows are aligned to the epoch: UTC days).
+    const dayEnd = (Math.floor(Date.now() / 86_400_000) + 1) * 86_400_000;
+    expect(new Date(digested.deliveries[0]?.nextAttemptAt as string).getTime()).toBe(dayEnd);
+    expectExplained(digested, 1);
+    expect((await t.api('GET', `/v1/users/${user}/inbox`)).json.items).toHaveLength(1);
+  });
+
   it('ttl: a delivery taken after its notification expired → skipped expired', async () => {
     const user = fresh('u');
     const sendAt = new Date(Date.now() + 1500).toISOString();

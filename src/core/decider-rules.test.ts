@@ -115,6 +115,15 @@ describe('decideOne', () => {
     });
   });
 
+  it('on a channel capped with overflow digest, sends (up to the cap) instead of digesting everything', () => {
+    const p = policy({
+      digest: { window: 'PT1H', windowMs: 3_600_000 },
+      caps: { email: { max: 3, per: 'PT1H', perMs: 3_600_000, overflow: 'digest' } },
+    });
+    expect(decideOne(n(), 'email', at, null, p)).toBeUndefined();
+    expect(decideOne(n(), 'in_app', at, null, p)).toMatchObject({ kind: 'digest' });
+  });
+
   it('sends in-app deliveries a gate must see through a worker', () => {
     const capped = policy({ caps: { in_app: { max: 1, per: 'PT1H', perMs: 3_600_000, overflow: 'drop' } } });
     expect(decideOne(n(), 'in_app', at, null, capped)).toEqual({ kind: 'worker' });

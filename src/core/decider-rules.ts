@@ -7,7 +7,8 @@
  * 2. `opted_out`: the user's preferences opt out of the category on the channel (preferences.ts's
  *    rule, every channel including `in_app`), unless the category is `required` → skipped.
  * 3. `digested`: the category has a `digest` → member of the user's digest of the window containing
- *    the due time (digest-window.ts, in the user's zone).
+ *    the due time (digest-window.ts, in the user's zone) — except on a channel the category caps with
+ *    `overflow: "digest"`: that one is sent up to its cap, and only what overflows is digested.
  * 4. `quiet_hours`: the due time falls in the user's quiet hours, in their IANA zone (UTC if none or
  *    unknown), the notification is not `critical` and the category does not say `quietHours: false`
  *    → pending until the end of the quiet period in local wall time (across DST changes); skipped
@@ -36,7 +37,8 @@ export function decideOne(
   if (n.expiresAt && dueAt.getTime() >= n.expiresAt.getTime()) return EXPIRED;
   const prefs = context?.preferences;
   if (prefs && policy?.required !== true && optedOut(prefs, n.category, channel)) return OPTED_OUT;
-  if (policy?.digest) {
+  // A channel capped with overflow "digest" is sent up to its cap; only the overflow is digested (CapGate).
+  if (policy?.digest && policy.caps[channel]?.overflow !== 'digest') {
     const w = digestWindow(policy.digest, context?.timezone ?? null, dueAt);
     return { kind: 'digest', windowStart: w.windowStart, windowEnd: w.windowEnd };
   }
