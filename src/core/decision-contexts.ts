@@ -10,8 +10,9 @@
  * - A change made by another process applies within `ttlMs` (default DECISION_CONTEXT_TTL_MS).
  * - A read that was in flight while any user was forgotten is used for its batch but not kept (it may
  *   predate the write).
- * - At most `maxEntries` users are held (the oldest read goes first); a batch larger than that still
- *   reads each of its users once.
+ * - At most `maxEntries` users are held, in two generations of half that (a full young generation
+ *   replaces the old one whole: O(1) eviction, where deleting a Map's oldest key one at a time
+ *   degrades to quadratic time in V8); a batch larger than that still reads each of its users once.
  */
 import type { DecisionContext, DecisionStore } from './ports.ts';
 
@@ -34,7 +35,9 @@ export interface DecisionContextCacheOptions {
 }
 
 export class DecisionContextCache {
-  private readonly entries = new Map<string, Entry>();
+  /** Entries read since the last turn, and those read before it (dropped whole at the next one). */
+  private young = new Map<string, Entry>();
+  private old = new Map<string, Entry>();
   private readonly ttlMs: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
@@ -64,7 +67,7 @@ export class DecisionContextCache {
     let known: Map<string, DecisionContext> | undefined;
     for (const list of userIds)
       for (const u of list) {
-        const hit = this.entries.get(u);
+        const hit = this.young.get(u) ?? this.old.get(u);
         if (hit && hit.expiresAt > now) {
           if (hit.context) {
             known = known ?? new Map();
@@ -82,7 +85,8 @@ export class DecisionContextCache {
   /** The user's preferences or profile changed (in this process): read them again next time. */
   forget(userId: string): void {
     this.epoch++;
-    this.entries.delete(userId);
+    this.young.delete(userId);
+    this.old.delete(userId);
   }
 
   private async load(missing: Set<string>, now: number, known: Map<string, DecisionContext> | undefined) {
@@ -98,11 +102,10 @@ export class DecisionContextCache {
   }
 
   private remember(userId: string, entry: Entry): void {
-    this.entries.delete(userId);
-    this.entries.set(userId, entry);
-    if (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
+    if (this.young.size >= this.maxEntries / 2) {
+      this.old = this.young;
+      this.young = new Map();
     }
+    this.young.set(userId, entry);
   }
 }

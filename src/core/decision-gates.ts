@@ -22,7 +22,9 @@ const SYSTEM_CLOCK: Clock = { now: () => new Date() };
 export class ExpiryGate implements SendGate {
   readonly name = 'expiry';
   private readonly reads: GroupCommit<string, Date | null>;
-  private readonly known = new Map<string, Date | null>();
+  /** Expiries read, in two generations (a full young one replaces the old one whole: O(1) eviction). */
+  private young = new Map<string, Date | null>();
+  private old = new Map<string, Date | null>();
 
   constructor(
     store: Pick<DecisionStore, 'getExpiries'>,
@@ -40,14 +42,14 @@ export class ExpiryGate implements SendGate {
 
   async check(job: DeliveryJob): Promise<SendResult | null> {
     const id = job.notification.id;
-    let expiresAt = this.known.get(id);
+    let expiresAt = this.young.get(id) ?? this.old.get(id);
     if (expiresAt === undefined) {
       expiresAt = await this.reads.submit(id);
-      this.known.set(id, expiresAt);
-      if (this.known.size > this.maxEntries) {
-        const oldest = this.known.keys().next().value;
-        if (oldest !== undefined) this.known.delete(oldest);
+      if (this.young.size >= this.maxEntries / 2) {
+        this.old = this.young;
+        this.young = new Map();
       }
+      this.young.set(id, expiresAt);
     }
     if (!expiresAt || this.clock.now().getTime() < expiresAt.getTime()) return null;
     return { ok: false, skipped: `the notification expired at ${expiresAt.toISOString()}`, reason: 'expired' };
