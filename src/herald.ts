@@ -21,6 +21,7 @@ import { HeraldEmitter } from './core/events.ts';
 import { FanoutRunner } from './core/fanout.ts';
 import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
+import type { Clock } from './core/ports.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { DeliveryWorker } from './core/worker.ts';
 import { LogThrottle } from './log-throttle.ts';
@@ -65,6 +66,8 @@ export interface StartOptions {
   logger?: Logger;
   /** An already opened store instead of the configured one (tests). */
   store?: SqlStore;
+  /** "Now" of the decider and its gates (tests: quiet hours on a given night); default the system clock. */
+  clock?: Clock;
 }
 
 export async function startHerald(config: Config, options: StartOptions = {}): Promise<Herald> {
@@ -76,6 +79,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   const adapters = await wireAdapters(config, secrets, {
     events,
     ...(options.store ? { preopened: options.store } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
     liveRole: roles.has('worker') ? (roles.has('gateway') ? 'gateway+worker' : 'worker-only') : null,
     log: logger,
   });
@@ -94,6 +98,9 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     // In-app deliveries of categories with a template go to a worker, which renders them.
     templates: adapters.templates,
     fanoutOnReadAbove: config.fanoutOnReadAbove,
+    // Category policies (defaults, ttl) and the decider (ADR 13).
+    policies: adapters.policies,
+    decider: adapters.decider,
   });
   const worker = roles.has('worker')
     ? new DeliveryWorker(
@@ -176,6 +183,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         config,
         store,
         templates: adapters.templates,
+        policies: adapters.policies,
+        decisionContexts: adapters.decisionContexts,
         bus,
         ingest,
         events,

@@ -594,7 +594,9 @@ export const PREFERENCE_SHAPES = {
       quietHours: z
         .strictObject({ start: z.string(), end: z.string() })
         .nullable()
-        .describe("HH:MM in the user's timezone (UTC if none); stored, not enforced yet"),
+        .describe(
+          "HH:MM in the user's timezone (UTC if none): deliveries due then wait until the end (critical ones do not)",
+        ),
     }),
     "The user's preferences; a user who never set any has the empty shape",
     PREFERENCE_EXAMPLES.preferences,

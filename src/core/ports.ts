@@ -250,6 +250,50 @@ export interface DigestStore {
 export interface CategoryPolicyStore {
   putCategoryPolicy(policy: Omit<CategoryPolicy, 'updatedAt'>): Promise<CategoryPolicy>;
   getCategoryPolicy(category: string): Promise<CategoryPolicy | null>;
+  /** false: the category had no policy. */
+  deleteCategoryPolicy(category: string): Promise<boolean>;
+}
+
+/** What a recipient's decisions depend on: their preferences and time zone (either may be null). */
+export interface DecisionContext {
+  preferences: Preferences | null;
+  timezone: string | null;
+}
+
+/** A cap's counter: sends of one category to one user on one channel in one fixed window. */
+export interface CapKey {
+  userId: string;
+  channel: Channel;
+  category: string;
+  windowStart: Date;
+  windowEnd: Date;
+}
+
+/** What the decider (src/core/decider-policy.ts) and its send-time gates read and write (ADR 13). */
+export interface DecisionStore {
+  /**
+   * Preferences and time zone of each of `userIds` who has either (preferences LEFT JOIN users), in
+   * one statement; a user with neither is absent.
+   */
+  getDecisionContexts(userIds: readonly string[]): Promise<Map<string, DecisionContext>>;
+  /** Each notification's `expires_at` (null: none), in one statement; unknown ids are absent. */
+  getExpiries(notificationIds: readonly string[]): Promise<Map<string, Date | null>>;
+  /**
+   * Counts one send against a cap, atomically: true when the window had fewer than `max` (and now has
+   * one more), false when it was full (nothing changes). Concurrent workers never exceed `max`.
+   */
+  countSend(key: CapKey, max: number): Promise<boolean>;
+  /**
+   * A capped delivery whose category overflows into its digest: if its lease still holds, in one
+   * commit it goes processing → `pending` with reason `digested`, member of the user's digest of the
+   * window (created if it is the window's first member, as herald_accept does), never due on its own,
+   * with its `digested` timeline event. False: the lease was lost, or that digest was already taken
+   * (closed) — nothing was written.
+   */
+  digestOverflow(
+    delivery: { id: string; leaseToken: string },
+    window: { windowStart: Date; windowEnd: Date },
+  ): Promise<boolean>;
 }
 
 /** Where a worker takes its next work from: ids a bus handed out, or a lane of the store's own queue. */
@@ -294,7 +338,8 @@ export interface Store
     PreferenceStore,
     CategoryPolicyStore,
     TopicStore,
-    DigestStore {
+    DigestStore,
+    DecisionStore {
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */
   readonly parallelism: number;

@@ -5,6 +5,8 @@
 import type { Device, DeviceToken } from '../core/devices.ts';
 import type {
   AcceptOptions,
+  CapKey,
+  DecisionContext,
   DeviceRegistration,
   DigestOutcome,
   DigestWork,
@@ -40,6 +42,7 @@ import { DEFAULT_TIMEOUTS, openPostgres, type PostgresTimeouts } from './db-post
 import { migrate } from './migrate.ts';
 import type { Sql } from './sql.ts';
 import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
+import { SqlDecisionStore } from './sql-decisions.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlDigestStore } from './sql-digests.ts';
@@ -84,6 +87,7 @@ export class SqlStore implements Store {
   private readonly preferences: SqlPreferenceStore;
   private readonly topics: SqlTopicStore;
   private readonly digests: SqlDigestStore;
+  private readonly decisions: SqlDecisionStore;
 
   constructor(
     readonly sql: Sql,
@@ -102,6 +106,7 @@ export class SqlStore implements Store {
     this.topics = new SqlTopicStore(sql);
     this.policies = new SqlCategoryPolicyStore(sql);
     this.digests = new SqlDigestStore(sql);
+    this.decisions = new SqlDecisionStore(sql);
   }
 
   async accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -266,6 +271,24 @@ export class SqlStore implements Store {
   }
   reclaimExpiredDigests(limit: number, options?: { unexpired?: boolean }): Promise<number> {
     return this.digests.reclaimExpiredDigests(limit, options);
+  }
+  deleteCategoryPolicy(category: string): Promise<boolean> {
+    return this.policies.deleteCategoryPolicy(category);
+  }
+  getDecisionContexts(userIds: readonly string[]): Promise<Map<string, DecisionContext>> {
+    return this.decisions.getDecisionContexts(userIds);
+  }
+  getExpiries(notificationIds: readonly string[]): Promise<Map<string, Date | null>> {
+    return this.decisions.getExpiries(notificationIds);
+  }
+  countSend(key: CapKey, max: number): Promise<boolean> {
+    return this.decisions.countSend(key, max);
+  }
+  digestOverflow(
+    delivery: { id: string; leaseToken: string },
+    window: { windowStart: Date; windowEnd: Date },
+  ): Promise<boolean> {
+    return this.decisions.digestOverflow(delivery, window);
   }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];
