@@ -117,6 +117,11 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
           sendBudgetMs: adapters.sendBudgetMs,
           // One slow receiver holds at most this many of a lane's slots (src/core/destination-limit.ts).
           destinations: { max: config.webhookMaxPerDestination, resolve: adapters.destinations },
+          // A group's window is its category's digest window where it has one (src/core/aggregation.ts).
+          groupWindow: async (category) => {
+            const digest = (await adapters.policies.policyOf(category))?.digest;
+            return digest && 'windowMs' in digest ? digest.windowMs : undefined;
+          },
         },
         store.parallelism,
       )
