@@ -109,7 +109,11 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       )
     : null;
   const maintenance = roles.has('scheduler')
-    ? new Maintenance(store, bus, events, failures, { leaseMs: config.leaseMs })
+    ? new Maintenance(store, bus, events, failures, {
+        leaseMs: config.leaseMs,
+        retentionMs: config.retentionMs,
+        retentionEveryMs: config.retentionEveryMs,
+      })
     : null;
 
   const auth = new Auth(secrets.apiKeys, secrets.jwtSecret, config.maxTokenTtl);

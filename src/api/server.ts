@@ -36,6 +36,7 @@ import { notificationRoutes } from './routes-notifications.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { preferenceRoutes } from './routes-preferences.ts';
 import { realtimeRoutes } from './routes-realtime.ts';
+import { retentionRoutes } from './routes-retention.ts';
 import { templateRoutes } from './routes-templates.ts';
 import { type UnsubscribeDeps, unsubscribeRoutes } from './routes-unsubscribe.ts';
 import { userRoutes } from './routes-users.ts';
@@ -228,6 +229,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     deviceRoutes(app, deps);
     preferenceRoutes(app, deps);
     unsubscribeRoutes(app, deps, deps.unsubscribe);
+    retentionRoutes(app, deps);
   }
   opsRoutes(app, deps, metrics);
   realtimeRoutes(app, deps);

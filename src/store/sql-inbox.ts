@@ -22,7 +22,7 @@ export class SqlInboxStore implements InboxStore {
         `SELECT i.seq, i.read_at, n.id, n.category, n.priority, coalesce(i.title, n.title) AS title,
                 coalesce(i.body, n.body) AS body, n.data, n.created_at
          FROM inbox i JOIN notifications n ON n.id = i.notification_id
-         WHERE i.user_id = $1 AND ($2::bigint IS NULL OR i.seq < $2) ${options.unread ? UNREAD_ONLY : ''}
+         WHERE i.user_id = $1 AND ($2::bigint IS NULL OR i.seq < $2) ${options.unread ? UNREAD_ONLY : ''} ${UNEXPIRED}
          ORDER BY i.seq DESC LIMIT $3`,
         [userId, options.before ?? null, options.limit + 1],
       ),
@@ -88,7 +88,7 @@ export class SqlInboxStore implements InboxStore {
       `SELECT i.seq, i.read_at, n.id, n.category, n.priority, coalesce(i.title, n.title) AS title,
                 coalesce(i.body, n.body) AS body, n.data, n.created_at
        FROM inbox i JOIN notifications n ON n.id = i.notification_id
-       WHERE i.user_id = $1 AND i.seq > $2 ORDER BY i.seq LIMIT $3`,
+       WHERE i.user_id = $1 AND i.seq > $2 ${UNEXPIRED} ORDER BY i.seq LIMIT $3`,
       [userId, afterSeq, limit],
     );
     return rows.map(toItem);
@@ -125,6 +125,12 @@ export class SqlInboxStore implements InboxStore {
     return { lastSeq: row?.last_seq ?? 0, unreadCount: row?.unread ?? 0 };
   }
 }
+
+/**
+ * Entries of notifications not expired yet: an entry leaves reads the moment its notification's
+ * expires_at passes, before a retention run removes it (and takes it off the unread count).
+ */
+const UNEXPIRED = 'AND (n.expires_at IS NULL OR n.expires_at > now())';
 
 /** The unread entries of user $1: those not read, from the first that may be unread (migration 0005). */
 export const UNREAD_ONLY =

@@ -3,7 +3,16 @@
  * server), which differ only in their driver. Each concern lives in its own file.
  */
 import type { Device, DeviceToken } from '../core/devices.ts';
-import type { AcceptOptions, DeviceRegistration, StartedWork, Store, StoredTemplate, TakeFrom } from '../core/ports.ts';
+import type {
+  AcceptOptions,
+  DeviceRegistration,
+  RetentionOptions,
+  RetentionReport,
+  StartedWork,
+  Store,
+  StoredTemplate,
+  TakeFrom,
+} from '../core/ports.ts';
 import type { Preferences } from '../core/preferences.ts';
 import type { Template } from '../core/template-render.ts';
 import type {
@@ -31,6 +40,7 @@ import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
+import { SqlRetention } from './sql-retention.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
 import { SqlUserStore } from './sql-users.ts';
 
@@ -61,6 +71,7 @@ export class SqlStore implements Store {
   private readonly templates: SqlTemplateStore;
   private readonly devices: SqlDeviceStore;
   private readonly preferences: SqlPreferenceStore;
+  private readonly retention: SqlRetention;
 
   constructor(
     readonly sql: Sql,
@@ -76,6 +87,7 @@ export class SqlStore implements Store {
     this.templates = new SqlTemplateStore(sql);
     this.devices = new SqlDeviceStore(sql);
     this.preferences = new SqlPreferenceStore(sql);
+    this.retention = new SqlRetention(sql);
   }
 
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -183,6 +195,9 @@ export class SqlStore implements Store {
     for (const table of VACUUMED_TABLES) await this.sql.query(`VACUUM ${analyze ? '(ANALYZE) ' : ''}${table}`);
     if (analyze) this.analyzedAt = Date.now();
     return [...VACUUMED_TABLES];
+  }
+  runRetention(options: RetentionOptions): Promise<RetentionReport> {
+    return this.retention.run(options);
   }
   async ping(): Promise<void> {
     await this.sql.query('SELECT 1');
