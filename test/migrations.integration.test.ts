@@ -129,8 +129,12 @@ describe('migration 0017 (partitions for retention)', () => {
     cleanups.push(db.drop);
     const old = await openPostgres(db.url, 2);
     await migrate(old, 16);
-    const now = new Date();
-    const ns = ['ann', 'ann', 'bob'].map((user) => ({ id: uuidv7(), user, delivery: uuidv7() }));
+    // Written two days ago (ids carry their creation time): before the migration's first day.
+    const now = new Date(Date.now() - 2 * 86_400_000);
+    const past = () => now.getTime().toString(16).padStart(12, '0') + uuidv7().replaceAll('-', '').slice(12);
+    const asUuid = (h: string) =>
+      `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    const ns = ['ann', 'ann', 'bob'].map((user) => ({ id: asUuid(past()), user, delivery: asUuid(past()) }));
     await old.query('SELECT * FROM herald_accept($1::json, $2::json)', [
       JSON.stringify(
         ns.map((n) => ({
