@@ -88,6 +88,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     inAppUpTo: roles.has('worker') ? INLINE_IN_APP_RECIPIENTS : 0,
     // In-app deliveries of categories with a template go to a worker, which renders them.
     templates: adapters.templates,
+    // A notification without a ttl (its own or its category's) expires this long after it is due.
+    retentionMs: config.retentionMs,
   });
   const worker = roles.has('worker')
     ? new DeliveryWorker(

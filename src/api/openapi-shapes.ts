@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { CHANNELS, LANES } from '../core/types.ts';
+import { AGGREGATION_FIELDS } from './openapi-shapes-aggregation.ts';
 
 const isoDate = z.string().meta({ format: 'date-time' });
 const channel = z.enum(CHANNELS);
@@ -147,6 +148,7 @@ const inboxItem = z.strictObject({
   data: json,
   createdAt: isoDate,
   readAt: isoDate.nullable(),
+  ...AGGREGATION_FIELDS,
 });
 
 const deadLetter = z.strictObject({

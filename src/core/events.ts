@@ -43,10 +43,11 @@ export interface HeraldEvents {
 }
 
 export class HeraldEmitter extends EventEmitter<HeraldEvents> {
-  /** In-app deliveries just committed: their entries to the gateway, and one `delivery:sent` each. */
+  /** In-app deliveries just committed: their entries to the gateway (not the folded ones), and one `delivery:sent` each. */
   inboxDelivered(delivered: readonly InboxDelivery[]): void {
     if (!delivered.length) return;
-    this.emit('inbox:entries', delivered);
+    const entries = delivered.some((d) => d.folded) ? delivered.filter((d) => !d.folded) : delivered;
+    if (entries.length) this.emit('inbox:entries', entries);
     const now = Date.now();
     for (const d of delivered) {
       this.emit('delivery:sent', {

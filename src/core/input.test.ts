@@ -54,7 +54,26 @@ describe('parseNotificationRequest', () => {
       data: null,
       sendAt: null,
       groupKey: null,
+      defaulted: ['priority', 'channels'],
     });
+  });
+
+  it('says which defaults were filled, and nothing when all were given', () => {
+    expect(parseNotificationRequest({ ...base, priority: 'high' }).defaulted).toEqual(['channels']);
+    expect(parseNotificationRequest({ ...base, channels: ['email'] }).defaulted).toEqual(['priority']);
+    expect(parseNotificationRequest({ ...base, priority: 'normal', channels: ['in_app'] })).not.toHaveProperty(
+      'defaulted',
+    );
+  });
+
+  it('takes a ttl as an ISO 8601 duration of at least a second and at most 366 days', () => {
+    const r = parseNotificationRequest({ ...base, ttl: 'PT30M' });
+    expect([r.ttl, r.ttlMs]).toEqual(['PT30M', 1_800_000]);
+    expect(parseNotificationRequest(base)).not.toHaveProperty('ttl');
+    expect(rejectedFields({ ...base, ttl: 'P1Y' })).toEqual(['ttl']);
+    expect(rejectedFields({ ...base, ttl: 'P367D' })).toEqual(['ttl']);
+    expect(rejectedFields({ ...base, ttl: 'PT0S' })).toEqual(['ttl']);
+    expect(rejectedFields({ ...base, ttl: 30 })).toEqual(['ttl']);
   });
 
   it('names the field that holds a lone surrogate', () => {

@@ -28,6 +28,8 @@ export const LIMITS = {
   sendAtHorizonDays: 366,
   /** The longest delay of a channel step (`after`): 30 days. */
   stepAfterMs: 30 * 86_400_000,
+  /** The longest `ttl` of a notification or a category: 366 days. */
+  ttlMs: 366 * 86_400_000,
 } as const;
 
 // A NUL cannot be stored in PostgreSQL text/jsonb; an unpaired surrogate cannot be encoded as UTF-8.
@@ -166,7 +168,6 @@ const channelsSchema = z
   .array(channelEntrySchema)
   .min(1, 'must name at least one channel')
   .max(CHANNELS.length)
-  .default(['in_app'])
   .superRefine((entries, ctx) => {
     const seen = new Set<Channel>();
     for (const e of entries) {
@@ -174,6 +175,19 @@ const channelsSchema = z
       if (seen.has(channel)) ctx.addIssue({ code: 'custom', message: `must not repeat a channel (${channel})` });
       seen.add(channel);
     }
+  });
+
+/** A lifetime (`ttl` of a notification or a category): an ISO 8601 duration of at most a year. */
+export const ttlSchema = z
+  .string()
+  .max(40, 'at most 40 characters')
+  .transform((text, ctx) => {
+    const d = parseIsoDuration(text, LIMITS.ttlMs);
+    if (!d.ok || d.ms < 1000) {
+      ctx.addIssue({ code: 'custom', message: d.ok ? 'must be at least PT1S' : d.message });
+      return z.NEVER;
+    }
+    return { text, ms: d.ms };
   });
 
 export const notificationRequestSchema = z.strictObject({
@@ -185,13 +199,14 @@ export const notificationRequestSchema = z.strictObject({
     z.strictObject({ topic: idSchema }),
   ]),
   category: categorySchema,
-  priority: z.enum(LANES).default('normal'),
-  channels: channelsSchema,
+  priority: z.enum(LANES).optional(),
+  channels: channelsSchema.optional(),
   title: storable(LIMITS.titleLength).nullable().default(null),
   body: storable(LIMITS.bodyLength).nullable().default(null),
   data: dataSchema.nullable().default(null),
   sendAt: sendAtSchema.nullable().default(null),
   groupKey: storable(LIMITS.groupKeyLength).nullable().default(null),
+  ttl: ttlSchema.nullable().default(null),
 });
 
 export function issuesOf(error: z.ZodError): FieldIssue[] {
@@ -213,13 +228,14 @@ export function parseNotificationRequest(input: unknown): NotificationRequest {
   if (!Array.isArray(r.to)) {
     throw validationError([{ field: 'to.topic', message: 'topics are not available yet: name the users' }]);
   }
-  const steps = r.channels.filter((e): e is ChannelStep => typeof e !== 'string');
+  const entries = r.channels ?? DEFAULT_CHANNELS;
+  const steps = entries.filter((e): e is ChannelStep => typeof e !== 'string');
   // Written out rather than spread: see Ingest.submit.
-  return {
+  const out: NotificationRequest = {
     to: r.to.length > 1 ? [...new Set(r.to)] : r.to,
     category: r.category,
-    priority: r.priority,
-    channels: steps.length ? r.channels.map((e) => (typeof e === 'string' ? e : e.channel)) : (r.channels as Channel[]),
+    priority: r.priority ?? 'normal',
+    channels: steps.length ? entries.map((e) => (typeof e === 'string' ? e : e.channel)) : (entries as Channel[]),
     steps: steps.length ? steps : null,
     title: r.title,
     body: r.body,
@@ -227,7 +243,21 @@ export function parseNotificationRequest(input: unknown): NotificationRequest {
     sendAt: r.sendAt,
     groupKey: r.groupKey,
   };
+  // Only present when given, so that the request's hash (idempotency) is what it was before them.
+  if (r.ttl) {
+    out.ttl = r.ttl.text;
+    out.ttlMs = r.ttl.ms;
+  }
+  if (r.priority === undefined || r.channels === undefined) {
+    out.defaulted = [
+      ...(r.priority === undefined ? (['priority'] as const) : []),
+      ...(r.channels === undefined ? (['channels'] as const) : []),
+    ];
+  }
+  return out;
 }
+
+const DEFAULT_CHANNELS: readonly Channel[] = ['in_app'];
 
 export const idempotencyKeySchema = z
   .string()

@@ -3,6 +3,7 @@
  * and implement these interfaces; src/wiring.ts picks them once from the configuration.
  */
 
+import type { Decisions } from './decider.ts';
 import type { Device, DeviceToken } from './devices.ts';
 import type { Preferences } from './preferences.ts';
 import type { Template } from './template-render.ts';
@@ -10,10 +11,12 @@ import type {
   AcceptOutcome,
   AttemptOutcome,
   BusJob,
+  CategoryPolicy,
   Channel,
   DeadLetter,
   DeliveryJob,
   DeliveryState,
+  InAppAppended,
   InAppCompletion,
   InboxDelivery,
   InboxItem,
@@ -36,9 +39,12 @@ export interface AcceptOptions {
   /**
    * Categories that have a template: their in-app deliveries are never completed in SQL (inline or by
    * the take) but leased to a worker (`via_worker`), which renders them and completes them with
-   * DeliveryStore.completeInApp. Absent or empty: none.
+   * DeliveryStore.completeInApp. Absent or empty: none. (In-app deliveries of notifications with a
+   * groupKey are leased to a worker too, whatever their category: it aggregates them.)
    */
   templated?: ReadonlySet<string>;
+  /** The decider's decisions for this batch (src/core/decider.ts); absent: every delivery is sent now. */
+  decisions?: Decisions;
 }
 
 /**
@@ -83,8 +89,11 @@ export interface DeliveryStore {
    * user's inbox with its own text and the user's next seq (with its `sent` timeline event). Returns
    * each one's seq, or null where the lease no longer matched (nothing was written for it). A
    * delivery reaches the inbox once: only the commit that moves it out of `processing` appends it.
+   * A completion with a `groupKey` joins its user's open item of that group, or opens one (see
+   * src/core/aggregation.ts): the item gets a new seq, replacing the old one, atomically with it;
+   * a user's completions of one group in one call make one item.
    */
-  completeInApp(completions: readonly InAppCompletion[]): Promise<(number | null)[]>;
+  completeInApp(completions: readonly InAppCompletion[]): Promise<(InAppAppended | null)[]>;
   /**
    * processing with an expired lease → pending. Returns what became claimable again. With
    * `unexpired`, every lease, expired or not: only for leases whose holders are known to be dead.
@@ -168,6 +177,12 @@ export interface PreferenceStore {
   optOut(userId: string, category: string, channel: Channel): Promise<void>;
 }
 
+/** Category policies (PUT /v1/categories/{category}); a put replaces the category's policy whole. */
+export interface CategoryPolicyStore {
+  putCategoryPolicy(policy: Omit<CategoryPolicy, 'updatedAt'>): Promise<CategoryPolicy>;
+  getCategoryPolicy(category: string): Promise<CategoryPolicy | null>;
+}
+
 /** Where a worker takes its next work from: ids a bus handed out, or a lane of the store's own queue. */
 export type TakeFrom = { readonly ids: readonly string[] } | { readonly lane: Lane; readonly max: number };
 
@@ -223,7 +238,8 @@ export interface Store
     InboxStore,
     TemplateStore,
     DeviceStore,
-    PreferenceStore {
+    PreferenceStore,
+    CategoryPolicyStore {
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */
   readonly parallelism: number;

@@ -30,7 +30,7 @@ export const MAX_PENDING_READS = 1000;
 /** Client frames kept while `ready` is not yet sent. */
 export const MAX_EARLY_FRAMES = 64;
 
-/** A live or replayed notification, serialized once for every socket of its user. */
+/** A live or replayed notification, serialized once for every socket of its user; an aggregated one with count, latest and replaces. */
 export function notificationFrame(item: InboxItem): Buffer {
   return Buffer.from(
     JSON.stringify({
@@ -44,6 +44,10 @@ export function notificationFrame(item: InboxItem): Buffer {
       data: item.data,
       createdAt: item.createdAt,
       readAt: item.readAt,
+      // An aggregated item (src/core/aggregation.ts); undefined fields are left out.
+      count: item.count,
+      latest: item.latest,
+      replaces: item.replaces,
     }),
   );
 }

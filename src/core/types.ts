@@ -91,6 +91,15 @@ export interface NotificationRequest {
   data: { [key: string]: JsonValue } | null;
   sendAt: Date | null;
   groupKey: string | null;
+  /** The notification's own `ttl` as given (ISO 8601 duration) and in milliseconds; absent or null: none. */
+  ttl?: string | null;
+  ttlMs?: number | null;
+  /**
+   * Fields the producer left out and that were given their defaults (`priority` → normal, `channels`
+   * → in_app): a category policy's own `priority`/`channels` replace them (API.md Part 2: the
+   * notification's own win). Absent: none was defaulted. Not part of the request's hash.
+   */
+  defaulted?: readonly ('priority' | 'channels')[];
 }
 
 /** A request ready to be committed: ids assigned, idempotency key attached. */
@@ -100,7 +109,55 @@ export interface NewNotification extends NotificationRequest {
   idempotencyKey: string | null;
   /** Hash of the request body, to tell a retry (same body) from a conflict (other body). */
   requestHash: string | null;
+  /**
+   * When the notification stops existing for its recipients: due time + ttl (its own, else its
+   * category's, else the default retention). Not delivered after it (`skipped`, `expired`); removed
+   * by retention. Absent or null: never (only stores written before issue 13).
+   */
+  expiresAt?: Date | null;
 }
+
+/**
+ * A category's policy (PUT /v1/categories/{category}, API.md Part 2), validated. Every field is
+ * optional in the request; absent ones have the defaults shown.
+ */
+export interface CategoryPolicy {
+  category: string;
+  /** Used when a notification of the category does not give its own; null: the usual default. */
+  priority: Priority | null;
+  channels: Channel[] | null;
+  /** Opt-outs are ignored (a password reset). Default false. */
+  required: boolean;
+  /** Quiet hours apply to the category's notifications (critical ones always pass). Default true. */
+  quietHours: boolean;
+  /** Collect each user's notifications over a window or until a cron time in the user's zone. */
+  digest: { window: string; windowMs: number } | { cron: string } | null;
+  /** Per user, per channel: at most `max` sent per `per`; the overflow is digested or dropped. */
+  caps: Partial<Record<Channel, { max: number; per: string; perMs: number; overflow: 'digest' | 'drop' }>>;
+  /** How long a notification of the category lives (delivery and retention); null: the default. */
+  ttl: string | null;
+  ttlMs: number | null;
+  updatedAt: Date;
+}
+
+/** Why a recipient × channel is not sent now (the delivery's and the timeline's `reason`). */
+export type DecisionReason = 'opted_out' | 'capped' | 'expired' | 'quiet_hours' | 'digested';
+
+/**
+ * What the decider says about one recipient × channel before anything is written. "Send now" is
+ * the absence of a decision.
+ * - `skip`: stored `skipped` with the reason; never sent.
+ * - `defer`: stored `pending`, due at `until` (the end of the user's quiet hours).
+ * - `digest`: stored `pending` with reason `digested`, member of the user's digest for the
+ *   category, channel and window starting at `windowStart`; sent inside that digest at `windowEnd`.
+ * - `worker`: sent now, but an in-app delivery goes through a worker (as one of a templated
+ *   category does) because a send-time gate (ttl, caps) must look at it first.
+ */
+export type Decision =
+  | { kind: 'skip'; reason: 'opted_out' | 'capped' | 'expired' }
+  | { kind: 'defer'; reason: 'quiet_hours'; until: Date }
+  | { kind: 'digest'; windowStart: Date; windowEnd: Date }
+  | { kind: 'worker' };
 
 /** The answer to an accepted POST, stored with the idempotency key and answered again on retries. */
 export interface AcceptedAnswer {
@@ -127,6 +184,11 @@ export interface InboxEntry {
 export interface InboxDelivery extends InboxEntry {
   lane: Lane;
   attempt: number;
+  /**
+   * Aggregated into an item that a newer delivery of the same commit heads: recorded `sent` like the
+   * others, but its entry is not pushed (that delivery's carries the item).
+   */
+  folded?: true;
 }
 
 export type AcceptOutcome =
@@ -264,6 +326,26 @@ export interface InAppCompletion {
   body: string | null;
   /** Merged into the `sent` timeline event's detail (e.g. `templateError`); null: nothing to add. */
   detail: { [key: string]: JsonValue } | null;
+  /** The notification's groupKey: the entry joins the user's open item of that group (src/core/aggregation.ts). */
+  groupKey?: string | null;
+  /** The group's window when this delivery opens a new item, in milliseconds; default one hour. */
+  groupWindowMs?: number;
+}
+
+/** Where a completed in-app delivery went: its inbox item's seq and, for a grouped one, the item. */
+export interface InAppAppended {
+  seq: number;
+  /** Grouped deliveries only. */
+  group?: {
+    /** Notifications the item holds. */
+    count: number;
+    /** The seq of the item this one replaced; null: it opened a new item. */
+    replaces: number | null;
+    /** Another delivery of the same call, newer, heads the item: this one's notification is not its latest. */
+    folded: boolean;
+    /** The user's unread count after the commit. */
+    unreadCount: number;
+  };
 }
 
 export type AttemptOutcome =
@@ -288,6 +370,26 @@ export interface InboxItem {
   data: JsonValue;
   createdAt: Date;
   readAt: Date | null;
+  /**
+   * An item aggregating a user's notifications of one groupKey (src/core/aggregation.ts): how many it
+   * holds, and the newest one's fields (the item's own fields are that notification's too). Absent on
+   * items of notifications without a groupKey.
+   */
+  count?: number;
+  latest?: InboxLatest;
+  /** The seq of the item this one replaces: clients drop that one. Absent when it replaced none. */
+  replaces?: number;
+}
+
+/** The newest notification of an aggregated inbox item. */
+export interface InboxLatest {
+  id: string;
+  category: string;
+  priority: Priority;
+  title: string | null;
+  body: string | null;
+  data: JsonValue;
+  createdAt: Date;
 }
 
 export interface InboxPage {

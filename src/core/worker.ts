@@ -35,6 +35,7 @@
  * receiver holds at most its permits' worth of a lane's slots, whatever is queued for it.
  */
 
+import { type GroupWindowLookup, groupWindowMs, latestOf } from './aggregation.ts';
 import { DestinationLimit, type DestinationResolver, type Moves, type Permit } from './destination-limit.ts';
 import type { Dispatch } from './dispatch.ts';
 import type { DeliveryEvent, HeraldEmitter } from './events.ts';
@@ -44,8 +45,10 @@ import { afterFailure, type RetryPolicy } from './retry-policy.ts';
 import {
   type AttemptOutcome,
   type DeliveryJob,
+  type InAppAppended,
   type InAppCompletion,
   type InboxDelivery,
+  type InboxItem,
   LANES,
   type Lane,
 } from './types.ts';
@@ -75,6 +78,8 @@ export interface WorkerOptions {
    * origin), as `resolve` names it (HERALD_WEBHOOK_MAX_PER_DESTINATION). Absent: no such limit.
    */
   destinations?: { max: number; resolve: DestinationResolver<DeliveryJob> };
+  /** A category's aggregation window (src/core/aggregation.ts); absent: one hour for every category. */
+  groupWindow?: GroupWindowLookup;
 }
 
 interface Waiting {
@@ -130,7 +135,7 @@ export class DeliveryWorker {
   private readonly loops: Promise<void>[] = [];
   private readonly outcomes: GroupCommit<AttemptOutcome, boolean>;
   /** Rendered in-app deliveries to complete: inbox entry and `sent` in one commit; each gets its seq. */
-  private readonly completions: GroupCommit<InAppCompletion, number | null>;
+  private readonly completions: GroupCommit<InAppCompletion, InAppAppended | null>;
   private stopping = false;
   private wakeOnStop: () => void = () => {};
   /** Settles on stop(), so that an idle lane does not sit out the rest of its poll interval. */
@@ -370,10 +375,14 @@ export class DeliveryWorker {
       result = { ok: false, permanent: false, error: `provider error: ${e instanceof Error ? e.message : String(e)}` };
     }
     if (job.channel === 'in_app' && result.ok) {
-      const entry = await this.complete(job, result);
+      const done = await this.complete(job, result);
       await this.released(lane, job);
       // After the commit, like the entries the store completes itself: to the gateway, and `delivery:sent`.
-      if (entry) this.events.inboxDelivered([entry]);
+      if (done) this.events.inboxDelivered([done.entry]);
+      // An item replaced another: whether that one was unread only the store knew; clients get the count.
+      if (done?.unreadCount !== undefined) {
+        this.events.emit('inbox:unread', { userId: job.userId, unreadCount: done.unreadCount });
+      }
       return;
     }
     const now = new Date();
@@ -391,8 +400,14 @@ export class DeliveryWorker {
     this.wakeLane(lane);
   }
 
-  /** Appends a rendered in-app delivery to its user's inbox and records it `sent`; null if the lease was lost. */
-  private async complete(job: DeliveryJob, result: SendResult & { ok: true }): Promise<InboxDelivery | null> {
+  /**
+   * Appends a leased in-app delivery (rendered, or aggregated) to its user's inbox and records it
+   * `sent`; null if the lease was lost. With the user's unread count when its item replaced another.
+   */
+  private async complete(
+    job: DeliveryJob,
+    result: SendResult & { ok: true },
+  ): Promise<{ entry: InboxDelivery; unreadCount?: number } | null> {
     const text = result.inbox ?? { title: null, body: null };
     const detail =
       result.detail && typeof result.detail === 'object' && !Array.isArray(result.detail) ? result.detail : null;
@@ -403,26 +418,34 @@ export class DeliveryWorker {
       body: text.body,
       detail,
     };
-    const seq = await this.retrying(job.deliveryId, () => this.completions.submit(completion), null);
-    if (seq === null) return null;
     const n = job.notification;
-    return {
-      deliveryId: job.deliveryId,
-      userId: job.userId,
-      lane: job.lane,
-      attempt: job.attempt,
-      item: {
-        id: n.id,
-        seq,
-        category: n.category,
-        priority: n.priority,
-        title: text.title ?? n.title,
-        body: text.body ?? n.body,
-        data: n.data,
-        createdAt: n.createdAt,
-        readAt: null,
-      },
+    if (n.groupKey !== null) {
+      completion.groupKey = n.groupKey;
+      completion.groupWindowMs = groupWindowMs(n.category, this.options.groupWindow);
+    }
+    const done = await this.retrying(job.deliveryId, () => this.completions.submit(completion), null);
+    if (done === null) return null;
+    const item: InboxItem = {
+      id: n.id,
+      seq: done.seq,
+      category: n.category,
+      priority: n.priority,
+      title: text.title ?? n.title,
+      body: text.body ?? n.body,
+      data: n.data,
+      createdAt: n.createdAt,
+      readAt: null,
     };
+    const group = done.group;
+    if (group) {
+      item.count = group.count;
+      item.latest = latestOf(item);
+      if (group.replaces !== null) item.replaces = group.replaces;
+    }
+    const entry = { deliveryId: job.deliveryId, userId: job.userId, lane: job.lane, attempt: job.attempt, item };
+    if (!group) return { entry };
+    if (group.folded) return { entry: { ...entry, folded: true } };
+    return group.replaces === null ? { entry } : { entry, unreadCount: group.unreadCount };
   }
 
   private outcomeOf(job: DeliveryJob, result: SendResult, now: Date): AttemptOutcome {

@@ -1,4 +1,5 @@
 /** Row shapes of the SQL store and their mapping to domain types. */
+import { latestOf } from '../core/aggregation.ts';
 import type {
   Channel,
   DeliveryJob,
@@ -110,7 +111,7 @@ export function toInboxDelivery(r: StartedRow, seq: number): InboxDelivery {
   };
 }
 
-/** An inbox entry joined with its notification. */
+/** An inbox entry joined with its notification; an aggregated one (migration 0014) with its count and the seq it replaces. */
 export interface InboxRow {
   seq: number;
   read_at: Date | null;
@@ -121,10 +122,12 @@ export interface InboxRow {
   body: string | null;
   data: JsonValue;
   created_at: Date;
+  group_count?: number | null;
+  replaces?: number | null;
 }
 
 export function toItem(r: InboxRow): InboxItem {
-  return {
+  const item: InboxItem = {
     id: r.id,
     seq: r.seq,
     category: r.category,
@@ -135,6 +138,11 @@ export function toItem(r: InboxRow): InboxItem {
     createdAt: r.created_at,
     readAt: r.read_at,
   };
+  if (r.group_count == null) return item;
+  item.count = r.group_count;
+  item.latest = latestOf(item);
+  if (r.replaces != null) item.replaces = Number(r.replaces);
+  return item;
 }
 
 export interface DeliveryRow {

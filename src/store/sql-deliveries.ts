@@ -11,6 +11,7 @@ import {
   CHANNELS,
   type DeadLetter,
   type DeliveryState,
+  type InAppAppended,
   type InAppCompletion,
   type Lane,
 } from '../core/types.ts';
@@ -79,21 +80,47 @@ export class SqlDeliveryStore implements DeliveryStore {
     return outcomes.map((o) => recorded.has(o.deliveryId));
   }
 
-  async completeInApp(completions: readonly InAppCompletion[]): Promise<(number | null)[]> {
+  async completeInApp(completions: readonly InAppCompletion[]): Promise<(InAppAppended | null)[]> {
     if (!completions.length) return [];
-    // One statement (it commits by itself): migrations/0010_complete_in_app.sql.
-    const rows = await this.sql.query<{ id: string; seq: string | number }>(
-      'SELECT * FROM herald_complete_in_app($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[])',
+    // One statement (it commits by itself): migrations/0014_inbox_aggregation.sql.
+    const rows = await this.sql.query<{
+      id: string;
+      seq: number;
+      group_count: number | null;
+      replaces: number | null;
+      folded: boolean;
+      unread: number;
+    }>(
+      `SELECT * FROM herald_complete_in_app($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
+                                            $7::float8[])`,
       [
         completions.map((c) => c.deliveryId),
         completions.map((c) => c.leaseToken),
         completions.map((c) => c.title),
         completions.map((c) => c.body),
         completions.map((c) => (c.detail ? JSON.stringify(c.detail) : null)),
+        completions.map((c) => c.groupKey ?? null),
+        completions.map((c) => (c.groupKey != null ? (c.groupWindowMs ?? null) : null)),
       ],
     );
-    const seqs = new Map(rows.map((r) => [r.id, Number(r.seq)]));
-    return completions.map((c) => seqs.get(c.deliveryId) ?? null);
+    const done = new Map<string, InAppAppended>();
+    for (const r of rows) {
+      done.set(
+        r.id,
+        r.group_count === null
+          ? { seq: Number(r.seq) }
+          : {
+              seq: Number(r.seq),
+              group: {
+                count: r.group_count,
+                replaces: r.replaces === null ? null : Number(r.replaces),
+                folded: r.folded,
+                unreadCount: Number(r.unread),
+              },
+            },
+      );
+    }
+    return completions.map((c) => done.get(c.deliveryId) ?? null);
   }
 
   async reclaimExpired(limit: number, options: { unexpired?: boolean } = {}): Promise<{ id: string; lane: Lane }[]> {

@@ -20,7 +20,8 @@ export class SqlInboxStore implements InboxStore {
     const [rows, { unreadCount }] = await Promise.all([
       this.sql.query<InboxRow>(
         `SELECT i.seq, i.read_at, n.id, n.category, n.priority, coalesce(i.title, n.title) AS title,
-                coalesce(i.body, n.body) AS body, n.data, n.created_at
+                coalesce(i.body, n.body) AS body, n.data, n.created_at, i.group_count,
+                i.replaced[cardinality(i.replaced)] AS replaces
          FROM inbox i JOIN notifications n ON n.id = i.notification_id
          WHERE i.user_id = $1 AND ($2::bigint IS NULL OR i.seq < $2) ${options.unread ? UNREAD_ONLY : ''} ${UNEXPIRED}
          ORDER BY i.seq DESC LIMIT $3`,
@@ -84,9 +85,14 @@ export class SqlInboxStore implements InboxStore {
   }
 
   async listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
+    // An aggregated item replaces, for a client that has every item up to `afterSeq`, the newest seq
+    // of its chain (every seq it replaced, migration 0014) at or below `afterSeq`: the one that client
+    // holds. Replaced seqs above it were never sent to the client (they are gone from the store).
     const rows = await this.sql.query<InboxRow>(
       `SELECT i.seq, i.read_at, n.id, n.category, n.priority, coalesce(i.title, n.title) AS title,
-                coalesce(i.body, n.body) AS body, n.data, n.created_at
+                coalesce(i.body, n.body) AS body, n.data, n.created_at, i.group_count,
+                coalesce((SELECT max(r) FROM unnest(i.replaced) r WHERE r <= $2), i.replaced[cardinality(i.replaced)])
+                  AS replaces
        FROM inbox i JOIN notifications n ON n.id = i.notification_id
        WHERE i.user_id = $1 AND i.seq > $2 ${UNEXPIRED} ORDER BY i.seq LIMIT $3`,
       [userId, afterSeq, limit],

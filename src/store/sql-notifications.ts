@@ -3,12 +3,15 @@
  * and timeline, cancellation.
  */
 
+import { type Decisions, decisionKey } from '../core/decider.ts';
 import { UUID_RE, uuidv7 } from '../core/ids.ts';
 import type { AcceptOptions, NotificationStore } from '../core/ports.ts';
 import type {
   AcceptedAnswer,
   AcceptOutcome,
   BusJob,
+  Channel,
+  Decision,
   DeliveryState,
   InboxDelivery,
   NewNotification,
@@ -77,6 +80,7 @@ export class SqlNotificationStore implements NotificationStore {
         fresh.map((i) => batch[i] as NewNotification),
         inline,
         options.templated,
+        options.decisions,
       );
       for (const [k, i] of fresh.entries()) {
         const c = created[k] ?? { jobs: [], delivered: [] };
@@ -187,8 +191,11 @@ export class SqlNotificationStore implements NotificationStore {
         [id],
       );
       const deliveries = await tx.query<DeliveryRow>(
-        `SELECT id, notification_id, user_id, channel, state, attempts, last_error, reason, next_attempt_at, updated_at
-         FROM deliveries WHERE notification_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3`,
+        // A digested delivery is due when its digest is (its own next_attempt_at is 'infinity': no lane takes it).
+        `SELECT id, notification_id, user_id, channel, state, attempts, last_error, reason, updated_at,
+                CASE WHEN d.digest_id IS NULL THEN d.next_attempt_at
+                     ELSE (SELECT g.window_end FROM digests g WHERE g.id = d.digest_id) END AS next_attempt_at
+         FROM deliveries d WHERE notification_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3`,
         [id, typeof after === 'string' && UUID_RE.test(after) ? after : null, limit + 1],
       );
       const timeline = await tx.query<{ at: Date; event: string; detail: TimelineEvent['detail'] }>(
@@ -305,11 +312,43 @@ function sentInApp(deliveryId: string, userId: string, n: NewNotification): Inbo
   return { deliveryId, userId, lane: n.priority, attempt: 1, item };
 }
 
+/** A delivery row with the decider's decision, for herald_accept_decided (migration 0012). */
+function decidedRow(
+  id: string,
+  n: NewNotification,
+  user: string,
+  channel: Channel,
+  at: Date,
+  unless: string | null,
+  decision: Exclude<Decision, { kind: 'worker' }>,
+  viaWorker: boolean,
+): object {
+  const row: Record<string, unknown> = {
+    id,
+    notification_id: n.id,
+    user_id: user,
+    channel,
+    lane: n.priority,
+    next_attempt_at: decision.kind === 'defer' ? decision.until : at,
+    state: decision.kind === 'skip' ? 'skipped' : 'pending',
+    reason: decision.kind === 'digest' ? 'digested' : decision.reason,
+    unless,
+  };
+  // A deferred in-app delivery that a worker must render or aggregate is leased when due, not completed in SQL.
+  if (viaWorker && decision.kind === 'defer') row.via_worker = true;
+  if (decision.kind === 'digest') {
+    row.window_start = decision.windowStart;
+    row.window_end = decision.windowEnd;
+  }
+  return row;
+}
+
 /**
  * Inserts notifications and their deliveries, and completes the in-app deliveries of those for which
  * `deliverInApp` says so (herald_accept, one statement); returns each one's deliveries still to do,
- * and those completed. In-app deliveries of `templated` categories are never completed here: they
- * are marked `via_worker`, for a worker to render (AcceptOptions.templated). The rows travel as one JSON document per table: JSON.stringify is much
+ * and those completed. In-app deliveries of `templated` categories, and of notifications with a
+ * groupKey, are never completed here: they are marked `via_worker`, for a worker to render
+ * (AcceptOptions.templated) or to aggregate (src/core/aggregation.ts). The rows travel as one JSON document per table: JSON.stringify is much
  * cheaper than encoding a dozen array parameters, and the server parses each document once.
  */
 async function insertNotifications(
@@ -317,9 +356,12 @@ async function insertNotifications(
   ns: NewNotification[],
   deliverInApp: (n: NewNotification) => boolean,
   templated: ReadonlySet<string> | undefined,
+  decisions: Decisions | undefined,
 ): Promise<{ jobs: BusJob[]; delivered: InboxDelivery[] }[]> {
   const notifications: object[] = [];
   const deliveries: object[] = [];
+  // Rows the decider decided something about (herald_accept's third argument); empty on the fast path.
+  const decided: object[] = [];
   // The entries of the in-app deliveries completed here, waiting for the seqs the statement gives them.
   const completing = new Map<string, InboxDelivery>();
   const out: { jobs: BusJob[]; delivered: InboxDelivery[] }[] = [];
@@ -344,12 +386,16 @@ async function insertNotifications(
       group_key: n.groupKey,
       recipients: n.to.length,
       created_at: n.createdAt,
+      expires_at: n.expiresAt ?? null,
     });
     const runAt = n.sendAt ?? n.createdAt;
     const created = { jobs: [] as BusJob[], delivered: [] as InboxDelivery[] };
     out.push(created);
-    const rendered = templated?.has(n.category) === true;
-    const now = !rendered && deliverInApp(n);
+    // Rendered (a template) or aggregated (a groupKey: migration 0014): a worker completes the in-app
+    // delivery (herald_complete_in_app); the SQL fast path never sees it.
+    const viaWorker = n.groupKey !== null || templated?.has(n.category) === true;
+    const now = !viaWorker && deliverInApp(n);
+    const decisionsOf = decisions?.get(n.id);
     // Each channel's due time and condition: a step's `after` counts from the notification's due time.
     const plan = n.channels.map((channel) => {
       const step = n.steps?.find((st) => st.channel === channel);
@@ -362,7 +408,13 @@ async function insertNotifications(
     for (const user of n.to) {
       for (const { channel, at, unless, inline } of plan) {
         const id = uuidv7();
-        if (inline) {
+        const decision = decisionsOf?.get(decisionKey(user, channel));
+        if (decision && decision.kind !== 'worker') {
+          decided.push(decidedRow(id, n, user, channel, at, unless, decision, viaWorker && channel === 'in_app'));
+          if (decision.kind === 'defer') created.jobs.push({ id, lane: n.priority, runAt: decision.until });
+          continue;
+        }
+        if (inline && !decision) {
           const entry = sentInApp(id, user, n);
           completing.set(id, entry);
           created.delivered.push(entry);
@@ -376,20 +428,20 @@ async function insertNotifications(
           channel,
           lane: n.priority,
           next_attempt_at: at,
-          sent: inline,
+          sent: inline && !decision,
         };
         // Only a step's row carries the key (a missing key is null to herald_accept): no bytes for the rest.
         if (unless) row.unless = unless;
         // Absent (false) on the fast path: the JSON stays as it was.
-        if (rendered && channel === 'in_app') row.via_worker = true;
+        if ((viaWorker || decision) && channel === 'in_app') row.via_worker = true;
         deliveries.push(row);
       }
     }
   }
-  const rows = await q.query<{ id: string; seq: string | number }>('SELECT * FROM herald_accept($1::json, $2::json)', [
-    JSON.stringify(notifications),
-    JSON.stringify(deliveries),
-  ]);
+  const rows = await q.query<{ id: string; seq: string | number }>(
+    'SELECT * FROM herald_accept($1::json, $2::json, $3::json)',
+    [JSON.stringify(notifications), JSON.stringify(deliveries), decided.length ? JSON.stringify(decided) : null],
+  );
   // One row per delivery inserted 'sent' (herald_append_inbox), with its seq.
   for (const r of rows) {
     const entry = completing.get(r.id);

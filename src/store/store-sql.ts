@@ -18,9 +18,11 @@ import type { Template } from '../core/template-render.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
+  CategoryPolicy,
   Channel,
   DeadLetter,
   DeliveryState,
+  InAppAppended,
   InAppCompletion,
   InboxItem,
   InboxPage,
@@ -39,6 +41,7 @@ import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
+import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
 import { SqlRetention } from './sql-retention.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
@@ -55,6 +58,7 @@ const VACUUMED_TABLES = [
   'devices',
   'preferences',
   'timeline',
+  'digests',
 ] as const;
 
 const ANALYZE_EVERY_MS = 3_600_000;
@@ -68,6 +72,7 @@ export class SqlStore implements Store {
   private readonly deliveries: SqlDeliveryStore;
   private readonly users: SqlUserStore;
   private readonly inbox: SqlInboxStore;
+  private readonly policies: SqlCategoryPolicyStore;
   private readonly templates: SqlTemplateStore;
   private readonly devices: SqlDeviceStore;
   private readonly preferences: SqlPreferenceStore;
@@ -88,6 +93,7 @@ export class SqlStore implements Store {
     this.devices = new SqlDeviceStore(sql);
     this.preferences = new SqlPreferenceStore(sql);
     this.retention = new SqlRetention(sql);
+    this.policies = new SqlCategoryPolicyStore(sql);
   }
 
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -108,7 +114,7 @@ export class SqlStore implements Store {
   finishAttempts(outcomes: readonly AttemptOutcome[]): Promise<boolean[]> {
     return this.deliveries.finishAttempts(outcomes);
   }
-  completeInApp(completions: readonly InAppCompletion[]): Promise<(number | null)[]> {
+  completeInApp(completions: readonly InAppCompletion[]): Promise<(InAppAppended | null)[]> {
     return this.deliveries.completeInApp(completions);
   }
   reclaimExpired(limit: number, options?: { unexpired?: boolean }): Promise<{ id: string; lane: Lane }[]> {
@@ -185,6 +191,12 @@ export class SqlStore implements Store {
   }
   optOut(userId: string, category: string, channel: Channel): Promise<void> {
     return this.preferences.optOut(userId, category, channel);
+  }
+  putCategoryPolicy(policy: Omit<CategoryPolicy, 'updatedAt'>): Promise<CategoryPolicy> {
+    return this.policies.putCategoryPolicy(policy);
+  }
+  getCategoryPolicy(category: string): Promise<CategoryPolicy | null> {
+    return this.policies.getCategoryPolicy(category);
   }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];

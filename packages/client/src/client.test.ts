@@ -133,6 +133,26 @@ describe('HeraldClient (scripted socket)', () => {
     expect(unread.at(-1)).toBe(0);
   });
 
+  it('passes an aggregated item on with count, latest and replaces, and leaves its unread count to the server', async () => {
+    const { server, client, received, unread } = setup();
+    void client.connect();
+    await vi.advanceTimersByTimeAsync(0);
+    const socket = server.last();
+    socket.accept({ lastSeq: 0, unreadCount: 0 });
+    const latest = { id: 'n2', category: 'c', priority: 'normal', title: 't2', body: null, data: null };
+    socket.push({ ...notification(1), count: 1, latest: { ...latest, id: 'n1', title: 't1' } });
+    socket.push({ ...notification(2), count: 2, latest, replaces: 1 });
+    expect(received.map((n) => [n.seq, n.count, n.replaces])).toEqual([
+      [1, 1, undefined],
+      [2, 2, 1],
+    ]);
+    expect(received[1]?.latest).toMatchObject({ id: 'n2', title: 't2' });
+    // +1 for the new item; none for the one replacing it (it replaced an unread one): the server says.
+    expect(unread).toEqual([0, 1]);
+    socket.push({ type: 'unread', unreadCount: 1 });
+    expect(unread.at(-1)).toBe(1);
+  });
+
   it('sends no acks with autoAck: false, but ack() and markRead() when asked', async () => {
     const { server, client } = setup({ autoAck: false });
     void client.connect();

@@ -15,7 +15,8 @@
  *   or whose id is among the last `recentIdsCapacity` ids, is dropped.
  * - `unread` fires with the server's count on `ready` and on each `unread` frame, and with one
  *   more for each new notification that arrives unread with a seq above `ready.lastSeq` (the
- *   backlog replayed after `ready` is already in its count).
+ *   backlog replayed after `ready` is already in its count; an aggregated item that `replaces`
+ *   another adds none: the server follows it with an `unread` frame).
  * - A resume point beyond the server's history (a reset store: `ready.lastSeq` below it) is
  *   dropped for the server's `lastSeq` on a new socket, so the client is not silenced.
  * - Acks (`autoAck`) and `markRead()` go over the socket; while it is not ready they wait (at
@@ -311,7 +312,8 @@ export class HeraldClient extends TypedEmitter<HeraldClientEvents> {
     this.recentIds.add(n.id);
     this.emit('notification', n);
     // `ready.unreadCount` already counts the backlog (seq <= ready.lastSeq); only newer ones add to it.
-    if (n.readAt === null && n.seq > this.readySeq) this.setUnread((this.unread ?? 0) + 1);
+    // An item that replaces another may not: the `unread` frame the server sends after it says.
+    if (n.readAt === null && n.seq > this.readySeq && n.replaces === undefined) this.setUnread((this.unread ?? 0) + 1);
   }
 
   private setUnread(count: number): void {

@@ -12,6 +12,7 @@ export {
   type FetchLike,
   type HeraldClientEvents,
   type HeraldClientOptions,
+  type HeraldLatest,
   type HeraldNotification,
   type InboxItem,
   type InboxPage,

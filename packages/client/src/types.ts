@@ -22,6 +22,25 @@ export interface HeraldNotification {
   createdAt: string;
   /** `null` while unread. */
   readAt: string | null;
+  /**
+   * Aggregated by groupKey (docs/realtime.md "Aggregated notifications"): how many notifications the
+   * item holds, and the newest one's fields. Absent on notifications without a groupKey.
+   */
+  count?: number;
+  latest?: HeraldLatest;
+  /** The seq of the item this one replaces: drop that one from any list you keep. */
+  replaces?: number;
+}
+
+/** The newest notification of an aggregated item. */
+export interface HeraldLatest {
+  id: string;
+  category: string;
+  priority: Priority;
+  title: string | null;
+  body: string | null;
+  data: JsonValue;
+  createdAt: string;
 }
 
 export type InboxItem = HeraldNotification;

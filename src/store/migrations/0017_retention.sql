@@ -15,7 +15,7 @@
 -- bounds rewritten. Its rows of expired notifications are deleted in batches through
 -- deliveries_by_notification (a range of notification ids), before their day is dropped.
 --
--- * notifications.expires_at (migration 0012 adds it; added here only if absent): the instant the
+-- * notifications.expires_at (added by migration 0012; ingest sets it): the instant the
 --   notification leaves every read and the store. NULL (a row written before it existed) counts as
 --   created_at + the default retention (HERALD_RETENTION).
 -- * retention_partitions: the day partitions that exist, by their id range (lo NULL: the `legacy`
@@ -29,8 +29,6 @@
 -- The tables are rebuilt (LIKE the old ones, so columns added by earlier migrations come along) and
 -- their rows copied: a one-time rewrite of these three tables. Indexes other than the primary keys
 -- are recreated from the old tables' definitions.
-
-ALTER TABLE notifications ADD COLUMN IF NOT EXISTS expires_at timestamptz;
 
 -- The lowest UUIDv7 of the millisecond `p_at` falls in (the bound of a day's id range).
 CREATE FUNCTION herald_uuid_floor(p_at timestamptz) RETURNS uuid
