@@ -163,7 +163,7 @@ describe('migration 0017 (partitions for retention)', () => {
     const store = await openPostgresStore(db.url, 2);
     cleanups.push(() => store.close());
     const [legacy] = await store.sql.query<{ n: number; i: number; t: number }>(
-      `SELECT (SELECT count(*)::int FROM notifications_legacy) AS n, (SELECT count(*)::int FROM inbox_legacy) AS i,
+      `SELECT (SELECT count(*)::int FROM notifications_legacy) AS n, (SELECT count(*)::int FROM inbox) AS i,
               (SELECT count(*)::int FROM timeline_legacy) AS t`,
     );
     expect(legacy).toEqual({ n: 3, i: 3, t: 3 });

@@ -2,7 +2,8 @@
  * Retention (migration 0017, src/store/sql-retention.ts) on both stores: expired notifications leave
  * with their deliveries, inbox entries and timeline; unexpired ones stay; unread counts,
  * unread_from and seqs stay right; whole days are dropped as partitions and the coming days exist
- * before rows need them; a notification due a year ahead is stored and kept.
+ * from the moment the store opens; a notification due a year ahead is stored and kept; finished
+ * digests leave once older than the default retention.
  */
 import { expect, it } from 'vitest';
 import { uuidv7 } from '../src/core/ids.ts';
@@ -94,7 +95,7 @@ forEachStore('Retention', ({ store }) => {
     expect((await s.listInbox('alice', { limit: 10, unread: true })).items.map((e) => e.id)).toEqual([n4, n2]);
 
     const report = await s.runRetention({ defaultRetentionMs: RETENTION });
-    expect(report.removed).toEqual({ notifications: 2, deliveries: 3, inboxItems: 2, timelineEvents: 3 });
+    expect(report.removed).toEqual({ notifications: 2, deliveries: 3, inboxItems: 2, timelineEvents: 3, digests: 0 });
     // Only an empty legacy partition (none of its rows live) may go; today stays.
     expect(report.partitions.dropped.filter((p) => p !== 'legacy')).toEqual([]);
     for (const id of [n1, n3]) expect(await rowsOf(s, id)).toEqual({ n: 0, d: 0, i: 0, t: 0 });
@@ -119,19 +120,21 @@ forEachStore('Retention', ({ store }) => {
       deliveries: 0,
       inboxItems: 0,
       timelineEvents: 0,
+      digests: 0,
     });
   });
 
   it('drops a day whose notifications have all expired as partitions, and makes the coming days ahead', async () => {
     const s = store();
     const today = Date.now();
-    // The first run makes today and the next 7 days (those the template lacks).
-    await s.runRetention({ defaultRetentionMs: RETENTION });
-    for (const t of ['notifications', 'inbox', 'timeline']) {
+    // Opening the store made today and the next 7 days (those the template lacks), before any run.
+    for (const t of ['notifications', 'timeline']) {
       const names = await partitions(s, t);
       for (let k = 0; k <= 7; k++) expect(names).toContain(`${t}_${dayOf(today + k * DAY)}`);
       expect(names).toContain(`${t}_default`);
     }
+    // The inbox is one table: its reads by (user_id, seq) would probe every partition (ADR 0014).
+    expect(await partitions(s, 'inbox')).toEqual([]);
     const a = await accept(s, { to: ['bob'], channels: ['in_app', 'webhook'] });
     const b = await accept(s, { to: ['bob'] });
     await s.markRead('bob', { seqs: [1] });
@@ -147,7 +150,7 @@ forEachStore('Retention', ({ store }) => {
     expect(report.partitions.dropped).toContain(dayOf(today));
     expect(report.partitions.created).toContain(dayOf(today + 47 * DAY));
     expect(report.removed).toMatchObject({ notifications: 2, deliveries: 3, inboxItems: 2 });
-    for (const t of ['notifications', 'inbox', 'timeline']) {
+    for (const t of ['notifications', 'timeline']) {
       const names = await partitions(s, t);
       expect(names).not.toContain(`${t}_${dayOf(today)}`);
       expect(names).toContain(`${t}_${dayOf(today + 47 * DAY)}`);
@@ -163,7 +166,6 @@ forEachStore('Retention', ({ store }) => {
   it('keeps a notification due a year ahead, and sweeps the expired rows of its day in batches', async () => {
     const s = store();
     const today = Date.now();
-    await s.runRetention({ defaultRetentionMs: RETENTION });
     const soon = await accept(s, { to: ['cid'] });
     const sendAt = new Date(today + 365 * DAY);
     const future = await accept(s, { to: ['cid'], channels: ['in_app', 'email'], sendAt });
@@ -179,5 +181,29 @@ forEachStore('Retention', ({ store }) => {
     expect(await counter(s, 'cid')).toEqual({ last_seq: 1, unread: 0, unread_from: 2 });
     const view = await s.getNotification(future);
     expect(view?.deliveries.map((d) => d.status)).toEqual(['pending', 'pending']);
+  });
+
+  it('deletes finished digests older than the default retention, and keeps pending ones whatever their age', async () => {
+    const s = store();
+    const old = new Date(Date.now() - 31 * DAY).toISOString();
+    const recent = new Date(Date.now() - DAY).toISOString();
+    const digests = [
+      ['sent', old],
+      ['failed', old],
+      ['skipped', old],
+      ['pending', old],
+      ['processing', old],
+      ['sent', recent],
+    ] as const;
+    for (const [k, [state, at]] of digests.entries())
+      await s.sql.query(
+        `INSERT INTO digests (id, user_id, category, channel, window_start, window_end, state, updated_at)
+         VALUES ($1, 'dee', 'c', 'email', $2::timestamptz - interval '1 hour', $2::timestamptz, $3, $2::timestamptz)`,
+        [uuidv7(), new Date(Date.parse(at) - k * 3_600_000).toISOString(), state],
+      );
+    const report = await s.runRetention({ defaultRetentionMs: RETENTION });
+    expect(report.removed.digests).toBe(3);
+    const left = await s.sql.query<{ state: string }>('SELECT state FROM digests ORDER BY state');
+    expect(left.map((r) => r.state)).toEqual(['pending', 'processing', 'sent']);
   });
 });

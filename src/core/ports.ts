@@ -225,10 +225,13 @@ export interface RetentionOptions {
   daysAhead?: number;
 }
 
-/** What a retention run did: day partitions (`pYYYYMMDD`) created and dropped, and the rows it removed. */
+/**
+ * What a retention run did: day partitions (`pYYYYMMDD`) created and dropped, and the rows it removed
+ * (`digests`: finished digests older than the default retention).
+ */
 export interface RetentionReport {
   partitions: { created: string[]; dropped: string[] };
-  removed: { notifications: number; deliveries: number; inboxItems: number; timelineEvents: number };
+  removed: { notifications: number; deliveries: number; inboxItems: number; timelineEvents: number; digests: number };
 }
 
 export interface Store
@@ -256,8 +259,8 @@ export interface Store
   vacuum(): Promise<string[]>;
   /**
    * Removes the notifications whose expires_at has passed, with their deliveries, inbox entries and
-   * timeline (a whole day at once where every notification of the day has expired), and prepares
-   * the coming days. Afterwards no expired entry is in a user's inbox, replay or unread count;
+   * timeline (a whole day at once where every notification of the day has expired), and finished
+   * digests older than the default retention; and prepares the coming days. Afterwards no expired entry is in a user's inbox, replay or unread count;
    * a user's seqs keep growing. Safe to run in several processes at once.
    */
   runRetention(options: RetentionOptions): Promise<RetentionReport>;

@@ -37,11 +37,11 @@ import { openPglite, type PgliteOpenOptions } from './db-pglite.ts';
 import { DEFAULT_TIMEOUTS, openPostgres, type PostgresTimeouts } from './db-postgres.ts';
 import { migrate } from './migrate.ts';
 import type { Sql } from './sql.ts';
+import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlDeviceStore } from './sql-devices.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
-import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
 import { SqlRetention } from './sql-retention.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
@@ -225,16 +225,18 @@ export class SqlStore implements Store {
 
 /**
  * Opens the embedded store: PGlite in `dataDir`, locked for this process (data-dir-lock.ts), or in
- * memory when `dataDir` is null.
+ * memory when `dataDir` is null; migrated, with the coming days' partitions made.
  */
 export async function openEmbeddedStore(dataDir: string | null, options: PgliteOpenOptions = {}): Promise<SqlStore> {
   const lock = dataDir === null ? undefined : lockDataDir(dataDir);
   try {
     const sql = await openPglite(dataDir ?? undefined, options);
-    await migrate(sql).catch(async (e: unknown) => {
-      await sql.close();
-      throw e;
-    });
+    await migrate(sql)
+      .then(() => new SqlRetention(sql).prepare(new Date()))
+      .catch(async (e: unknown) => {
+        await sql.close();
+        throw e;
+      });
     return new SqlStore(sql, lock);
   } catch (e) {
     lock?.release();
@@ -242,7 +244,10 @@ export async function openEmbeddedStore(dataDir: string | null, options: PgliteO
   }
 }
 
-/** Opens the PostgreSQL store and migrates it; `timeouts` default to the settings' defaults. */
+/**
+ * Opens the PostgreSQL store, migrates it and makes the coming days' partitions; `timeouts` default
+ * to the settings' defaults.
+ */
 export async function openPostgresStore(
   url: string,
   poolSize: number,
@@ -250,5 +255,8 @@ export async function openPostgresStore(
 ): Promise<SqlStore> {
   const sql = await openPostgres(url, poolSize, timeouts);
   await migrate(sql);
+  // The coming days' partitions exist whether or not a scheduler runs (a row of a day without one
+  // would go to the DEFAULT partition, which is never dropped whole).
+  await new SqlRetention(sql).prepare(new Date());
   return new SqlStore(sql);
 }

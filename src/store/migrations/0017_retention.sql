@@ -1,34 +1,38 @@
 -- Retention (issue 13 item 6; docs/architecture.md "Retention", ADR 0014). Expired notifications
--- leave the store, and the largest tables leave it a day at a time: notifications, inbox and
--- timeline become tables partitioned by the notification's id (UUIDv7: its first 48 bits are the
--- creation time in ms), one partition per UTC day, so that a day whose notifications have all expired
--- is DROPPED — one catalog change instead of one deleted row (and its WAL, its index entries, its
--- vacuum) per notification, entry and event. Everything about a notification lives in its day's
--- partitions: its inbox entries and its timeline are keyed by its id, wherever they were written.
+-- leave the store, and the largest tables leave it a day at a time: notifications and timeline become
+-- tables partitioned by the notification's id (UUIDv7: its first 48 bits are the creation time in ms),
+-- one partition per UTC day, so that a day whose notifications have all expired is DROPPED — one
+-- catalog change instead of one deleted row (and its WAL, its index entries, its vacuum) per
+-- notification and event. Their reads carry the key (a notification by id, a timeline by
+-- notification id, the take's join to notifications), so they are pruned to one partition.
 --
--- deliveries stays one table. It is the queue: herald_take finds rows by `id = ANY(ids)`, and a
--- table partitioned by notification id cannot prune by delivery id — measured on PostgreSQL 15 with
--- 35 partitions and 700,000 rows, taking 1,000 random ids through a plpgsql function (cached generic
--- plan) cost 32–220 ms instead of 6–12 ms unpartitioned. Partitioned by its own id instead, a day's
--- deliveries would not belong to that day's notifications (fan-out writes them later; a `sendAt` a
--- year ahead is due a year after its row was written), and every hot function would need its id
--- bounds rewritten. Its rows of expired notifications are deleted in batches through
--- deliveries_by_notification (a range of notification ids), before their day is dropped.
+-- deliveries and inbox stay one table each: their hot statements do not carry the notification id.
+-- * deliveries is the queue: herald_take finds rows by `id = ANY(ids)` — measured on PostgreSQL 15
+--   with 35 partitions and 700,000 rows, taking 1,000 random ids through a plpgsql function cost
+--   32–220 ms instead of 6–12 ms unpartitioned.
+-- * inbox is read and written by (user_id, seq): pages, replay, unread, markRead, every socket ack,
+--   aggregation's lookup. Partitioned by notification id, each of them probed every partition's
+--   index: measured with 41 partitions, 200,000 entries and 1,000 users (ADR 0014 has the figures),
+--   a page cost ~2× and a 50-ack batch ~5× what it costs on one table.
+-- Their rows of expired notifications are deleted in batches — deliveries through
+-- deliveries_by_notification, inbox entries through inbox_by_notification (added here), with the
+-- users' counters adjusted in the same transaction — before their day is dropped.
 --
 -- * notifications.expires_at (added by migration 0012; ingest sets it): the instant the
 --   notification leaves every read and the store. NULL (a row written before it existed) counts as
 --   created_at + the default retention (HERALD_RETENTION).
 -- * retention_partitions: the day partitions that exist, by their id range (lo NULL: the `legacy`
---   partition of the rows written before this migration). herald_retention_prepare adds days.
--- * Each table also has a DEFAULT partition, for a row whose day has no partition yet (no scheduler
---   ran for a week); its rows leave by the batched sweep, never by a drop.
--- * inbox loses its primary key (user_id, seq): a partitioned table's unique index must contain the
---   partition key. Its index (user_id, seq) serves every read as before; a seq is unique per user by
---   the counter row that hands it out (ADR 0008), as it already was in practice.
+--   partition of the rows written before this migration). herald_retention_prepare adds days; the
+--   store calls it when it opens and every retention run calls it again.
+-- * Each table also has a DEFAULT partition, for a row whose day has no partition yet (no process
+--   opened the store or ran retention for a week); its rows leave by the batched sweep, never by a drop.
+-- * digests_finished: sent, failed, dead and skipped digests, by when they finished (retention
+--   deletes them once older than the default retention).
 --
--- The tables are rebuilt (LIKE the old ones, so columns added by earlier migrations come along) and
--- their rows copied: a one-time rewrite of these three tables. Indexes other than the primary keys
--- are recreated from the old tables' definitions.
+-- notifications and timeline are rebuilt (LIKE the old ones, so columns added by earlier migrations
+-- come along) and their rows copied: a one-time rewrite of both tables, under an exclusive lock, in
+-- the migration's transaction (docs/upgrading.md). Indexes other than the primary keys are recreated
+-- from the old tables' definitions.
 
 -- The lowest UUIDv7 of the millisecond `p_at` falls in (the bound of a day's id range).
 CREATE FUNCTION herald_uuid_floor(p_at timestamptz) RETURNS uuid
@@ -45,35 +49,29 @@ CREATE TABLE retention_partitions (
 
 CREATE TEMP TABLE retention_old_indexes ON COMMIT DROP AS
 SELECT tablename, indexdef FROM pg_indexes
-WHERE schemaname = current_schema() AND tablename IN ('notifications', 'inbox', 'timeline')
-  AND indexname NOT IN ('notifications_pkey', 'inbox_pkey', 'timeline_pkey');
+WHERE schemaname = current_schema() AND tablename IN ('notifications', 'timeline')
+  AND indexname NOT IN ('notifications_pkey', 'timeline_pkey');
 
 ALTER TABLE notifications RENAME TO notifications_unpartitioned;
-ALTER TABLE inbox RENAME TO inbox_unpartitioned;
 ALTER TABLE timeline RENAME TO timeline_unpartitioned;
 
 CREATE TABLE notifications (LIKE notifications_unpartitioned INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)
   PARTITION BY RANGE (id);
-CREATE TABLE inbox (LIKE inbox_unpartitioned INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)
-  PARTITION BY RANGE (notification_id);
 CREATE TABLE timeline (LIKE timeline_unpartitioned INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE
                        INCLUDING IDENTITY)
   PARTITION BY RANGE (notification_id);
 
 CREATE TABLE notifications_legacy PARTITION OF notifications
   FOR VALUES FROM (MINVALUE) TO (herald_uuid_floor(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'));
-CREATE TABLE inbox_legacy PARTITION OF inbox
-  FOR VALUES FROM (MINVALUE) TO (herald_uuid_floor(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'));
 CREATE TABLE timeline_legacy PARTITION OF timeline
   FOR VALUES FROM (MINVALUE) TO (herald_uuid_floor(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'));
 INSERT INTO retention_partitions (suffix, lo, hi)
 VALUES ('legacy', NULL, herald_uuid_floor(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'));
 CREATE TABLE notifications_default PARTITION OF notifications DEFAULT;
-CREATE TABLE inbox_default PARTITION OF inbox DEFAULT;
 CREATE TABLE timeline_default PARTITION OF timeline DEFAULT;
 
 -- Creates the partitions of the UTC days from p_from's to p_days after it that do not exist yet, for
--- the three tables; returns the suffixes created (`pYYYYMMDD`). A day whose rows are already in the
+-- both tables; returns the suffixes created (`pYYYYMMDD`). A day whose rows are already in the
 -- DEFAULT partition is left to it (creating its partition would fail). Processes preparing at once
 -- wait for each other (advisory lock), so each day is created once.
 CREATE FUNCTION herald_retention_prepare(p_from timestamptz, p_days int)
@@ -96,9 +94,8 @@ BEGIN
     -- A day the legacy partition (or an older one) already covers.
     CONTINUE WHEN EXISTS (SELECT 1 FROM retention_partitions r WHERE r.hi > v_lo AND coalesce(r.lo < v_hi, true));
     CONTINUE WHEN EXISTS (SELECT 1 FROM notifications_default n WHERE n.id >= v_lo AND n.id < v_hi)
-               OR EXISTS (SELECT 1 FROM inbox_default n WHERE n.notification_id >= v_lo AND n.notification_id < v_hi)
                OR EXISTS (SELECT 1 FROM timeline_default n WHERE n.notification_id >= v_lo AND n.notification_id < v_hi);
-    FOREACH t IN ARRAY ARRAY['notifications', 'inbox', 'timeline'] LOOP
+    FOREACH t IN ARRAY ARRAY['notifications', 'timeline'] LOOP
       EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', t || '_' || s, t, v_lo, v_hi);
     END LOOP;
     INSERT INTO retention_partitions (suffix, lo, hi) VALUES (s, v_lo, v_hi);
@@ -110,17 +107,17 @@ $$;
 SELECT count(*) FROM herald_retention_prepare(now(), 7);
 
 INSERT INTO notifications SELECT * FROM notifications_unpartitioned;
-INSERT INTO inbox SELECT * FROM inbox_unpartitioned;
 INSERT INTO timeline OVERRIDING SYSTEM VALUE SELECT * FROM timeline_unpartitioned;
 SELECT setval(pg_get_serial_sequence('timeline', 'id'), coalesce((SELECT max(id) FROM timeline_unpartitioned), 0) + 1, false);
 
 DROP TABLE notifications_unpartitioned;
-DROP TABLE inbox_unpartitioned;
 DROP TABLE timeline_unpartitioned;
 
 ALTER TABLE notifications ADD PRIMARY KEY (id);
 ALTER TABLE timeline ADD PRIMARY KEY (notification_id, id);
-CREATE INDEX inbox_by_user ON inbox (user_id, seq);
+-- Retention finds a day's (or an expired notification's) inbox entries through it.
+CREATE INDEX inbox_by_notification ON inbox (notification_id);
+CREATE INDEX digests_finished ON digests (updated_at) WHERE state IN ('sent', 'failed', 'dead', 'skipped');
 -- The sweep finds expired notifications through it; a day's newest expiry is its last entry.
 CREATE INDEX IF NOT EXISTS notifications_expiry ON notifications (expires_at);
 
