@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { scenario as channels } from './channels.ts';
 import { scenario as deliver } from './deliver.ts';
 import { scenario as e2eLatency } from './e2e-latency.ts';
+import { scenario as fanout } from './fanout.ts';
 import { scenario as ingest } from './ingest.ts';
 import { STORES, type StoreKind } from './lib/herald-process.ts';
 import { REALTIME_FLAGS, REALTIME_USAGE, realtimeOptions } from './lib/realtime.ts';
@@ -28,6 +29,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'e2e-latency': e2eLatency,
   'retry-storm': retryStorm,
   channels,
+  fanout,
 };
 
 const USAGE = `usage: npm run bench -- <scenario> [options]
@@ -51,6 +53,7 @@ options:
   --critical n                   priority: critical notifications per phase (default 200)
   --rate n                       priority: critical notifications per second (default 20)
   --blast n                      priority: bulk deliveries queued before the second phase (default 100000)
+  --subscribers n                fanout: subscribers of the topic (default 1000000)
   --deliveries n                 retry-storm: webhook deliveries, 100 recipients per notification (default 10000)
 ${REALTIME_USAGE}
   --env KEY=VALUE                extra environment for Herald (repeatable), e.g. --env HERALD_PG_POOL_SIZE=32
@@ -88,6 +91,7 @@ function parse() {
       critical: { type: 'string' },
       rate: { type: 'string' },
       blast: { type: 'string' },
+      subscribers: { type: 'string' },
       deliveries: { type: 'string' },
       env: { type: 'string', multiple: true },
       'cpu-prof': { type: 'string' },
@@ -133,6 +137,7 @@ const options: BenchOptions = {
   critical: Math.round(positive('critical', v.critical, 200)),
   rate: positive('rate', v.rate, 20),
   blast: Math.round(positive('blast', v.blast, 100_000)),
+  subscribers: Math.round(positive('subscribers', v.subscribers, 1_000_000)),
   deliveries: Math.round(positive('deliveries', v.deliveries, 10_000)),
   env,
   cpuProfDir: v['cpu-prof'],

@@ -138,6 +138,10 @@ const schema = z.object({
   HERALD_PG_POOL_SIZE: int(1, 500).default(16).describe('PostgreSQL connections'),
   HERALD_INGEST_MAX_PENDING: int(1, 10_000_000).default(20_000).describe('POSTs waiting for commit before 429'),
   HERALD_POLL_MS: int(5, 60_000).default(250).describe('idle poll interval of workers'),
+  HERALD_FANOUT_ON_READ_ABOVE: int(0, Number.MAX_SAFE_INTEGER)
+    .default(100_000)
+    .describe('topics with more subscribers than this get their in-app channel by fan-out on read'),
+  HERALD_FANOUT_PAGE: int(100, 50_000).default(5_000).describe('most subscribers one fan-out page serves'),
   HERALD_WS_MAX_BUFFER_BYTES: int(4096, 64 * 1024 * 1024)
     .default(262_144)
     .describe('queued bytes beyond which a WebSocket is a slow consumer (closed with 4408)'),
@@ -276,6 +280,10 @@ export interface Config {
   pgPoolSize: number;
   ingestMaxPending: number;
   pollMs: number;
+  /** Topics above this many subscribers: in-app by fan-out on read (one item, read through the subscription). */
+  fanoutOnReadAbove: number;
+  /** Most subscribers one fan-out page serves (pages are also sized by time). */
+  fanoutPage: number;
   wsMaxBufferBytes: number;
   wsHeartbeatMs: number;
   /** CIDR blocks (`a.b.c.d/n`, `x::/n`) user-supplied URLs may reach although not public. */
@@ -547,6 +555,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pgPoolSize: c.HERALD_PG_POOL_SIZE,
     ingestMaxPending: c.HERALD_INGEST_MAX_PENDING,
     pollMs: c.HERALD_POLL_MS,
+    fanoutOnReadAbove: c.HERALD_FANOUT_ON_READ_ABOVE,
+    fanoutPage: c.HERALD_FANOUT_PAGE,
     wsMaxBufferBytes: c.HERALD_WS_MAX_BUFFER_BYTES,
     wsHeartbeatMs: c.HERALD_WS_HEARTBEAT_MS,
     egressAllow: c.HERALD_EGRESS_ALLOW,

@@ -17,6 +17,7 @@ import { Auth } from './api/auth.ts';
 import { buildServer } from './api/server.ts';
 import type { Config } from './config.ts';
 import { HeraldEmitter } from './core/events.ts';
+import { FanoutRunner } from './core/fanout.ts';
 import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
@@ -90,6 +91,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     templates: adapters.templates,
     // A notification without a ttl (its own or its category's) expires this long after it is due.
     retentionMs: config.retentionMs,
+    fanoutOnReadAbove: config.fanoutOnReadAbove,
   });
   const worker = roles.has('worker')
     ? new DeliveryWorker(
@@ -128,6 +130,36 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       })
     : null;
 
+  // Topic fan-out runs where deliveries are made, one job at a time per process, giving way to
+  // critical and high work (src/core/fanout.ts).
+  const fanout = worker
+    ? new FanoutRunner(store, bus, events, failures, {
+        leaseMs: config.leaseMs,
+        pollMs: config.pollMs,
+        maxPage: config.fanoutPage,
+        // On the embedded store every statement waits for a running page: keep pages as short as a
+        // bulk take. On PostgreSQL a page blocks no other statement; longer pages cost fewer commits.
+        pageBudgetMs: store.parallelism > 1 ? 200 : 25,
+        templates: adapters.templates,
+        liveUsers: () => gateway?.connectedUsers() ?? [],
+        busy: () => worker.inFlight('critical') + worker.inFlight('high') > 0,
+        exclusive: store.exclusive,
+      })
+    : null;
+
+  // Fan-out on read: entries a read appends go to the user's sockets; and when a topic notification
+  // is accepted, the subscribers connected here get its entry now (one statement per 1,000 of them).
+  if (gateway) {
+    store.onTopicEntries = (entries) => events.emit('inbox:entries', entries);
+    events.on('notification:accepted', (n) => {
+      if (!n.fanout) return;
+      const users = gateway.connectedUsers();
+      void (async () => {
+        for (let i = 0; i < users.length; i += 1_000) await store.materializeTopics(users.slice(i, i + 1_000));
+      })().catch((error: unknown) => failures.warn({ err: error }, 'fan-out on read: live entries not pushed'));
+    });
+  }
+
   let server: FastifyInstance | null = null;
   let url: string | null = null;
   let listening: Herald['listening'] = null;
@@ -163,6 +195,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     maintenance.start();
   }
   worker?.start();
+  fanout?.start();
   logger.info(
     {
       url,
@@ -187,6 +220,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       await server?.close();
       clearTimeout(cut);
       await ingest.drain();
+      await fanout?.stop();
       await worker?.stop();
       await maintenance?.stop();
       for (const p of providers) await p.close?.();

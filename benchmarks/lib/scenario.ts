@@ -25,6 +25,8 @@ export interface BenchOptions {
   rate: number;
   /** Bulk deliveries queued before the second phase (priority). Default 100,000. */
   blast: number;
+  /** Subscribers of the topic (fanout). Default 1,000,000. */
+  subscribers: number;
   /** Webhook deliveries to a receiver failing half of all requests (retry-storm). Default 10,000. */
   deliveries: number;
   /** Extra environment for Herald, from repeated --env KEY=VALUE. */

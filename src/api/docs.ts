@@ -310,6 +310,7 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
       tags: [
         { name: 'notifications', description: 'Send notifications and follow their deliveries' },
         { name: 'users', description: 'Profiles (contact points) and user tokens' },
+        { name: 'topics', description: 'Topic subscribers; send to all of them with `to: {"topic"}`' },
         { name: 'inbox', description: "A user's in-app inbox (producer or that user)" },
         { name: 'real time', description: 'The WebSocket and presence' },
         { name: 'dead letters', description: 'Deliveries that failed for good, and replaying them' },

@@ -38,6 +38,7 @@ import { preferenceRoutes } from './routes-preferences.ts';
 import { realtimeRoutes } from './routes-realtime.ts';
 import { retentionRoutes } from './routes-retention.ts';
 import { templateRoutes } from './routes-templates.ts';
+import { topicRoutes } from './routes-topics.ts';
 import { type UnsubscribeDeps, unsubscribeRoutes } from './routes-unsubscribe.ts';
 import { userRoutes } from './routes-users.ts';
 
@@ -228,6 +229,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     templateRoutes(app, deps);
     deviceRoutes(app, deps);
     preferenceRoutes(app, deps);
+    topicRoutes(app, deps);
     unsubscribeRoutes(app, deps, deps.unsubscribe);
     retentionRoutes(app, deps);
   }

@@ -16,7 +16,10 @@ export interface DeliveryEvent {
 }
 
 export interface HeraldEvents {
-  'notification:accepted': [{ id: string; lane: Lane; deliveries: number }];
+  /** `fanout`: a topic notification, whose deliveries a fan-out job creates (src/core/fanout.ts). */
+  'notification:accepted': [{ id: string; lane: Lane; deliveries: number; fanout?: boolean }];
+  /** One committed page of a fan-out job: how many subscribers it served. */
+  'fanout:page': [{ notificationId: string; recipients: number }];
   /** One group commit: how many notifications shared it, and how long the store took. */
   'ingest:commit': [{ notifications: number; ms: number }];
   'delivery:sent': [DeliveryEvent];

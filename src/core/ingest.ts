@@ -43,6 +43,8 @@ export interface IngestOptions {
    * no category is treated as having one.
    */
   templates?: { hasTemplate(category: string): boolean | Promise<boolean> };
+  /** Topics above this many subscribers get fan-out on read for in-app (AcceptOptions.fanoutOnReadAbove). */
+  fanoutOnReadAbove?: number;
   /**
    * Category policies (a cache of them): a policy's `priority`/`channels` replace the defaults a
    * request did not override, and its `ttl` sets the lifetime of a notification without its own.
@@ -74,7 +76,10 @@ export class Ingest {
     private readonly log: IngestLog,
     options: IngestOptions,
   ) {
-    this.acceptOptions = { inAppUpTo: options.inAppUpTo ?? 0 };
+    this.acceptOptions = {
+      inAppUpTo: options.inAppUpTo ?? 0,
+      ...(options.fanoutOnReadAbove !== undefined ? { fanoutOnReadAbove: options.fanoutOnReadAbove } : {}),
+    };
     this.templates = options.templates;
     this.policies = options.policies;
     this.decider = options.decider;
@@ -102,6 +107,7 @@ export class Ingest {
     // take a slow path for each added field: 8 → 1.4 µs per submit (scratch loop with a store that answers at once).
     const n: NewNotification = {
       to: request.to,
+      topic: request.topic ?? null,
       category: request.category,
       priority:
         policy?.priority && request.defaulted?.includes('priority') === true ? policy.priority : request.priority,
@@ -180,6 +186,7 @@ export class Ingest {
         id: o.answer.id,
         lane,
         deliveries: o.jobs.length + o.delivered.length,
+        ...(o.answer.recipients === null ? { fanout: true } : {}),
       });
     }
     this.events.inboxDelivered(accepted.flatMap((o) => o.delivered));
@@ -195,12 +202,14 @@ export class Ingest {
 
 /** A stable hash of the request: the same body, whatever its key order, hashes the same. */
 export function hashRequest(request: NotificationRequest): string {
-  // Without steps (or a ttl), hashed as before they existed: a key first used before an upgrade still
-  // matches. Which fields were defaulted is not the body's content (`defaulted`), nor is ttlMs (ttl's).
-  const { steps, defaulted: _d, ttlMs: _t, ttl, ...rest } = request;
+  // Without steps (or a ttl, or a topic), hashed as before they existed: a key first used before an
+  // upgrade still matches. Which fields were defaulted is not the body's content (`defaulted`), nor is
+  // ttlMs (ttl's). A topic is: the same key for another topic is another body.
+  const { steps, defaulted: _d, ttlMs: _t, ttl, topic, ...rest } = request;
   const hashed: Record<string, unknown> = rest;
   if (steps) hashed.steps = steps;
   if (ttl) hashed.ttl = ttl;
+  if (topic) hashed.topic = topic;
   return createHash('sha256').update(stableStringify(hashed)).digest('base64url');
 }
 

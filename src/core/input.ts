@@ -225,14 +225,13 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown): z.
 
 export function parseNotificationRequest(input: unknown): NotificationRequest {
   const r = parseOrThrow(notificationRequestSchema, input);
-  if (!Array.isArray(r.to)) {
-    throw validationError([{ field: 'to.topic', message: 'topics are not available yet: name the users' }]);
-  }
+  const topic = Array.isArray(r.to) ? null : r.to.topic;
+  const to = Array.isArray(r.to) ? r.to : [];
   const entries = r.channels ?? DEFAULT_CHANNELS;
   const steps = entries.filter((e): e is ChannelStep => typeof e !== 'string');
   // Written out rather than spread: see Ingest.submit.
   const out: NotificationRequest = {
-    to: r.to.length > 1 ? [...new Set(r.to)] : r.to,
+    to: to.length > 1 ? [...new Set(to)] : to,
     category: r.category,
     priority: r.priority ?? 'normal',
     channels: steps.length ? entries.map((e) => (typeof e === 'string' ? e : e.channel)) : (entries as Channel[]),
@@ -244,6 +243,7 @@ export function parseNotificationRequest(input: unknown): NotificationRequest {
     groupKey: r.groupKey,
   };
   // Only present when given, so that the request's hash (idempotency) is what it was before them.
+  if (topic !== null) out.topic = topic;
   if (r.ttl) {
     out.ttl = r.ttl.text;
     out.ttlMs = r.ttl.ms;

@@ -7,6 +7,7 @@ import type { Decisions } from './decider.ts';
 import type { Device, DeviceToken } from './devices.ts';
 import type { Preferences } from './preferences.ts';
 import type { Template } from './template-render.ts';
+import type { TopicStore } from './topics.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
@@ -43,6 +44,12 @@ export interface AcceptOptions {
    * groupKey are leased to a worker too, whatever their category: it aggregates them.)
    */
   templated?: ReadonlySet<string>;
+  /**
+   * Topic notifications (`to: {"topic"}`) to topics with more subscribers than this have their in-app
+   * channel read through the subscription (fan-out on read, HERALD_FANOUT_ON_READ_ABOVE). Default:
+   * never (fan-out on write).
+   */
+  fanoutOnReadAbove?: number;
   /** The decider's decisions for this batch (src/core/decider.ts); absent: every delivery is sent now. */
   decisions?: Decisions;
 }
@@ -242,7 +249,8 @@ export interface Store
     TemplateStore,
     DeviceStore,
     PreferenceStore,
-    CategoryPolicyStore {
+    CategoryPolicyStore,
+    TopicStore {
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */
   readonly parallelism: number;

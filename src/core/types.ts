@@ -76,7 +76,13 @@ export type StepCondition = 'read' | 'delivered';
 
 /** What a producer asked for, validated. */
 export interface NotificationRequest {
+  /** The users named; empty for a topic notification (its audience is expanded later). */
   to: string[];
+  /**
+   * `to: {"topic": name}`: every subscriber of the topic at acceptance (src/core/fanout.ts). Absent or
+   * null: `to` names the recipients.
+   */
+  topic?: string | null;
   category: string;
   priority: Priority;
   /** Every channel named, in order, whether as a name or as a step. */

@@ -111,6 +111,11 @@ export class Gateway {
     });
   }
 
+  /** Users with at least one socket on this process (fan-out pushes their new entries live). */
+  connectedUsers(): string[] {
+    return [...this.byUser.keys()];
+  }
+
   get sockets(): number {
     let n = 0;
     for (const set of this.byUser.values()) n += set.size;

@@ -20,6 +20,7 @@ import type {
 } from '../core/types.ts';
 import { type DeliveryRow, decodeCursor, encodeCursor } from './rows.ts';
 import type { Sql, SqlClient } from './sql.ts';
+import { acceptTopicNotifications } from './sql-topics.ts';
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600_000;
 /** Idempotency keys deleted per statement by the purge. */
@@ -41,9 +42,16 @@ interface NotificationRow {
   cancelled_at: Date | null;
 }
 
+/** An idempotency key as stored by the request that claimed it. */
+interface PriorKey {
+  notification_id: string;
+  request_hash: string;
+  answer: AcceptedAnswer;
+}
+
 function answerOf(n: NewNotification): AcceptedAnswer {
   const scheduled = n.sendAt !== null && n.sendAt.getTime() > n.createdAt.getTime();
-  return { id: n.id, status: scheduled ? 'scheduled' : 'accepted', recipients: n.to.length };
+  return { id: n.id, status: scheduled ? 'scheduled' : 'accepted', recipients: n.topic ? null : n.to.length };
 }
 
 export class SqlNotificationStore implements NotificationStore {
@@ -55,6 +63,8 @@ export class SqlNotificationStore implements NotificationStore {
     const owner = new Map<string, number>();
     const sameKeyAs = new Map<number, number>();
     const candidates: number[] = [];
+    // The stored answers of keys another batch had claimed first (claimKeys).
+    const priorByKey = new Map<string, PriorKey>();
     batch.forEach((n, i) => {
       const key = n.idempotencyKey;
       if (key !== null) {
@@ -75,13 +85,10 @@ export class SqlNotificationStore implements NotificationStore {
     const inline = (n: NewNotification) => n.to.length <= upTo && n.sendAt === null && n.channels.includes('in_app');
     const insert = async (q: SqlClient, fresh: number[]) => {
       if (!fresh.length) return;
-      const created = await insertNotifications(
-        q,
-        fresh.map((i) => batch[i] as NewNotification),
-        inline,
-        options.templated,
-        options.decisions,
-      );
+      const ns = fresh.map((i) => batch[i] as NewNotification);
+      const created = await insertNotifications(q, ns, inline, options.templated, options.decisions);
+      const topical = ns.filter((n) => n.topic);
+      if (topical.length) await acceptTopicNotifications(q, topical, options.fanoutOnReadAbove ?? Infinity);
       for (const [k, i] of fresh.entries()) {
         const c = created[k] ?? { jobs: [], delivered: [] };
         out[i] = {
@@ -92,9 +99,12 @@ export class SqlNotificationStore implements NotificationStore {
         };
       }
     };
-    if (candidates.some((i) => batch[i]?.idempotencyKey !== null)) {
-      // Keys are claimed and the rows inserted in one transaction: a lost race inserts nothing.
-      await this.sql.transaction(async (tx) => insert(tx, await this.claimKeys(tx, batch, candidates, out)));
+    if (candidates.some((i) => batch[i]?.idempotencyKey !== null || batch[i]?.topic)) {
+      // Keys are claimed and the rows inserted in one transaction: a lost race inserts nothing. A topic
+      // notification's fan-out job commits with it.
+      await this.sql.transaction(async (tx) =>
+        insert(tx, await this.claimKeys(tx, batch, candidates, out, priorByKey)),
+      );
     } else {
       // Without keys the insert is one statement, atomic by itself: no BEGIN/COMMIT round trips.
       await insert(this.sql, candidates);
@@ -103,9 +113,16 @@ export class SqlNotificationStore implements NotificationStore {
     for (const [i, first] of sameKeyAs) {
       const a = batch[i] as NewNotification;
       const o = out[first] as AcceptOutcome;
-      const firstId = o.kind === 'conflict' ? o.existingId : o.answer.id;
-      if (o.kind === 'conflict' || a.requestHash !== (batch[first] as NewNotification).requestHash) {
-        out[i] = { kind: 'conflict', existingId: firstId };
+      if (o.kind === 'conflict') {
+        // The key's owner in this batch lost to a stored request: this one is judged against that
+        // request, not against its batch neighbour (it may carry the stored body).
+        const prior = priorByKey.get(a.idempotencyKey as string);
+        out[i] =
+          prior && prior.request_hash === a.requestHash
+            ? { kind: 'replayed', answer: prior.answer }
+            : { kind: 'conflict', existingId: o.existingId };
+      } else if (a.requestHash !== (batch[first] as NewNotification).requestHash) {
+        out[i] = { kind: 'conflict', existingId: o.answer.id };
       } else {
         out[i] = { kind: 'replayed', answer: o.answer };
       }
@@ -119,6 +136,7 @@ export class SqlNotificationStore implements NotificationStore {
     batch: readonly NewNotification[],
     candidates: number[],
     out: AcceptOutcome[],
+    priorByKey: Map<string, PriorKey>,
   ): Promise<number[]> {
     // Claimed in key order: concurrent batches (in this process or another) then lock the keys they
     // share in the same order, and wait for each other instead of deadlocking.
@@ -158,6 +176,7 @@ export class SqlNotificationStore implements NotificationStore {
           [...lost].map((i) => batch[i]?.idempotencyKey),
         ]);
         const byKey = new Map(rows.map((r) => [r.key, r]));
+        for (const r of rows) priorByKey.set(r.key, r);
         for (const i of lost) {
           const n = batch[i] as NewNotification;
           const prior = byKey.get(n.idempotencyKey as string);
@@ -267,6 +286,13 @@ export class SqlNotificationStore implements NotificationStore {
         [id],
       );
       if (rows.some((r) => r.state !== 'pending' || r.attempts > 0)) return 'not_cancellable';
+      // A topic's fan-out: its job row is locked by each page, so this waits for a page in progress.
+      const [job] = await tx.query<{ served: string | number }>(
+        'SELECT served FROM fanout_jobs WHERE notification_id = $1 FOR UPDATE',
+        [id],
+      );
+      if (job && Number(job.served) > 0) return 'not_cancellable';
+      if (job) await tx.query(`UPDATE fanout_jobs SET state = 'cancelled' WHERE notification_id = $1`, [id]);
       await tx.query(
         `UPDATE deliveries SET state = 'cancelled', updated_at = now() WHERE notification_id = $1 AND state = 'pending'`,
         [id],
@@ -384,7 +410,8 @@ async function insertNotifications(
       data: n.data,
       send_at: n.sendAt,
       group_key: n.groupKey,
-      recipients: n.to.length,
+      // A topic's audience is counted by its fan-out (null until then).
+      recipients: n.topic ? null : n.to.length,
       created_at: n.createdAt,
       expires_at: n.expiresAt ?? null,
     });

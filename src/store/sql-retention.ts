@@ -24,13 +24,17 @@ const INBOX_BATCH = 2_000;
 const DIGEST_BATCH = 5_000;
 
 /**
- * Unpartitioned tables whose rows belong to a notification and leave with it, before its day is
- * dropped: each needs an index whose first column is `column`. The inbox is handled on its own (its
- * counters). A table added later whose rows hang off a notification (a topic's fan-out job, a
- * fan-out-on-read item) is listed here, or partitioned by notification id like timeline and dropped
- * with the day (herald_retention_prepare then creates its partitions too).
+ * Unpartitioned tables whose rows belong to a notification and leave with it, in this order, before
+ * its day is dropped (and with it when it is swept): each needs an index whose first column is
+ * `column`; `counted` names the report's count, if any. A fan-out job goes first (its next page then
+ * writes nothing), a fan-out-on-read item before the inbox (no subscriber materializes it afterwards).
+ * The inbox is handled on its own (its counters). A table added later whose rows hang off a
+ * notification is listed here, or partitioned by notification id like timeline (then
+ * herald_retention_prepare creates its partitions and dropDay drops them).
  */
-const OWNED_ROWS: readonly { table: string; column: string; counted: keyof RetentionReport['removed'] }[] = [
+const OWNED_ROWS: readonly { table: string; column: string; counted: keyof RetentionReport['removed'] | null }[] = [
+  { table: 'fanout_jobs', column: 'notification_id', counted: null },
+  { table: 'topic_items', column: 'notification_id', counted: null },
   { table: 'deliveries', column: 'notification_id', counted: 'deliveries' },
 ];
 /** Expired notifications removed per sweep transaction, and sweep transactions per run at most. */
@@ -39,7 +43,7 @@ const SWEEP_BATCHES_PER_RUN = 200;
 /** How long a drop waits for the tables before it gives up until the next run (never a deadlock victim's 1 s). */
 const DROP_LOCK_TIMEOUT = '500ms';
 /** Days whose partitions exist ahead of today (at open and after every run). */
-export const DAYS_AHEAD = 7;
+const DAYS_AHEAD = 7;
 
 interface Day {
   suffix: string;
@@ -114,7 +118,7 @@ export class SqlRetention {
            SELECT count(*)::int AS n FROM gone`,
           [...range, DELIVERY_BATCH],
         );
-        report.removed[owned.counted] += d?.n ?? 0;
+        if (owned.counted) report.removed[owned.counted] += d?.n ?? 0;
         if ((d?.n ?? 0) < DELIVERY_BATCH) break;
       }
       const [left] = await this.sql.query<{ any: boolean }>(
@@ -199,7 +203,7 @@ export class SqlRetention {
            SELECT count(*)::int AS n FROM gone`,
           [gone],
         );
-        report.removed[owned.counted] += o?.n ?? 0;
+        if (owned.counted) report.removed[owned.counted] += o?.n ?? 0;
       }
       const [t] = await tx.query<{ n: number }>(
         `WITH gone AS (DELETE FROM timeline WHERE notification_id = ANY($1::uuid[]) RETURNING 1)

@@ -15,6 +15,7 @@ import type {
 } from '../core/ports.ts';
 import type { Preferences } from '../core/preferences.ts';
 import type { Template } from '../core/template-render.ts';
+import type { FanoutJob, FanoutPageResult, FanoutPlanEntry } from '../core/topics.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
@@ -24,6 +25,7 @@ import type {
   DeliveryState,
   InAppAppended,
   InAppCompletion,
+  InboxEntry,
   InboxItem,
   InboxPage,
   Lane,
@@ -45,6 +47,7 @@ import { SqlNotificationStore } from './sql-notifications.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
 import { SqlRetention } from './sql-retention.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
+import { SqlTopicStore } from './sql-topics.ts';
 import { SqlUserStore } from './sql-users.ts';
 
 /** Tables whose rows are updated or deleted, the hottest first; then the append-only timeline (statistics). */
@@ -57,6 +60,9 @@ const VACUUMED_TABLES = [
   'users',
   'devices',
   'preferences',
+  'topics',
+  'topic_subscriptions',
+  'fanout_jobs',
   'timeline',
   'digests',
 ] as const;
@@ -77,6 +83,7 @@ export class SqlStore implements Store {
   private readonly devices: SqlDeviceStore;
   private readonly preferences: SqlPreferenceStore;
   private readonly retention: SqlRetention;
+  private readonly topics: SqlTopicStore;
 
   constructor(
     readonly sql: Sql,
@@ -93,11 +100,15 @@ export class SqlStore implements Store {
     this.devices = new SqlDeviceStore(sql);
     this.preferences = new SqlPreferenceStore(sql);
     this.retention = new SqlRetention(sql);
+    this.topics = new SqlTopicStore(sql);
     this.policies = new SqlCategoryPolicyStore(sql);
   }
 
-  accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
-    return this.notifications.accept(batch, options);
+  async accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
+    const out = await this.notifications.accept(batch, options);
+    // A topic notification may have left an item to read through its subscriptions.
+    if (batch.some((n) => n.topic)) this.topics.itemAccepted();
+    return out;
   }
   getNotification(id: string, options?: { cursor?: string | null; limit?: number }): Promise<NotificationView | null> {
     return this.notifications.getNotification(id, options);
@@ -135,22 +146,68 @@ export class SqlStore implements Store {
   siblingInAppState(delivery: { id: string; notificationId: string; userId: string }): Promise<DeliveryState | null> {
     return this.deliveries.siblingInAppState(delivery);
   }
+  subscribe(topic: string, userIds: readonly string[]): Promise<number> {
+    return this.topics.subscribe(topic, userIds);
+  }
+  unsubscribe(topic: string, userIds: readonly string[]): Promise<number> {
+    return this.topics.unsubscribe(topic, userIds);
+  }
+  listSubscribers(
+    topic: string,
+    options: { limit: number; cursor?: string | null },
+  ): Promise<{ items: string[]; nextCursor: string | null }> {
+    return this.topics.listSubscribers(topic, options);
+  }
+  countSubscribers(topic: string): Promise<number> {
+    return this.topics.countSubscribers(topic);
+  }
+  claimFanout(leaseMs: number, options?: { unexpired?: boolean }): Promise<FanoutJob | null> {
+    return this.topics.claimFanout(leaseMs, options);
+  }
+  renewFanout(job: FanoutJob, leaseMs: number): Promise<boolean> {
+    return this.topics.renewFanout(job, leaseMs);
+  }
+  fanoutPage(
+    job: FanoutJob,
+    page: { limit: number; plan: readonly FanoutPlanEntry[]; live: readonly string[]; returnJobs: boolean },
+  ): Promise<FanoutPageResult | null> {
+    return this.topics.fanoutPage(job, page);
+  }
+  materializeTopics(userIds: readonly string[]): Promise<InboxEntry[]> {
+    return this.topics.materializeTopics(userIds);
+  }
+  /** Where entries appended by fan-out on read go (to the gateway), whichever read appended them. */
+  get onTopicEntries(): ((entries: InboxEntry[]) => void) | null {
+    return this.topics.onTopicEntries;
+  }
+  set onTopicEntries(fn: ((entries: InboxEntry[]) => void) | null) {
+    this.topics.onTopicEntries = fn;
+  }
   upsertUser(profile: UserProfile): Promise<UserProfile> {
     return this.users.upsertUser(profile);
   }
   getUser(id: string): Promise<UserProfile | null> {
     return this.users.getUser(id);
   }
-  listInbox(userId: string, options: { limit: number; before?: number | null; unread?: boolean }): Promise<InboxPage> {
+  // Inbox reads first bring in the user's fan-out-on-read topic items (TopicStore.materializeTopics):
+  // the listing, the unread count, the last seq and replay then include them as ordinary entries.
+  async listInbox(
+    userId: string,
+    options: { limit: number; before?: number | null; unread?: boolean },
+  ): Promise<InboxPage> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.listInbox(userId, options);
   }
-  markRead(userId: string, selection: ReadSelection): Promise<number> {
+  async markRead(userId: string, selection: ReadSelection): Promise<number> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.markRead(userId, selection);
   }
-  inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
+  async inboxState(userId: string): Promise<{ lastSeq: number; unreadCount: number }> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.inboxState(userId);
   }
-  listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
+  async listInboxAfter(userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
+    await this.topics.materializeTopics([userId]);
     return this.inbox.listInboxAfter(userId, afterSeq, limit);
   }
   markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void> {

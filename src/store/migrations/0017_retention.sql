@@ -115,8 +115,9 @@ DROP TABLE timeline_unpartitioned;
 
 ALTER TABLE notifications ADD PRIMARY KEY (id);
 ALTER TABLE timeline ADD PRIMARY KEY (notification_id, id);
--- Retention finds a day's (or an expired notification's) inbox entries through it.
+-- Retention finds a day's (or an expired notification's) inbox entries and topic items through them.
 CREATE INDEX inbox_by_notification ON inbox (notification_id);
+CREATE INDEX topic_items_by_notification ON topic_items (notification_id);
 CREATE INDEX digests_finished ON digests (updated_at) WHERE state IN ('sent', 'failed', 'dead', 'skipped');
 -- The sweep finds expired notifications through it; a day's newest expiry is its last entry.
 CREATE INDEX IF NOT EXISTS notifications_expiry ON notifications (expires_at);
