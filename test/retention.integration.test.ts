@@ -133,7 +133,7 @@ forEachStore('Retention', ({ store }) => {
       for (let k = 0; k <= 7; k++) expect(names).toContain(`${t}_${dayOf(today + k * DAY)}`);
       expect(names).toContain(`${t}_default`);
     }
-    // The inbox is one table: its reads by (user_id, seq) would probe every partition (ADR 0014).
+    // The inbox is one table: its reads by (user_id, seq) would probe every partition (ADR 0015).
     expect(await partitions(s, 'inbox')).toEqual([]);
     const a = await accept(s, { to: ['bob'], channels: ['in_app', 'webhook'] });
     const b = await accept(s, { to: ['bob'] });

@@ -1,4 +1,4 @@
--- Retention (issue 13 item 6; docs/architecture.md "Retention", ADR 0014). Expired notifications
+-- Retention (issue 13 item 6; docs/architecture.md "Retention", ADR 0015). Expired notifications
 -- leave the store, and the largest tables leave it a day at a time: notifications and timeline become
 -- tables partitioned by the notification's id (UUIDv7: its first 48 bits are the creation time in ms),
 -- one partition per UTC day, so that a day whose notifications have all expired is DROPPED — one
@@ -12,7 +12,7 @@
 --   32–220 ms instead of 6–12 ms unpartitioned.
 -- * inbox is read and written by (user_id, seq): pages, replay, unread, markRead, every socket ack,
 --   aggregation's lookup. Partitioned by notification id, each of them probed every partition's
---   index: measured with 41 partitions, 200,000 entries and 1,000 users (ADR 0014 has the figures),
+--   index: measured with 41 partitions, 200,000 entries and 1,000 users (ADR 0015 has the figures),
 --   a page cost ~2× and a 50-ack batch ~5× what it costs on one table.
 -- Their rows of expired notifications are deleted in batches — deliveries through
 -- deliveries_by_notification, inbox entries through inbox_by_notification (added here), with the
