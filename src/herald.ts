@@ -97,6 +97,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     inAppUpTo: roles.has('worker') ? INLINE_IN_APP_RECIPIENTS : 0,
     // In-app deliveries of categories with a template go to a worker, which renders them.
     templates: adapters.templates,
+    // A notification without a ttl (its own or its category's) expires this long after it is due.
+    retentionMs: config.retentionMs,
     fanoutOnReadAbove: config.fanoutOnReadAbove,
     // Category policies (defaults, ttl) and the decider (ADR 13).
     policies: adapters.policies,
@@ -136,7 +138,11 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       })
     : null;
   const maintenance = roles.has('scheduler')
-    ? new Maintenance(store, bus, events, failures, { leaseMs: config.leaseMs })
+    ? new Maintenance(store, bus, events, failures, {
+        leaseMs: config.leaseMs,
+        retentionMs: config.retentionMs,
+        retentionEveryMs: config.retentionEveryMs,
+      })
     : null;
 
   const auth = new Auth(secrets.apiKeys, secrets.jwtSecret, config.maxTokenTtl);

@@ -38,6 +38,7 @@ import { notificationRoutes } from './routes-notifications.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { preferenceRoutes } from './routes-preferences.ts';
 import { realtimeRoutes } from './routes-realtime.ts';
+import { retentionRoutes } from './routes-retention.ts';
 import { templateRoutes } from './routes-templates.ts';
 import { topicRoutes } from './routes-topics.ts';
 import { type UnsubscribeDeps, unsubscribeRoutes } from './routes-unsubscribe.ts';
@@ -238,6 +239,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     topicRoutes(app, deps);
     categoryRoutes(app, deps);
     unsubscribeRoutes(app, deps, deps.unsubscribe);
+    retentionRoutes(app, deps);
   }
   opsRoutes(app, deps, metrics);
   realtimeRoutes(app, deps);

@@ -328,6 +328,25 @@ export interface Presence {
   get(userId: string): Promise<{ online: boolean; sockets: number; lastSeen: Date | null }>;
 }
 
+/** A retention run's inputs (Store.runRetention). */
+export interface RetentionOptions {
+  /** A notification whose expires_at is unset leaves this long after it was created (HERALD_RETENTION). */
+  defaultRetentionMs: number;
+  /** The run's clock (tests); default the current time. */
+  now?: Date;
+  /** Day partitions made ahead of today. Default 7. */
+  daysAhead?: number;
+}
+
+/**
+ * What a retention run did: day partitions (`pYYYYMMDD`) created and dropped, and the rows it removed
+ * (`digests`: finished digests older than the default retention).
+ */
+export interface RetentionReport {
+  partitions: { created: string[]; dropped: string[] };
+  removed: { notifications: number; deliveries: number; inboxItems: number; timelineEvents: number; digests: number };
+}
+
 export interface Store
   extends NotificationStore,
     DeliveryStore,
@@ -354,6 +373,13 @@ export interface Store
    * Returns the tables it vacuumed (none on PostgreSQL, whose autovacuum does this).
    */
   vacuum(): Promise<string[]>;
+  /**
+   * Removes the notifications whose expires_at has passed, with their deliveries, inbox entries and
+   * timeline (a whole day at once where every notification of the day has expired), and finished
+   * digests older than the default retention; and prepares the coming days. Afterwards no expired entry is in a user's inbox, replay or unread count;
+   * a user's seqs keep growing. Safe to run in several processes at once.
+   */
+  runRetention(options: RetentionOptions): Promise<RetentionReport>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -10,6 +10,8 @@ import type {
   DeviceRegistration,
   DigestOutcome,
   DigestWork,
+  RetentionOptions,
+  RetentionReport,
   StartedWork,
   Store,
   StoredTemplate,
@@ -49,6 +51,7 @@ import { SqlDigestStore } from './sql-digests.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
+import { SqlRetention } from './sql-retention.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
 import { SqlTopicStore } from './sql-topics.ts';
 import { SqlUserStore } from './sql-users.ts';
@@ -85,6 +88,7 @@ export class SqlStore implements Store {
   private readonly templates: SqlTemplateStore;
   private readonly devices: SqlDeviceStore;
   private readonly preferences: SqlPreferenceStore;
+  private readonly retention: SqlRetention;
   private readonly topics: SqlTopicStore;
   private readonly digests: SqlDigestStore;
   private readonly decisions: SqlDecisionStore;
@@ -103,6 +107,7 @@ export class SqlStore implements Store {
     this.templates = new SqlTemplateStore(sql);
     this.devices = new SqlDeviceStore(sql);
     this.preferences = new SqlPreferenceStore(sql);
+    this.retention = new SqlRetention(sql);
     this.topics = new SqlTopicStore(sql);
     this.policies = new SqlCategoryPolicyStore(sql);
     this.digests = new SqlDigestStore(sql);
@@ -300,6 +305,9 @@ export class SqlStore implements Store {
     if (analyze) this.analyzedAt = Date.now();
     return [...VACUUMED_TABLES];
   }
+  runRetention(options: RetentionOptions): Promise<RetentionReport> {
+    return this.retention.run(options);
+  }
   async ping(): Promise<void> {
     await this.sql.query('SELECT 1');
   }
@@ -314,16 +322,18 @@ export class SqlStore implements Store {
 
 /**
  * Opens the embedded store: PGlite in `dataDir`, locked for this process (data-dir-lock.ts), or in
- * memory when `dataDir` is null.
+ * memory when `dataDir` is null; migrated, with the coming days' partitions made.
  */
 export async function openEmbeddedStore(dataDir: string | null, options: PgliteOpenOptions = {}): Promise<SqlStore> {
   const lock = dataDir === null ? undefined : lockDataDir(dataDir);
   try {
     const sql = await openPglite(dataDir ?? undefined, options);
-    await migrate(sql).catch(async (e: unknown) => {
-      await sql.close();
-      throw e;
-    });
+    await migrate(sql)
+      .then(() => new SqlRetention(sql).prepare(new Date()))
+      .catch(async (e: unknown) => {
+        await sql.close();
+        throw e;
+      });
     return new SqlStore(sql, lock);
   } catch (e) {
     lock?.release();
@@ -331,7 +341,10 @@ export async function openEmbeddedStore(dataDir: string | null, options: PgliteO
   }
 }
 
-/** Opens the PostgreSQL store and migrates it; `timeouts` default to the settings' defaults. */
+/**
+ * Opens the PostgreSQL store, migrates it and makes the coming days' partitions; `timeouts` default
+ * to the settings' defaults.
+ */
 export async function openPostgresStore(
   url: string,
   poolSize: number,
@@ -339,5 +352,8 @@ export async function openPostgresStore(
 ): Promise<SqlStore> {
   const sql = await openPostgres(url, poolSize, timeouts);
   await migrate(sql);
+  // The coming days' partitions exist whether or not a scheduler runs (a row of a day without one
+  // would go to the DEFAULT partition, which is never dropped whole).
+  await new SqlRetention(sql).prepare(new Date());
   return new SqlStore(sql);
 }
