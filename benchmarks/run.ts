@@ -4,6 +4,7 @@
  * prints a table, and writes bench-results/<scenario>-<store>-<timestamp>.json.
  */
 import { parseArgs } from 'node:util';
+import { scenario as batch } from './batch.ts';
 import { scenario as channels } from './channels.ts';
 import { scenario as deliver } from './deliver.ts';
 import { scenario as e2eLatency } from './e2e-latency.ts';
@@ -29,6 +30,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'e2e-latency': e2eLatency,
   'retry-storm': retryStorm,
   channels,
+  batch,
   fanout,
 };
 
@@ -53,6 +55,7 @@ options:
   --critical n                   priority: critical notifications per phase (default 200)
   --rate n                       priority: critical notifications per second (default 20)
   --blast n                      priority: bulk deliveries queued before the second phase (default 100000)
+  --in-flight n                  batch: batch requests kept in flight (default 4)
   --subscribers n                fanout: subscribers of the topic (default 1000000)
   --deliveries n                 retry-storm: webhook deliveries, 100 recipients per notification (default 10000)
 ${REALTIME_USAGE}
@@ -93,6 +96,7 @@ function parse() {
       blast: { type: 'string' },
       subscribers: { type: 'string' },
       deliveries: { type: 'string' },
+      'in-flight': { type: 'string' },
       env: { type: 'string', multiple: true },
       'cpu-prof': { type: 'string' },
       ...REALTIME_FLAGS,
@@ -139,6 +143,7 @@ const options: BenchOptions = {
   blast: Math.round(positive('blast', v.blast, 100_000)),
   subscribers: Math.round(positive('subscribers', v.subscribers, 1_000_000)),
   deliveries: Math.round(positive('deliveries', v.deliveries, 10_000)),
+  inFlight: Math.round(positive('in-flight', v['in-flight'], 4)),
   env,
   cpuProfDir: v['cpu-prof'],
   ...realtimeOptions(v, usage),

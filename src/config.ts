@@ -19,6 +19,7 @@ import {
   twilioFrom,
   twilioSid,
 } from './config-providers.ts';
+import { formatIsoDuration, parseIsoDuration } from './core/iso-duration.ts';
 import { type Channel, LANES, type Lane } from './core/types.ts';
 import { leaseMarginMs } from './core/worker.ts';
 import { isSecretSetting, isUrlSetting, redact, secretsIn } from './redact.ts';
@@ -38,6 +39,18 @@ const laneConcurrency = z.string().transform((s, ctx) => {
   }
   return out;
 });
+
+/** An ISO 8601 duration (`P30D`, `PT1H`; core/iso-duration.ts) from `minMs` to `maxMs`; in milliseconds. */
+function isoDuration(minMs: number, maxMs: number) {
+  return z.string().transform((s, ctx) => {
+    const r = parseIsoDuration(s.trim(), maxMs);
+    if (!r.ok || r.ms < minMs) {
+      ctx.addIssue({ code: 'custom', message: r.ok ? `must be at least ${formatIsoDuration(minMs)}` : r.message });
+      return z.NEVER;
+    }
+    return r.ms;
+  });
+}
 
 const secret = z.string().min(16, 'must be at least 16 characters');
 
@@ -122,6 +135,9 @@ const schema = z.object({
   HERALD_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024)
     .default(1_048_576)
     .describe('largest accepted request body'),
+  HERALD_MAX_BATCH_BODY_BYTES: int(1024, 256 * 1024 * 1024)
+    .default(16 * 1_048_576)
+    .describe('largest accepted body of POST /v1/notifications/batch'),
   HERALD_PG_POOL_SIZE: int(1, 500).default(16).describe('PostgreSQL connections'),
   HERALD_INGEST_MAX_PENDING: int(1, 10_000_000).default(20_000).describe('POSTs waiting for commit before 429'),
   HERALD_POLL_MS: int(5, 60_000).default(250).describe('idle poll interval of workers'),
@@ -147,6 +163,12 @@ const schema = z.object({
     .describe('token bucket size per API key; default: RPS rounded up'),
   HERALD_MAX_SOCKETS_PER_USER: int(1, 100_000).default(64).describe('WebSockets one user may hold at once'),
   HERALD_MAX_TOKEN_TTL: duration.default(30 * 86_400).describe('longest user-token lifetime accepted (e.g. 30d)'),
+  HERALD_RETENTION: isoDuration(60_000, 3660 * 86_400_000)
+    .default(30 * 86_400_000)
+    .describe('how long a notification is kept after it is due when neither it nor its category has a ttl'),
+  HERALD_RETENTION_EVERY: isoDuration(1_000, 86_400_000)
+    .default(3_600_000)
+    .describe('interval of the retention run (scheduler role)'),
   HERALD_MAX_CONNECTIONS: int(1, 1_000_000)
     .default(20_000)
     .describe('open TCP connections (HTTP and WebSocket) at once'),
@@ -258,6 +280,8 @@ export interface Config {
   webhookMaxPerDestination: number;
   laneConcurrency: Record<Lane, number>;
   maxBodyBytes: number;
+  /** The body limit of POST /v1/notifications/batch (up to 1,000 notifications). */
+  maxBatchBodyBytes: number;
   pgPoolSize: number;
   ingestMaxPending: number;
   pollMs: number;
@@ -274,6 +298,10 @@ export interface Config {
   maxSocketsPerUser: number;
   /** Seconds. */
   maxTokenTtl: number;
+  /** Default retention (HERALD_RETENTION), ms: a notification without a ttl leaves this long after it is due. */
+  retentionMs: number;
+  /** Interval of the retention run, ms. */
+  retentionEveryMs: number;
   maxConnections: number;
   requestTimeoutMs: number;
   pgConnectTimeoutMs: number;
@@ -335,6 +363,8 @@ const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
   HERALD_RATE_LIMIT_RPS: 'unset → no limit',
   HERALD_RATE_LIMIT_BURST: 'RPS rounded up',
   HERALD_MAX_TOKEN_TTL: '30d',
+  HERALD_RETENTION: 'P30D',
+  HERALD_RETENTION_EVERY: 'PT1H',
   HERALD_SMTP_URL: 'unset → email deliveries are skipped',
   HERALD_PUBLIC_URL: 'unset → emails carry no List-Unsubscribe',
   HERALD_TWILIO_ACCOUNT_SID: 'unset → SMS deliveries are skipped',
@@ -527,6 +557,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookMaxPerDestination: c.HERALD_WEBHOOK_MAX_PER_DESTINATION,
     laneConcurrency: { ...DEFAULT_LANE_CONCURRENCY, ...c.HERALD_LANE_CONCURRENCY },
     maxBodyBytes: c.HERALD_MAX_BODY_BYTES,
+    maxBatchBodyBytes: c.HERALD_MAX_BATCH_BODY_BYTES,
     pgPoolSize: c.HERALD_PG_POOL_SIZE,
     ingestMaxPending: c.HERALD_INGEST_MAX_PENDING,
     pollMs: c.HERALD_POLL_MS,
@@ -541,6 +572,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : { rps: c.HERALD_RATE_LIMIT_RPS, burst: c.HERALD_RATE_LIMIT_BURST ?? Math.ceil(c.HERALD_RATE_LIMIT_RPS) },
     maxSocketsPerUser: c.HERALD_MAX_SOCKETS_PER_USER,
     maxTokenTtl: c.HERALD_MAX_TOKEN_TTL,
+    retentionMs: c.HERALD_RETENTION,
+    retentionEveryMs: c.HERALD_RETENTION_EVERY,
     maxConnections: c.HERALD_MAX_CONNECTIONS,
     requestTimeoutMs: c.HERALD_REQUEST_TIMEOUT_MS,
     pgConnectTimeoutMs: c.HERALD_PG_CONNECT_TIMEOUT_MS,

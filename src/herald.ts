@@ -16,10 +16,12 @@ import pino, { type Logger } from 'pino';
 import { Auth } from './api/auth.ts';
 import { buildServer } from './api/server.ts';
 import type { Config } from './config.ts';
+import { DigestRunner } from './core/digest-runner.ts';
 import { HeraldEmitter } from './core/events.ts';
 import { FanoutRunner } from './core/fanout.ts';
 import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
+import type { Clock } from './core/ports.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { DeliveryWorker } from './core/worker.ts';
 import { LogThrottle } from './log-throttle.ts';
@@ -28,6 +30,9 @@ import { MemoryPresence } from './realtime/presence-memory.ts';
 import { resolveSecrets, type Secrets } from './secrets.ts';
 import type { SqlStore } from './store/store-sql.ts';
 import { type Adapters, StartupError, wireAdapters } from './wiring.ts';
+
+/** Digests one worker process sends at once (src/core/digest-runner.ts). */
+const DIGEST_CONCURRENCY = 16;
 
 /** Recipients up to which an in-app notification is delivered as it is accepted (Ingest `inAppUpTo`). */
 const INLINE_IN_APP_RECIPIENTS = 100;
@@ -61,6 +66,8 @@ export interface StartOptions {
   logger?: Logger;
   /** An already opened store instead of the configured one (tests). */
   store?: SqlStore;
+  /** "Now" of the decider and its gates (tests: quiet hours on a given night); default the system clock. */
+  clock?: Clock;
 }
 
 export async function startHerald(config: Config, options: StartOptions = {}): Promise<Herald> {
@@ -72,6 +79,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   const adapters = await wireAdapters(config, secrets, {
     events,
     ...(options.store ? { preopened: options.store } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
     liveRole: roles.has('worker') ? (roles.has('gateway') ? 'gateway+worker' : 'worker-only') : null,
     log: logger,
   });
@@ -89,7 +97,12 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     inAppUpTo: roles.has('worker') ? INLINE_IN_APP_RECIPIENTS : 0,
     // In-app deliveries of categories with a template go to a worker, which renders them.
     templates: adapters.templates,
+    // A notification without a ttl (its own or its category's) expires this long after it is due.
+    retentionMs: config.retentionMs,
     fanoutOnReadAbove: config.fanoutOnReadAbove,
+    // Category policies (defaults, ttl) and the decider (ADR 13).
+    policies: adapters.policies,
+    decider: adapters.decider,
   });
   const worker = roles.has('worker')
     ? new DeliveryWorker(
@@ -106,12 +119,30 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
           sendBudgetMs: adapters.sendBudgetMs,
           // One slow receiver holds at most this many of a lane's slots (src/core/destination-limit.ts).
           destinations: { max: config.webhookMaxPerDestination, resolve: adapters.destinations },
+          // A group's window is its category's digest window where it has one (src/core/aggregation.ts).
+          groupWindow: async (category) => {
+            const digest = (await adapters.policies.policyOf(category))?.digest;
+            return digest && 'windowMs' in digest ? digest.windowMs : undefined;
+          },
         },
         store.parallelism,
       )
     : null;
+  // Digests whose window has ended: taken, sent and recorded where the lanes run.
+  const digests = roles.has('worker')
+    ? new DigestRunner(store, adapters.dispatcher, events, failures, {
+        concurrency: DIGEST_CONCURRENCY,
+        leaseMs: config.leaseMs,
+        pollMs: Math.max(config.pollMs, 250),
+        retry: config.retry,
+      })
+    : null;
   const maintenance = roles.has('scheduler')
-    ? new Maintenance(store, bus, events, failures, { leaseMs: config.leaseMs })
+    ? new Maintenance(store, bus, events, failures, {
+        leaseMs: config.leaseMs,
+        retentionMs: config.retentionMs,
+        retentionEveryMs: config.retentionEveryMs,
+      })
     : null;
 
   const auth = new Auth(secrets.apiKeys, secrets.jwtSecret, config.maxTokenTtl);
@@ -165,6 +196,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         config,
         store,
         templates: adapters.templates,
+        policies: adapters.policies,
+        decisionContexts: adapters.decisionContexts,
         bus,
         ingest,
         events,
@@ -192,6 +225,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   }
   worker?.start();
   fanout?.start();
+  digests?.start();
   logger.info(
     {
       url,
@@ -218,6 +252,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       await ingest.drain();
       await fanout?.stop();
       await worker?.stop();
+      await digests?.stop();
       await maintenance?.stop();
       for (const p of providers) await p.close?.();
       await adapters.rateLimiter?.close();

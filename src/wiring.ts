@@ -9,12 +9,16 @@ import { destinationResolver } from './channels/destinations.ts';
 import { EgressPolicy } from './channels/egress-policy.ts';
 import { buildProviders, buildRoutes, type Provider } from './channels/registry.ts';
 import type { Config } from './config.ts';
+import { CategoryPolicyCache } from './core/category-policy-cache.ts';
+import { PolicyDecider } from './core/decider-policy.ts';
+import { DecisionContextCache } from './core/decision-contexts.ts';
+import { CapGate, ExpiryGate } from './core/decision-gates.ts';
 import type { DestinationResolver } from './core/destination-limit.ts';
 import { type ContentRenderer, Dispatcher, type SendGate } from './core/dispatch.ts';
 import type { HeraldEmitter } from './core/events.ts';
-import type { Bus, RateLimiter, Store } from './core/ports.ts';
+import type { Bus, Clock, RateLimiter, Store } from './core/ports.ts';
 import { PreferenceGate } from './core/preference-gate.ts';
-import { type IsRequired, NOTHING_REQUIRED } from './core/preferences.ts';
+import type { IsRequired } from './core/preferences.ts';
 import type { ProviderRoute } from './core/provider-route.ts';
 import { StepConditionGate } from './core/step-gate.ts';
 import { TemplateCache } from './core/template-cache.ts';
@@ -46,8 +50,14 @@ export interface Adapters {
   dispatcher: Dispatcher;
   /** The longest a worker's send may take: a provider's timeout, plus the wait for a rate limit. */
   sendBudgetMs: number;
-  /** Whether a category ignores opt-outs (issue 13's category policies; until then none does). */
+  /** Whether a category ignores opt-outs: its policy's `required` (through `policies`). */
   isRequired: IsRequired;
+  /** Category policies, cached (src/core/category-policy-cache.ts): ingest, decider, gates and the API. */
+  policies: CategoryPolicyCache;
+  /** Recipients' preferences and time zones for the decider; the API forgets a user it writes. */
+  decisionContexts: DecisionContextCache;
+  /** Decides per recipient × channel at ingest (ADR 13). */
+  decider: PolicyDecider;
   /**
    * Templates per category, compiled and cached (src/core/template-cache.ts): the renderer reads them,
    * ingest asks which categories have one, and the templates API writes through it.
@@ -75,6 +85,8 @@ export interface WireOptions {
   log?: RoleLockLog;
   /** Where routes report each provider's attempts (metrics). */
   events?: HeraldEmitter;
+  /** "Now" of the decider and its gates (tests); default the system clock. */
+  clock?: Clock;
 }
 
 /** A start-up failure the operator fixes in the configuration; the message names the setting. */
@@ -121,8 +133,11 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
   }
   const rateLimiter = config.rateLimit ? new MemoryRateLimiter(config.rateLimit) : null;
   const bus = new QueueTableBus();
-  // Category policies (`required`) are issue 13's: until then no category is required.
-  const isRequired = NOTHING_REQUIRED;
+  // A required category (its policy says so) ignores opt-outs and carries no unsubscribe link.
+  const policies = new CategoryPolicyCache(store);
+  const isRequired = policies.isRequired;
+  const decisionContexts = new DecisionContextCache(store);
+  const decider = new PolicyDecider(policies, decisionContexts, options.clock);
   const unsubscribeLinks = config.publicUrl
     ? new UnsubscribeLinks(config.publicUrl, new UnsubscribeTokens(secrets.jwtSecret), isRequired)
     : null;
@@ -174,7 +189,13 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     ...(events ? { observe: (a) => events.emit('provider:attempt', a) } : {}),
   });
   // Checked in this order before a delivery is sent (src/core/dispatch.ts).
-  const gates: SendGate[] = [new StepConditionGate(store), new PreferenceGate(store, isRequired)];
+  const gates: SendGate[] = [
+    new ExpiryGate(store, options.clock),
+    new StepConditionGate(store),
+    new PreferenceGate(store, isRequired),
+    // Last: a send is counted against a cap only once nothing else stops it.
+    new CapGate(policies, store, options.clock),
+  ];
   const templates = new TemplateCache(store);
   const renderer: ContentRenderer | null = new TemplateContentRenderer(templates);
   const dispatcher = new Dispatcher(routes, gates, renderer);
@@ -186,6 +207,9 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     dispatcher,
     sendBudgetMs,
     isRequired,
+    policies,
+    decisionContexts,
+    decider,
     templates,
     destinations: destinationResolver(store),
     rateLimiter,

@@ -122,3 +122,69 @@ describe('migration 0005 (unread_from)', () => {
     expect(await unreadSeqs('ann')).toEqual([]);
   });
 });
+
+describe('migration 0017 (partitions for retention)', () => {
+  it('keeps the notifications, inbox and timeline a database already had, and their counts and seqs go on', async () => {
+    const db = await freshPostgresUrl();
+    cleanups.push(db.drop);
+    const old = await openPostgres(db.url, 2);
+    await migrate(old, 16);
+    // Written two days ago (ids carry their creation time): before the migration's first day.
+    const now = new Date(Date.now() - 2 * 86_400_000);
+    const past = () => now.getTime().toString(16).padStart(12, '0') + uuidv7().replaceAll('-', '').slice(12);
+    const asUuid = (h: string) =>
+      `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    const ns = ['ann', 'ann', 'bob'].map((user) => ({ id: asUuid(past()), user, delivery: asUuid(past()) }));
+    await old.query('SELECT * FROM herald_accept($1::json, $2::json)', [
+      JSON.stringify(
+        ns.map((n) => ({
+          id: n.id,
+          category: 'c',
+          priority: 'normal',
+          channels: ['in_app'],
+          recipients: 1,
+          created_at: now,
+        })),
+      ),
+      JSON.stringify(
+        ns.map((n) => ({
+          id: n.delivery,
+          notification_id: n.id,
+          user_id: n.user,
+          channel: 'in_app',
+          lane: 'normal',
+          next_attempt_at: now,
+          sent: true,
+        })),
+      ),
+    ]);
+    await old.close();
+
+    const store = await openPostgresStore(db.url, 2);
+    cleanups.push(() => store.close());
+    const [legacy] = await store.sql.query<{ n: number; i: number; t: number }>(
+      `SELECT (SELECT count(*)::int FROM notifications_legacy) AS n, (SELECT count(*)::int FROM inbox) AS i,
+              (SELECT count(*)::int FROM timeline_legacy) AS t`,
+    );
+    expect(legacy).toEqual({ n: 3, i: 3, t: 3 });
+    expect(await store.inboxState('ann')).toEqual({ lastSeq: 2, unreadCount: 2 });
+    expect((await store.listInbox('ann', { limit: 10 })).items.map((i) => i.id)).toEqual([ns[1]?.id, ns[0]?.id]);
+    expect((await store.getNotification(ns[2]?.id as string))?.timeline.map((t) => t.event)).toEqual([
+      'accepted',
+      'sent',
+    ]);
+    // The timeline's ids go on after the copied ones.
+    expect(await store.markRead('ann', { seqs: [1] })).toBe(1);
+    const ids = await store.sql.query<{ id: number }>('SELECT id::int FROM timeline ORDER BY id');
+    expect(new Set(ids.map((r) => r.id)).size).toBe(4);
+
+    // 40 days on, the legacy rows have outlived a 30-day default retention: the partition goes.
+    const report = await store.runRetention({
+      defaultRetentionMs: 30 * 86_400_000,
+      now: new Date(Date.now() + 40 * 86_400_000),
+    });
+    expect(report.partitions.dropped).toContain('legacy');
+    expect(report.removed).toMatchObject({ notifications: 3, deliveries: 3, inboxItems: 3, timelineEvents: 4 });
+    expect(await store.inboxState('ann')).toEqual({ lastSeq: 2, unreadCount: 0 });
+  });
+});

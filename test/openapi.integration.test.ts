@@ -7,7 +7,9 @@
  */
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RETENTION_SHAPE } from '../src/api/openapi-retention.ts';
 import { SHAPES } from '../src/api/openapi-shapes.ts';
+import { BATCH_SHAPES } from '../src/api/openapi-shapes-batch.ts';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
 import { startReceiver } from './support/receiver.ts';
 
@@ -174,8 +176,9 @@ describe('real answers have exactly the documented shapes', () => {
       env: { HERALD_EGRESS_ALLOW: '127.0.0.1/32', HERALD_RETRY_BASE_MS: '10', HERALD_RETRY_MAX_ATTEMPTS: '1' },
     });
     try {
-      const check = (shape: keyof typeof SHAPES, value: unknown) => {
-        const r = SHAPES[shape].schema.safeParse(value);
+      const shapes = { ...SHAPES, retention: RETENTION_SHAPE };
+      const check = (shape: keyof typeof shapes, value: unknown) => {
+        const r = shapes[shape].schema.safeParse(value);
         expect(r.success ? [] : r.error.issues, `${shape}: ${JSON.stringify(value)}`).toEqual([]);
       };
       check('health', (await t.api('GET', '/healthz')).json);
@@ -204,6 +207,7 @@ describe('real answers have exactly the documented shapes', () => {
       check('unreadCount', (await t.api('POST', '/v1/users/bob/inbox/read', { all: true })).json);
       check('presence', (await t.api('GET', '/v1/users/bob/presence')).json);
       check('replayed', (await t.api('POST', `/v1/dead-letters/${dead.items[0].id}/replay`)).json);
+      check('retention', (await t.api('POST', '/v1/maintenance/retention')).json);
 
       const hook = receiver.received[0];
       expect(hook?.signatureValid).toBe(true);
@@ -220,6 +224,19 @@ describe('real answers have exactly the documented shapes', () => {
         sendAt: new Date(Date.now() + 3_600_000).toISOString(),
       });
       check('accepted', later.json);
+
+      // A batch: accepted, invalid, replayed and conflicting items in one answer.
+      const items = [
+        { to: ['bob'], category: 'billing.invoice', title: 'Batch', idempotencyKey: 'batch-shape-1' },
+        { to: [], category: 'billing.invoice' },
+        { to: ['bob'], category: 'billing.invoice', title: 'Batch', idempotencyKey: 'batch-shape-1' },
+        { to: ['bob'], category: 'billing.invoice', title: 'Other', idempotencyKey: 'batch-shape-1' },
+      ];
+      const batch = await t.api('POST', '/v1/notifications/batch', { notifications: items });
+      expect(batch.status).toBe(200);
+      expect(batch.json.results.map((x: Json) => x.status)).toEqual([202, 400, 202, 409]);
+      const r = BATCH_SHAPES.batchResults.schema.safeParse(batch.json);
+      expect(r.success ? [] : r.error.issues, JSON.stringify(batch.json)).toEqual([]);
       check('cancelled', (await t.api('POST', `/v1/notifications/${later.json.id}/cancel`)).json);
     } finally {
       await t.stop();

@@ -29,6 +29,8 @@ export interface BenchOptions {
   subscribers: number;
   /** Webhook deliveries to a receiver failing half of all requests (retry-storm). Default 10,000. */
   deliveries: number;
+  /** Batch requests kept in flight (batch). Default 4. */
+  inFlight: number;
   /** Extra environment for Herald, from repeated --env KEY=VALUE. */
   env: Record<string, string>;
   /** Folder for V8 CPU profiles of Herald (--cpu-prof). */

@@ -119,7 +119,13 @@ const notificationView = z.strictObject({
   counts: z.record(z.string(), z.number().int()).describe('Deliveries per stored state, over all pages'),
   deliveries: z.array(delivery).describe('One per recipient × channel; paged by `cursor` and `limit`'),
   nextCursor: z.string().nullable().describe('Pass as `?cursor=` for the next page of deliveries'),
-  timeline: z.array(z.strictObject({ at: isoDate, event: z.string(), detail: json })),
+  timeline: z
+    .array(z.strictObject({ at: isoDate, event: z.string(), detail: json }))
+    .describe('Up to 1,000 events, oldest first'),
+  nextTimelineCursor: z
+    .string()
+    .nullable()
+    .describe('Pass as `?timelineCursor=` for the next 1,000 timeline events; null: none'),
 });
 
 const profile = z.strictObject({
@@ -353,6 +359,7 @@ export const SHAPES = {
         },
       },
     ],
+    nextTimelineCursor: null,
   }),
   cancelled: shape(
     z.strictObject({ id: z.string(), status: z.literal('cancelled') }),
@@ -587,7 +594,9 @@ export const PREFERENCE_SHAPES = {
       quietHours: z
         .strictObject({ start: z.string(), end: z.string() })
         .nullable()
-        .describe("HH:MM in the user's timezone (UTC if none); stored, not enforced yet"),
+        .describe(
+          "HH:MM in the user's timezone (UTC if none): deliveries due then wait until the end (critical ones do not)",
+        ),
     }),
     "The user's preferences; a user who never set any has the empty shape",
     PREFERENCE_EXAMPLES.preferences,

@@ -18,6 +18,9 @@ const idParams = z.object({ id: z.string() });
 const getQuery = z.strictObject({
   cursor: z.string().max(200).optional(),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
+  timelineCursor: z.string().max(200).optional().meta({
+    description: 'The `nextTimelineCursor` of the previous answer: the next 1,000 timeline events',
+  }),
 });
 
 export function notificationRoutes(app: FastifyInstance, { ingest, store }: ApiDeps): void {
@@ -91,7 +94,11 @@ export function notificationRoutes(app: FastifyInstance, { ingest, store }: ApiD
     async (req) => {
       const { id } = idParams.parse(req.params);
       const q = parseOrThrow(getQuery, req.query);
-      const v = await store.getNotification(id, { cursor: q.cursor ?? null, limit: q.limit ?? 1000 });
+      const v = await store.getNotification(id, {
+        cursor: q.cursor ?? null,
+        limit: q.limit ?? 1000,
+        timelineCursor: q.timelineCursor ?? null,
+      });
       if (!v) throw new HeraldError('HERALD_ERR_NOT_FOUND', `no notification ${id}`);
       return presentNotification(v);
     },
@@ -186,5 +193,6 @@ export function presentNotification(v: NotificationView) {
     deliveries: v.deliveries.map(presentDelivery),
     nextCursor: v.nextCursor,
     timeline: v.timeline,
+    nextTimelineCursor: v.nextTimelineCursor,
   };
 }

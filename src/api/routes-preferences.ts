@@ -15,7 +15,7 @@ import type { ApiDeps } from './server.ts';
 
 const userParams = z.object({ userId: idSchema });
 
-export function preferenceRoutes(app: FastifyInstance, { store }: ApiDeps): void {
+export function preferenceRoutes(app: FastifyInstance, { store, decisionContexts }: ApiDeps): void {
   app.put(
     '/v1/users/:userId/preferences',
     {
@@ -31,7 +31,10 @@ export function preferenceRoutes(app: FastifyInstance, { store }: ApiDeps): void
     async (req) => {
       const { userId } = parseOrThrow(userParams, req.params);
       assertMayActOn(req.caller, userId);
-      return store.putPreferences(userId, parsePreferences(req.body));
+      const stored = await store.putPreferences(userId, parsePreferences(req.body));
+      // The decider of this process reads them again for the next notification.
+      decisionContexts?.forget(userId);
+      return stored;
     },
   );
 

@@ -44,7 +44,11 @@ const HTML_ANSWER = (description: string) => ({
 
 const SECURITY = [{ unsubscribeToken: [] }];
 
-export function unsubscribeRoutes(app: FastifyInstance, { store }: ApiDeps, deps: UnsubscribeDeps): void {
+export function unsubscribeRoutes(
+  app: FastifyInstance,
+  { store, decisionContexts }: ApiDeps,
+  deps: UnsubscribeDeps,
+): void {
   function subjectOf(query: unknown): UnsubscribeSubject {
     const { token } = parseOrThrow(UNSUBSCRIBE_QUERY, query);
     if (!token) throw new HeraldError('HERALD_ERR_UNAUTHORIZED', 'missing token: use the link of the email as it came');
@@ -122,6 +126,7 @@ export function unsubscribeRoutes(app: FastifyInstance, { store }: ApiDeps, deps
           throw validationError([{ field: FIELD, message: `the body must be ${FIELD}=${ONE_CLICK} (RFC 8058)` }]);
         }
         await store.optOut(s.userId, s.category, s.channel);
+        decisionContexts?.forget(s.userId);
         const required = await deps.isRequired(s.category);
         return page(
           reply,

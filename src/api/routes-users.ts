@@ -36,7 +36,7 @@ function userIdOf(params: unknown): string {
   return parseOrThrow(userParams, params).userId;
 }
 
-export function userRoutes(app: FastifyInstance, { store, auth, events, config }: ApiDeps): void {
+export function userRoutes(app: FastifyInstance, { store, auth, events, config, decisionContexts }: ApiDeps): void {
   // The same policy the providers connect under: a URL they would refuse is refused here, at once.
   const egress = new EgressPolicy(config.egressAllow);
   const checkDestination = (url: string) => egress.checkUrl(url);
@@ -58,7 +58,10 @@ export function userRoutes(app: FastifyInstance, { store, auth, events, config }
 
   async function parseAndSave(params: unknown, body: unknown) {
     const id = userIdOf(params);
-    return store.upsertUser(parseUserProfile(id, body ?? {}, checkDestination));
+    const saved = await store.upsertUser(parseUserProfile(id, body ?? {}, checkDestination));
+    // The decider of this process reads the time zone again for the next notification.
+    decisionContexts?.forget(id);
+    return saved;
   }
 
   app.get(

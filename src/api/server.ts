@@ -16,7 +16,7 @@ import type { Config } from '../config.ts';
 import { HeraldError, validationError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
-import type { Bus, Presence, RateLimiter, Store, TemplateStore } from '../core/ports.ts';
+import type { Bus, CategoryPolicyStore, Presence, RateLimiter, Store, TemplateStore } from '../core/ports.ts';
 import type { ProviderStatus } from '../core/provider-route.ts';
 import type { Channel } from '../core/types.ts';
 import type { Auth, Caller } from './auth.ts';
@@ -31,11 +31,14 @@ import {
   requireHost,
 } from './http-edge.ts';
 import { Metrics } from './metrics.ts';
+import { batchRoutes } from './routes-batch.ts';
+import { categoryRoutes } from './routes-categories.ts';
 import { deviceRoutes } from './routes-devices.ts';
 import { notificationRoutes } from './routes-notifications.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { preferenceRoutes } from './routes-preferences.ts';
 import { realtimeRoutes } from './routes-realtime.ts';
+import { retentionRoutes } from './routes-retention.ts';
 import { templateRoutes } from './routes-templates.ts';
 import { topicRoutes } from './routes-topics.ts';
 import { type UnsubscribeDeps, unsubscribeRoutes } from './routes-unsubscribe.ts';
@@ -58,6 +61,10 @@ export interface ApiDeps {
   store: Store;
   /** Where the templates API reads and writes (a cache that delivery reads too); default `store`. */
   templates?: TemplateStore;
+  /** Where the categories API reads and writes (a cache that ingest reads too); default `store`. */
+  policies?: CategoryPolicyStore;
+  /** Told of every user whose preferences or profile the API writes (the decider's cache); default none. */
+  decisionContexts?: { forget(userId: string): void };
   bus: Bus;
   ingest: Ingest;
   events: HeraldEmitter;
@@ -224,12 +231,15 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
   await registerDocs(app);
   if (options.api) {
     notificationRoutes(app, deps);
+    batchRoutes(app, deps);
     userRoutes(app, deps);
     templateRoutes(app, deps);
     deviceRoutes(app, deps);
     preferenceRoutes(app, deps);
     topicRoutes(app, deps);
+    categoryRoutes(app, deps);
     unsubscribeRoutes(app, deps, deps.unsubscribe);
+    retentionRoutes(app, deps);
   }
   opsRoutes(app, deps, metrics);
   realtimeRoutes(app, deps);

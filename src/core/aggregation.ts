@@ -14,14 +14,15 @@ import type { InboxItem, InboxLatest } from './types.ts';
 export const DEFAULT_GROUP_WINDOW_MS = 3_600_000;
 
 /**
- * Looks up a category's group window in milliseconds, or undefined for the default. The lead wires
- * category policies here (`digest.window`, an ISO 8601 duration parsed by src/core/iso-duration.ts).
+ * Looks up a category's group window in milliseconds, or undefined for the default: src/herald.ts
+ * wires the category policy's `digest.window` here (through the policy cache: a promise only when
+ * the policy is not cached).
  */
-export type GroupWindowLookup = (category: string) => number | undefined;
+export type GroupWindowLookup = (category: string) => number | undefined | Promise<number | undefined>;
 
 /** The window, in milliseconds, of a group of `category`: the lookup's, else one hour. */
-export function groupWindowMs(category: string, lookup?: GroupWindowLookup): number {
-  const ms = lookup?.(category);
+export async function groupWindowMs(category: string, lookup?: GroupWindowLookup): Promise<number> {
+  const ms = await lookup?.(category);
   return ms !== undefined && Number.isFinite(ms) && ms > 0 ? ms : DEFAULT_GROUP_WINDOW_MS;
 }
 

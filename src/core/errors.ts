@@ -19,7 +19,7 @@ export const ERRORS = {
   HERALD_ERR_BODY_TOO_LARGE: {
     status: 413,
     retryable: false,
-    summary: 'The body is larger than `HERALD_MAX_BODY_BYTES`.',
+    summary: 'The body is larger than `HERALD_MAX_BODY_BYTES` (`HERALD_MAX_BATCH_BODY_BYTES` for a batch).',
   },
   HERALD_ERR_UNAUTHORIZED: { status: 401, retryable: false, summary: 'Missing or wrong API key or user token.' },
   HERALD_ERR_FORBIDDEN: {

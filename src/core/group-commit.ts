@@ -14,6 +14,10 @@
  * runs, a lone item is flushed at once — unless `lingerMs` is set, for work whose callers do not
  * wait on it (acknowledgements): then a flush waits until its oldest item is that old (or a full
  * batch waits, or `drain` is called), so a steady trickle costs a few statements a second.
+ *
+ * Groups: `submitAll` queues several items as one unit that no flush splits — they commit in the
+ * same flush (one transaction) or fail together. A group is admitted whole or refused whole, and
+ * one larger than `maxBatch` or `maxWeight` is flushed alone.
  */
 
 export class OverloadedError extends Error {
@@ -46,6 +50,8 @@ interface Waiting<I, O> {
   item: I;
   /** When it was submitted (performance.now()). */
   at: number;
+  /** Items of the unit this one begins (1: alone); the other items of a group carry 0. */
+  unit: number;
   resolve: (o: O) => void;
   reject: (e: unknown) => void;
 }
@@ -73,9 +79,30 @@ export class GroupCommit<I, O> {
   submit(item: I): Promise<O> {
     if (this.queue.length >= this.options.maxPending) return Promise.reject(new OverloadedError(this.queue.length));
     return new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, at: performance.now(), resolve, reject });
+      this.queue.push({ item, at: performance.now(), unit: 1, resolve, reject });
       this.schedule();
     });
+  }
+
+  /**
+   * Submits `items` as one group: they are flushed together, in order, by one flush. Refused whole
+   * (OverloadedError, nothing queued) when they would take the waiting items beyond `maxPending` —
+   * unless nothing waits, so that a group larger than `maxPending` can still go.
+   */
+  submitAll(items: readonly I[]): Promise<O[]> {
+    const waiting = this.queue.length;
+    if (waiting > 0 && waiting + items.length > this.options.maxPending) {
+      return Promise.reject(new OverloadedError(waiting));
+    }
+    const at = performance.now();
+    const out = items.map(
+      (item, i) =>
+        new Promise<O>((resolve, reject) => {
+          this.queue.push({ item, at, unit: i === 0 ? items.length : 0, resolve, reject });
+        }),
+    );
+    this.schedule();
+    return Promise.all(out);
   }
 
   /** Resolves once nothing is queued or being flushed. */
@@ -134,15 +161,22 @@ export class GroupCommit<I, O> {
     }, ms);
   }
 
-  /** How many of the oldest waiting items the next flush takes: within maxBatch and maxWeight, at least one. */
+  /**
+   * How many of the oldest waiting items the next flush takes: whole units (a group is never
+   * split) within maxBatch and maxWeight, and at least the first unit.
+   */
   private batchLength(): number {
-    const { maxBatch, weight, maxWeight } = this.options;
-    const n = Math.min(maxBatch, this.queue.length);
-    if (!weight || maxWeight === undefined) return n;
+    const { maxBatch, weight, maxWeight = Number.POSITIVE_INFINITY } = this.options;
+    const queue = this.queue;
+    let n = 0;
     let total = 0;
-    for (let i = 0; i < n; i++) {
-      total += weight((this.queue[i] as Waiting<I, O>).item);
-      if (total > maxWeight) return Math.max(1, i);
+    while (n < queue.length && n < maxBatch) {
+      const size = (queue[n] as Waiting<I, O>).unit;
+      let w = 0;
+      if (weight) for (let i = n; i < n + size; i++) w += weight((queue[i] as Waiting<I, O>).item);
+      if (n > 0 && (n + size > maxBatch || total + w > maxWeight)) break;
+      total += w;
+      n += size;
     }
     return n;
   }

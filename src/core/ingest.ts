@@ -103,6 +103,45 @@ export class Ingest {
     const now = new Date();
     let policy = this.policies?.policyOf(request.category) ?? null;
     if (policy instanceof Promise) policy = await policy;
+    const n = this.prepare(request, idempotencyKey, now, policy);
+    try {
+      return await this.commits.submit(n);
+    } catch (e) {
+      throw refusal(e);
+    }
+  }
+
+  /**
+   * Submits several requests (a batch) as one group: they are committed together, in one
+   * transaction — all or none — and answered in order. Refused whole with HERALD_ERR_OVERLOADED
+   * when they would not fit among the requests waiting for a commit (nothing stored), and whole
+   * with HERALD_ERR_UNAVAILABLE when the commit fails (nothing stored).
+   */
+  async submitAll(items: readonly { request: NotificationRequest; idempotencyKey: string | null }[]) {
+    const now = new Date();
+    const ns: NewNotification[] = [];
+    for (const { request, idempotencyKey } of items) {
+      let policy = this.policies?.policyOf(request.category) ?? null;
+      if (policy instanceof Promise) policy = await policy;
+      ns.push(this.prepare(request, idempotencyKey, now, policy));
+    }
+    try {
+      return await this.commits.submitAll(ns);
+    } catch (e) {
+      throw refusal(e);
+    }
+  }
+
+  /**
+   * A request ready to commit: its id (uuidv7 of `now`), its category policy's priority and channels
+   * where the request left them to defaults, its expiry, and the hash of its body when it has a key.
+   */
+  private prepare(
+    request: NotificationRequest,
+    idempotencyKey: string | null,
+    now: Date,
+    policy: CategoryPolicy | null,
+  ): NewNotification {
     const sendAt = request.sendAt && request.sendAt > now ? request.sendAt : null;
     // Every field written out, in one literal: spreading `request` and then adding fields made V8
     // take a slow path for each added field: 8 → 1.4 µs per submit (scratch loop with a store that answers at once).
@@ -131,24 +170,7 @@ export class Ingest {
       n.ttl = request.ttl;
       n.ttlMs = request.ttlMs ?? null;
     }
-    try {
-      return await this.commits.submit(n);
-    } catch (e) {
-      if (e instanceof OverloadedError) {
-        throw new HeraldError('HERALD_ERR_OVERLOADED', 'too many notifications waiting to be stored; retry shortly', {
-          retryAfter: 1,
-        });
-      }
-      if (e instanceof HeraldError) throw e;
-      throw new HeraldError(
-        'HERALD_ERR_UNAVAILABLE',
-        'the store could not commit the notification; nothing was stored',
-        {
-          cause: e,
-          retryAfter: 1,
-        },
-      );
-    }
+    return n;
   }
 
   /** The batch's in-app categories that have a template; undefined when none has (the usual case). */
@@ -199,6 +221,20 @@ export class Ingest {
     }
     return out;
   }
+}
+
+/** What a producer is told when its notifications could not be queued or committed (nothing was stored). */
+function refusal(e: unknown): HeraldError {
+  if (e instanceof OverloadedError) {
+    return new HeraldError('HERALD_ERR_OVERLOADED', 'too many notifications waiting to be stored; retry shortly', {
+      retryAfter: 1,
+    });
+  }
+  if (e instanceof HeraldError) return e;
+  return new HeraldError('HERALD_ERR_UNAVAILABLE', 'the store could not commit the notification; nothing was stored', {
+    cause: e,
+    retryAfter: 1,
+  });
 }
 
 /** A stable hash of the request: the same body, whatever its key order, hashes the same. */

@@ -1,17 +1,19 @@
 /**
  * Background upkeep that makes the guarantees hold when something dies:
  * - reclaim: deliveries whose lease expired (their worker died) go back to pending and are
- *   announced again;
+ *   announced again; so do digests (DigestStore), which the digest runners then take again;
  * - reconcile: pending deliveries that are overdue are announced again, in case the bus lost them
  *   (the store is the source of truth, the bus only distributes); not scheduled for a bus whose
  *   queue is the store (it would only scan every pending row of a backlog every 15 s);
  * - purge: idempotency keys older than 24 h are deleted;
  * - vacuum: where the database has no autovacuum (the embedded store), dead rows are reclaimed
- *   every minute, so that each run has little to do.
+ *   every minute, so that each run has little to do;
+ * - retention: expired notifications leave the store with everything about them, and the coming
+ *   days' partitions are made (Store.runRetention), at start and then every `retentionEveryMs`.
  * Each task is safe to run in several processes at once.
  */
 import type { HeraldEmitter } from './events.ts';
-import type { Bus, DeliveryStore, NotificationStore, Store } from './ports.ts';
+import type { Bus, DeliveryStore, DigestStore, NotificationStore, RetentionReport, Store } from './ports.ts';
 
 export interface MaintenanceOptions {
   leaseMs: number;
@@ -19,10 +21,15 @@ export interface MaintenanceOptions {
   overdueMs?: number;
   /** How often the store is vacuumed (a no-op where the database does it itself). Default 60 s. */
   vacuumEveryMs?: number;
+  /** Default retention (HERALD_RETENTION). Default 30 days. */
+  retentionMs?: number;
+  /** How often retention runs. Default 1 h. */
+  retentionEveryMs?: number;
 }
 
 export interface MaintenanceLog {
   error(obj: object, msg: string): void;
+  info?(obj: object, msg: string): void;
 }
 
 export class Maintenance {
@@ -30,7 +37,10 @@ export class Maintenance {
   private running = new Set<Promise<unknown>>();
 
   constructor(
-    private readonly store: DeliveryStore & NotificationStore & Pick<Store, 'vacuum'>,
+    private readonly store: DeliveryStore &
+      NotificationStore &
+      Pick<Store, 'vacuum' | 'runRetention'> &
+      Pick<DigestStore, 'reclaimExpiredDigests'>,
     private readonly bus: Bus,
     private readonly events: HeraldEmitter,
     private readonly log: MaintenanceLog,
@@ -44,6 +54,19 @@ export class Maintenance {
       this.every(Math.max(1_000, (this.options.overdueMs ?? 30_000) / 2), () => this.reconcile());
     this.every(3_600_000, () => this.store.purgeIdempotencyKeys(new Date(Date.now() - 24 * 3_600_000)));
     this.every(this.options.vacuumEveryMs ?? 60_000, () => this.store.vacuum());
+    this.every(this.options.retentionEveryMs ?? 3_600_000, () => this.retention(), true);
+  }
+
+  /** One retention run now (the periodic task, and POST /v1/maintenance/retention); logs what it removed. */
+  async retention(now?: Date): Promise<RetentionReport> {
+    const report = await this.store.runRetention({
+      defaultRetentionMs: this.options.retentionMs ?? 30 * 86_400_000,
+      ...(now ? { now } : {}),
+    });
+    const { created, dropped } = report.partitions;
+    if (created.length || dropped.length || Object.values(report.removed).some((n) => n > 0))
+      this.log.info?.(report, 'retention run');
+    return report;
   }
 
   async stop(): Promise<void> {
@@ -67,6 +90,8 @@ export class Maintenance {
       if (back.length < 1000) break;
     }
     if (total) this.events.emit('delivery:reclaimed', { count: total });
+    // Digests are few (one per user × window): their runners find them in the store, nothing to announce.
+    while ((await this.store.reclaimExpiredDigests(1000, options)) === 1000) {}
     return total;
   }
 
@@ -76,9 +101,10 @@ export class Maintenance {
     return overdue.length;
   }
 
-  private every(ms: number, task: () => Promise<unknown>): void {
+  /** Runs `task` every `ms` (and once right away with `now`), never two runs of it at once. */
+  private every(ms: number, task: () => Promise<unknown>, now = false): void {
     let busy = false;
-    const t = setInterval(() => {
+    const tick = () => {
       if (busy) return;
       busy = true;
       const p = task()
@@ -88,8 +114,10 @@ export class Maintenance {
           this.running.delete(p);
         });
       this.running.add(p);
-    }, ms);
+    };
+    const t = setInterval(tick, ms);
     t.unref();
+    if (now) tick();
     this.timers.push(t);
   }
 }

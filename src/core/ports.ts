@@ -17,11 +17,13 @@ import type {
   DeadLetter,
   DeliveryJob,
   DeliveryState,
+  DigestItem,
   InAppAppended,
   InAppCompletion,
   InboxDelivery,
   InboxItem,
   InboxPage,
+  JobUser,
   JsonValue,
   Lane,
   NewNotification,
@@ -64,7 +66,11 @@ export interface AcceptOptions {
  */
 export interface NotificationStore {
   accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]>;
-  getNotification(id: string, options?: { cursor?: string | null; limit?: number }): Promise<NotificationView | null>;
+  /** `cursor` pages the deliveries, `timelineCursor` the timeline (1,000 events a page), independently. */
+  getNotification(
+    id: string,
+    options?: { cursor?: string | null; limit?: number; timelineCursor?: string | null },
+  ): Promise<NotificationView | null>;
   /** Cancels only while every delivery is still pending; atomically with respect to workers. */
   cancel(id: string): Promise<'cancelled' | 'not_found' | 'not_cancellable'>;
   /** Deletes idempotency keys older than `olderThan`; returns how many. */
@@ -184,10 +190,110 @@ export interface PreferenceStore {
   optOut(userId: string, category: string, channel: Channel): Promise<void>;
 }
 
+/** A digest taken by a worker (DigestStore.takeDigests), with its members as the template sees them. */
+export interface DigestWork {
+  id: string;
+  leaseToken: string;
+  /** This attempt's number (1 on the first). */
+  attempt: number;
+  userId: string;
+  category: string;
+  channel: Channel;
+  windowStart: Date;
+  windowEnd: Date;
+  user: JobUser | null;
+  /** Members still pending (the exact number). */
+  count: number;
+  /** The newest members, newest first, at most the `items` asked for. */
+  items: DigestItem[];
+}
+
+/** What one attempt at a digest came to; recorded only while its lease token matches. */
+export type DigestOutcome = { digestId: string; leaseToken: string } & (
+  | {
+      result: 'sent';
+      /** Merged into each member's `sent` event. */
+      detail: { [key: string]: JsonValue } | null;
+      /** An in-app digest's inbox entry: its text and the notification it points at. */
+      inbox?: { notificationId: string; title: string | null; body: string | null };
+    }
+  | { result: 'retry'; error: string; nextAttemptAt: Date }
+  | { result: 'failed' | 'dead'; error: string }
+  | { result: 'skipped'; error: string; reason: string }
+);
+
+/**
+ * Digests (ADR 13): one row per user × category × channel × window, collected at ingest, sent by a
+ * worker after the window ends. Every transition is a compare-and-set on the digest row; a digest
+ * and all its members change state in one commit.
+ */
+export interface DigestStore {
+  /**
+   * Leases up to `max` digests whose window ended at least `graceMs` ago (on the database's clock)
+   * and that are due, pending → processing for `leaseMs`, skipping rows another taker or an
+   * accepting statement holds. Members whose notification expired are skipped (`expired`) first.
+   * Each digest comes with its exact member count and its newest `items` members.
+   */
+  takeDigests(max: number, leaseMs: number, graceMs: number, items: number): Promise<DigestWork[]>;
+  /**
+   * Records an attempt's outcome if the lease still matches: the digest, every pending member (with a
+   * timeline event each) and, for a sent in-app digest, its one inbox entry. A retry is due as long
+   * after the commit as `nextAttemptAt` is after now, on the database's clock. Returns whether it was
+   * recorded, and that entry's seq.
+   */
+  finishDigest(outcome: DigestOutcome): Promise<{ recorded: boolean; seq: number | null }>;
+  /** processing with an expired lease (or any lease, with `unexpired`) → pending; returns how many. */
+  reclaimExpiredDigests(limit: number, options?: { unexpired?: boolean }): Promise<number>;
+}
+
 /** Category policies (PUT /v1/categories/{category}); a put replaces the category's policy whole. */
 export interface CategoryPolicyStore {
   putCategoryPolicy(policy: Omit<CategoryPolicy, 'updatedAt'>): Promise<CategoryPolicy>;
   getCategoryPolicy(category: string): Promise<CategoryPolicy | null>;
+  /** false: the category had no policy. */
+  deleteCategoryPolicy(category: string): Promise<boolean>;
+}
+
+/** What a recipient's decisions depend on: their preferences and time zone (either may be null). */
+export interface DecisionContext {
+  preferences: Preferences | null;
+  timezone: string | null;
+}
+
+/** A cap's counter: sends of one category to one user on one channel in one fixed window. */
+export interface CapKey {
+  userId: string;
+  channel: Channel;
+  category: string;
+  windowStart: Date;
+  windowEnd: Date;
+}
+
+/** What the decider (src/core/decider-policy.ts) and its send-time gates read and write (ADR 13). */
+export interface DecisionStore {
+  /**
+   * Preferences and time zone of each of `userIds` who has either (preferences LEFT JOIN users), in
+   * one statement; a user with neither is absent.
+   */
+  getDecisionContexts(userIds: readonly string[]): Promise<Map<string, DecisionContext>>;
+  /** Each notification's `expires_at` (null: none), in one statement; unknown ids are absent. */
+  getExpiries(notificationIds: readonly string[]): Promise<Map<string, Date | null>>;
+  /**
+   * Counts one send against a cap, atomically: true when the window had fewer than `max` (and now has
+   * one more), false when it was full (nothing changes). Concurrent workers never exceed `max`.
+   */
+  countSend(key: CapKey, max: number): Promise<boolean>;
+  /**
+   * A capped delivery whose category overflows into its digest: if its lease still holds, in one
+   * commit it goes processing → `pending` with reason `digested`, member of the user's digest of the
+   * window (created if it is the window's first member, as herald_accept does), never due on its own,
+   * with its `digested` timeline event. False: the lease was lost, or that digest was already taken
+   * (closed) — nothing was written.
+   */
+  digestOverflow(
+    delivery: { id: string; leaseToken: string },
+    window: { windowStart: Date; windowEnd: Date },
+  ): Promise<boolean>;
 }
 
 /** Where a worker takes its next work from: ids a bus handed out, or a lane of the store's own queue. */
@@ -222,6 +328,25 @@ export interface Presence {
   get(userId: string): Promise<{ online: boolean; sockets: number; lastSeen: Date | null }>;
 }
 
+/** A retention run's inputs (Store.runRetention). */
+export interface RetentionOptions {
+  /** A notification whose expires_at is unset leaves this long after it was created (HERALD_RETENTION). */
+  defaultRetentionMs: number;
+  /** The run's clock (tests); default the current time. */
+  now?: Date;
+  /** Day partitions made ahead of today. Default 7. */
+  daysAhead?: number;
+}
+
+/**
+ * What a retention run did: day partitions (`pYYYYMMDD`) created and dropped, and the rows it removed
+ * (`digests`: finished digests older than the default retention).
+ */
+export interface RetentionReport {
+  partitions: { created: string[]; dropped: string[] };
+  removed: { notifications: number; deliveries: number; inboxItems: number; timelineEvents: number; digests: number };
+}
+
 export interface Store
   extends NotificationStore,
     DeliveryStore,
@@ -231,7 +356,9 @@ export interface Store
     DeviceStore,
     PreferenceStore,
     CategoryPolicyStore,
-    TopicStore {
+    TopicStore,
+    DigestStore,
+    DecisionStore {
   readonly kind: 'pglite' | 'postgres';
   /** How many transactions may usefully run at once (1 for the embedded store). */
   readonly parallelism: number;
@@ -246,6 +373,13 @@ export interface Store
    * Returns the tables it vacuumed (none on PostgreSQL, whose autovacuum does this).
    */
   vacuum(): Promise<string[]>;
+  /**
+   * Removes the notifications whose expires_at has passed, with their deliveries, inbox entries and
+   * timeline (a whole day at once where every notification of the day has expired), and finished
+   * digests older than the default retention; and prepares the coming days. Afterwards no expired entry is in a user's inbox, replay or unread count;
+   * a user's seqs keep growing. Safe to run in several processes at once.
+   */
+  runRetention(options: RetentionOptions): Promise<RetentionReport>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

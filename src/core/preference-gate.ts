@@ -2,11 +2,11 @@
  * The preferences gate (a SendGate, src/core/dispatch.ts): a delivery the user opted out of
  * (src/core/preferences.ts: category × channel) ends `skipped` with reason `opted_out`, unsent.
  *
- * The reads of deliveries checked together (a worker's concurrent sends) are one statement
- * (`getPreferencesOfUsers`), so a gated delivery costs a share of a read, never a stale answer
- * (issue 13 adds a cache for large fan-outs); none for `in_app`, which is not gated yet: in-app deliveries completed in SQL by the take never meet a gate
- * (issue 13 decides in-app opt-outs there). A category `isRequired` says is required passes whatever
- * the user chose (no category is required until issue 13's category policies).
+ * The decider (ADR 13) already skipped, at acceptance, what the user had opted out of then; this
+ * gate catches opt-outs made while a delivery waited (retries, quiet hours). The reads of deliveries
+ * checked together (a worker's concurrent sends) are one statement (`getPreferencesOfUsers`), so a
+ * gated delivery costs a share of a read, never a stale answer; none for `in_app`, decided once at
+ * acceptance. A category `isRequired` says is required (its policy) passes whatever the user chose.
  */
 import type { SendGate } from './dispatch.ts';
 import { GroupCommit } from './group-commit.ts';

@@ -17,8 +17,8 @@
  * channel entry: `{"channels": {"email": false}, "categories": {"billing.*": {"email": true}}}`
  * receives billing email and no other email.
  *
- * Not here (issue 13): quiet hours are stored but not enforced; category policies (`required`,
- * caps, digests) — until then `isRequired` is a hook that says no for every category.
+ * Quiet hours, category policies and the other decisions: src/core/decider-rules.ts. `isRequired`
+ * is the hook through which gates and unsubscribe links ask a category's policy.
  */
 import type { Channel } from './types.ts';
 
@@ -30,7 +30,7 @@ export interface Preferences {
   channels: ChannelSwitches;
   /** Per category (`comment.reply`) or category prefix (`marketing.*`): all channels, or per channel. */
   categories: Record<string, boolean | ChannelSwitches>;
-  /** `HH:MM` in the user's time zone (UTC if none); stored, not enforced yet (issue 13). */
+  /** `HH:MM` in the user's time zone (UTC if none); enforced by the decider (decider-rules.ts). */
   quietHours: { start: string; end: string } | null;
 }
 
@@ -40,8 +40,8 @@ export function emptyPreferences(): Preferences {
 }
 
 /**
- * Whether messages of a category ignore opt-outs (a password reset). Category policies are issue 13;
- * until then no category is required (NOTHING_REQUIRED), and every email carries List-Unsubscribe.
+ * Whether messages of a category ignore opt-outs (a password reset): the category policy's
+ * `required` (CategoryPolicyCache.isRequired); NOTHING_REQUIRED where there are no policies (tests).
  */
 export type IsRequired = (category: string) => boolean | Promise<boolean>;
 

@@ -16,6 +16,8 @@
  *   it). When the notification has neither title nor body there is nothing to fall back to: the
  *   Dispatcher then fails the delivery permanently with that text (a dead letter, replayable once
  *   the template is fixed).
+ * - A digest's job (`job.digest`) renders with the `digest` variable (its items and count) beside the
+ *   rest; its `notification` is the digest's default text (src/core/digest-text.ts).
  * - A store that cannot be read throws: the worker treats that as a transient failure and retries.
  */
 import type { ContentRenderer } from './dispatch.ts';
@@ -42,6 +44,7 @@ export class TemplateContentRenderer implements ContentRenderer {
           data: data as Record<string, JsonValue> | null,
           user: { id: job.userId, locale: user?.locale ?? null, timezone: user?.timezone ?? null },
           notification: { id: n.id, category: n.category, priority: n.priority, title: n.title, body: n.body },
+          ...(job.digest && { digest: job.digest }),
         },
         cached.compiled,
       );

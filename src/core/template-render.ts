@@ -23,7 +23,7 @@
  * Not done here: storage (TemplateStore), choosing the channel, caching.
  */
 import { Liquid, LiquidError, type Template as ParsedLiquid } from 'liquidjs';
-import type { Channel, JsonValue, Priority } from './types.ts';
+import type { Channel, DigestVariable, JsonValue, Priority } from './types.ts';
 
 /** The channel sections a locale may carry, and their fields. in_app and webhook carry title/body. */
 export const CHANNEL_SECTIONS = {
@@ -62,6 +62,11 @@ export interface RenderContext {
     title: string | null;
     body: string | null;
   };
+  /**
+   * A digest's collected notifications (`digest.items`, newest first) and their exact `count`; absent
+   * when one notification is rendered (then `digest` is undefined in the template: `{% if digest %}`).
+   */
+  digest?: DigestVariable;
 }
 
 /** What one recipient gets on one channel: title and body always, and the channel's section when it has one. */
@@ -242,6 +247,7 @@ export async function render(
     data: context.data ?? {},
     user: context.user,
     notification: context.notification,
+    ...(context.digest && { digest: context.digest }),
   };
   const chain = [matchLocale(template, context.locale), template.defaultLocale].filter(
     (l, i, all): l is string => l !== null && Object.hasOwn(template.locales, l) && all.indexOf(l) === i,

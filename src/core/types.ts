@@ -248,7 +248,10 @@ export interface NotificationView {
   started: number;
   deliveries: DeliveryView[];
   nextCursor: string | null;
+  /** A page of the timeline, oldest first (the first page opens with the events made from the notification). */
   timeline: TimelineEvent[];
+  /** Where the next page of the timeline starts; null: this page is the last. */
+  nextTimelineCursor: string | null;
 }
 
 export interface UserProfile {
@@ -300,7 +303,34 @@ export interface DeliveryJob {
    * notification's own title and body as it always did.
    */
   content?: DeliveryContent;
+  /**
+   * Set on a digest's job (src/core/digest-runner.ts): what its template sees as `digest`. The job's
+   * `deliveryId` and `notification.id` are then the digest's id. Absent on every other job.
+   */
+  digest?: DigestVariable;
 }
+
+/** One collected notification, as a digest's template sees it (`digest.items[]`). */
+export type DigestItem = {
+  id: string;
+  title: string | null;
+  body: string | null;
+  data: JsonValue;
+  /** ISO 8601. */
+  createdAt: string;
+  category: string;
+  priority: Priority;
+};
+
+/** The `digest` template variable: the newest items (at most DIGEST_ITEMS) and the exact count. */
+export type DigestVariable = {
+  id: string;
+  count: number;
+  items: DigestItem[];
+  /** ISO 8601: the window the digest collected. */
+  windowStart: string;
+  windowEnd: string;
+};
 
 /**
  * A delivery's rendered text: title and body always, and the section of its channel when it has one

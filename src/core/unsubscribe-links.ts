@@ -1,8 +1,8 @@
 /**
  * The one-click unsubscribe link of a delivery (RFC 8058): `{HERALD_PUBLIC_URL}/v1/unsubscribe?token=…`
  * with a token naming the user, the category and the channel (src/core/unsubscribe-token.ts). None
- * for a category that is required (`isRequired`: a password reset cannot be unsubscribed from; no
- * category is required until issue 13's category policies).
+ * for a category that is required (`isRequired`, its policy: a password reset cannot be unsubscribed
+ * from).
  */
 import type { IsRequired } from './preferences.ts';
 import type { DeliveryJob } from './types.ts';

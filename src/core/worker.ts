@@ -421,7 +421,7 @@ export class DeliveryWorker {
     const n = job.notification;
     if (n.groupKey !== null) {
       completion.groupKey = n.groupKey;
-      completion.groupWindowMs = groupWindowMs(n.category, this.options.groupWindow);
+      completion.groupWindowMs = await groupWindowMs(n.category, this.options.groupWindow);
     }
     const done = await this.retrying(job.deliveryId, () => this.completions.submit(completion), null);
     if (done === null) return null;

@@ -36,4 +36,11 @@ export class SqlCategoryPolicyStore implements CategoryPolicyStore {
     );
     return row ? toPolicy(row) : null;
   }
+
+  async deleteCategoryPolicy(category: string): Promise<boolean> {
+    const rows = await this.sql.query('DELETE FROM category_policies WHERE category = $1 RETURNING category', [
+      category,
+    ]);
+    return rows.length > 0;
+  }
 }

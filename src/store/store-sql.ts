@@ -3,7 +3,20 @@
  * server), which differ only in their driver. Each concern lives in its own file.
  */
 import type { Device, DeviceToken } from '../core/devices.ts';
-import type { AcceptOptions, DeviceRegistration, StartedWork, Store, StoredTemplate, TakeFrom } from '../core/ports.ts';
+import type {
+  AcceptOptions,
+  CapKey,
+  DecisionContext,
+  DeviceRegistration,
+  DigestOutcome,
+  DigestWork,
+  RetentionOptions,
+  RetentionReport,
+  StartedWork,
+  Store,
+  StoredTemplate,
+  TakeFrom,
+} from '../core/ports.ts';
 import type { Preferences } from '../core/preferences.ts';
 import type { Template } from '../core/template-render.ts';
 import type { FanoutJob, FanoutPageRequest, FanoutPageResult } from '../core/topics.ts';
@@ -31,11 +44,14 @@ import { DEFAULT_TIMEOUTS, openPostgres, type PostgresTimeouts } from './db-post
 import { migrate } from './migrate.ts';
 import type { Sql } from './sql.ts';
 import { SqlCategoryPolicyStore } from './sql-category-policies.ts';
+import { SqlDecisionStore } from './sql-decisions.ts';
 import { SqlDeliveryStore } from './sql-deliveries.ts';
 import { SqlDeviceStore } from './sql-devices.ts';
+import { SqlDigestStore } from './sql-digests.ts';
 import { SqlInboxStore } from './sql-inbox.ts';
 import { SqlNotificationStore } from './sql-notifications.ts';
 import { SqlPreferenceStore } from './sql-preferences.ts';
+import { SqlRetention } from './sql-retention.ts';
 import { SqlTemplateStore } from './sql-templates.ts';
 import { SqlTopicStore } from './sql-topics.ts';
 import { SqlUserStore } from './sql-users.ts';
@@ -72,7 +88,10 @@ export class SqlStore implements Store {
   private readonly templates: SqlTemplateStore;
   private readonly devices: SqlDeviceStore;
   private readonly preferences: SqlPreferenceStore;
+  private readonly retention: SqlRetention;
   private readonly topics: SqlTopicStore;
+  private readonly digests: SqlDigestStore;
+  private readonly decisions: SqlDecisionStore;
 
   constructor(
     readonly sql: Sql,
@@ -88,8 +107,11 @@ export class SqlStore implements Store {
     this.templates = new SqlTemplateStore(sql);
     this.devices = new SqlDeviceStore(sql);
     this.preferences = new SqlPreferenceStore(sql);
+    this.retention = new SqlRetention(sql);
     this.topics = new SqlTopicStore(sql);
     this.policies = new SqlCategoryPolicyStore(sql);
+    this.digests = new SqlDigestStore(sql);
+    this.decisions = new SqlDecisionStore(sql);
   }
 
   async accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
@@ -98,7 +120,10 @@ export class SqlStore implements Store {
     if (batch.some((n) => n.topic)) this.topics.itemAccepted();
     return out;
   }
-  getNotification(id: string, options?: { cursor?: string | null; limit?: number }): Promise<NotificationView | null> {
+  getNotification(
+    id: string,
+    options?: { cursor?: string | null; limit?: number; timelineCursor?: string | null },
+  ): Promise<NotificationView | null> {
     return this.notifications.getNotification(id, options);
   }
   cancel(id: string): Promise<'cancelled' | 'not_found' | 'not_cancellable'> {
@@ -243,6 +268,33 @@ export class SqlStore implements Store {
   getCategoryPolicy(category: string): Promise<CategoryPolicy | null> {
     return this.policies.getCategoryPolicy(category);
   }
+  takeDigests(max: number, leaseMs: number, graceMs: number, items: number): Promise<DigestWork[]> {
+    return this.digests.takeDigests(max, leaseMs, graceMs, items);
+  }
+  finishDigest(outcome: DigestOutcome): Promise<{ recorded: boolean; seq: number | null }> {
+    return this.digests.finishDigest(outcome);
+  }
+  reclaimExpiredDigests(limit: number, options?: { unexpired?: boolean }): Promise<number> {
+    return this.digests.reclaimExpiredDigests(limit, options);
+  }
+  deleteCategoryPolicy(category: string): Promise<boolean> {
+    return this.policies.deleteCategoryPolicy(category);
+  }
+  getDecisionContexts(userIds: readonly string[]): Promise<Map<string, DecisionContext>> {
+    return this.decisions.getDecisionContexts(userIds);
+  }
+  getExpiries(notificationIds: readonly string[]): Promise<Map<string, Date | null>> {
+    return this.decisions.getExpiries(notificationIds);
+  }
+  countSend(key: CapKey, max: number): Promise<boolean> {
+    return this.decisions.countSend(key, max);
+  }
+  digestOverflow(
+    delivery: { id: string; leaseToken: string },
+    window: { windowStart: Date; windowEnd: Date },
+  ): Promise<boolean> {
+    return this.decisions.digestOverflow(delivery, window);
+  }
   async vacuum(): Promise<string[]> {
     if (this.kind !== 'pglite') return [];
     // VACUUM costs what changed since the last one (a minute at 1,000 deliveries/s: ~50 ms);
@@ -252,6 +304,9 @@ export class SqlStore implements Store {
     for (const table of VACUUMED_TABLES) await this.sql.query(`VACUUM ${analyze ? '(ANALYZE) ' : ''}${table}`);
     if (analyze) this.analyzedAt = Date.now();
     return [...VACUUMED_TABLES];
+  }
+  runRetention(options: RetentionOptions): Promise<RetentionReport> {
+    return this.retention.run(options);
   }
   async ping(): Promise<void> {
     await this.sql.query('SELECT 1');
@@ -267,16 +322,18 @@ export class SqlStore implements Store {
 
 /**
  * Opens the embedded store: PGlite in `dataDir`, locked for this process (data-dir-lock.ts), or in
- * memory when `dataDir` is null.
+ * memory when `dataDir` is null; migrated, with the coming days' partitions made.
  */
 export async function openEmbeddedStore(dataDir: string | null, options: PgliteOpenOptions = {}): Promise<SqlStore> {
   const lock = dataDir === null ? undefined : lockDataDir(dataDir);
   try {
     const sql = await openPglite(dataDir ?? undefined, options);
-    await migrate(sql).catch(async (e: unknown) => {
-      await sql.close();
-      throw e;
-    });
+    await migrate(sql)
+      .then(() => new SqlRetention(sql).prepare(new Date()))
+      .catch(async (e: unknown) => {
+        await sql.close();
+        throw e;
+      });
     return new SqlStore(sql, lock);
   } catch (e) {
     lock?.release();
@@ -284,7 +341,10 @@ export async function openEmbeddedStore(dataDir: string | null, options: PgliteO
   }
 }
 
-/** Opens the PostgreSQL store and migrates it; `timeouts` default to the settings' defaults. */
+/**
+ * Opens the PostgreSQL store, migrates it and makes the coming days' partitions; `timeouts` default
+ * to the settings' defaults.
+ */
 export async function openPostgresStore(
   url: string,
   poolSize: number,
@@ -292,5 +352,8 @@ export async function openPostgresStore(
 ): Promise<SqlStore> {
   const sql = await openPostgres(url, poolSize, timeouts);
   await migrate(sql);
+  // The coming days' partitions exist whether or not a scheduler runs (a row of a day without one
+  // would go to the DEFAULT partition, which is never dropped whole).
+  await new SqlRetention(sql).prepare(new Date());
   return new SqlStore(sql);
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../../src/config.ts';
+import type { Clock } from '../../src/core/ports.ts';
 import { type Herald, type Role, startHerald } from '../../src/herald.ts';
 import { freshPostgresUrl, openTestPglite } from './databases.ts';
 
@@ -55,6 +56,8 @@ export async function startTestHerald(
     databaseUrl?: string;
     /** Where Herald logs (default: a logger at HERALD_LOG_LEVEL, silent in tests). */
     logger?: pino.Logger;
+    /** "Now" of the decider and its send-time gates (quiet hours on a given night, caps in one window). */
+    clock?: Clock;
   } = {},
 ): Promise<TestHerald> {
   const dataDir = await mkdtemp(join(tmpdir(), 'herald-test-'));
@@ -75,6 +78,7 @@ export async function startTestHerald(
     logger: options.logger ?? pino({ level: config.logLevel }),
     ...(store ? { store } : {}),
     ...(options.roles ? { roles: options.roles } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   const url = herald.url as string;
   return {

@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { CategoryPolicyCache } from './category-policy-cache.ts';
+import { PolicyDecider } from './decider-policy.ts';
+import { DecisionContextCache } from './decision-contexts.ts';
+import type { DecisionContext } from './ports.ts';
+import type { CategoryPolicy, NewNotification } from './types.ts';
+
+function setup(contexts: Record<string, DecisionContext>, policy: CategoryPolicy | null = null) {
+  const reads: string[][] = [];
+  const store = {
+    async getDecisionContexts(ids: readonly string[]) {
+      reads.push([...ids]);
+      return new Map(ids.flatMap((u) => (contexts[u] ? [[u, contexts[u]] as const] : [])));
+    },
+  };
+  let now = 0;
+  const cache = new DecisionContextCache(store, { ttlMs: 5_000, maxEntries: 4, now: () => now });
+  const policies = new CategoryPolicyCache({
+    getCategoryPolicy: async () => policy,
+    putCategoryPolicy: async () => {
+      throw new Error('unused');
+    },
+    deleteCategoryPolicy: async () => false,
+  });
+  const decider = new PolicyDecider(policies, cache, { now: () => new Date('2026-11-01T03:00:00Z') });
+  return { reads, cache, decider, advance: (ms: number) => (now += ms) };
+}
+
+const note = (to: string[], id = 'n'): NewNotification => ({
+  id,
+  to,
+  category: 'c',
+  priority: 'normal',
+  channels: ['in_app', 'email'],
+  steps: null,
+  title: 't',
+  body: null,
+  data: null,
+  sendAt: null,
+  groupKey: null,
+  createdAt: new Date(),
+  idempotencyKey: null,
+  requestHash: null,
+  expiresAt: new Date('2027-01-01T00:00:00Z'),
+});
+
+describe('PolicyDecider with its caches', () => {
+  it('fast path: nothing decided, one read for the unknown users, none once they are cached as empty', async () => {
+    const { reads, decider } = setup({});
+    expect(await decider.decide([note(['a', 'b']), note(['b', 'c'], 'm')])).toBeUndefined();
+    expect(reads).toEqual([['a', 'b', 'c']]);
+    expect(await decider.decide([note(['a', 'c'])])).toBeUndefined();
+    expect(reads).toHaveLength(1);
+  });
+
+  it('reads again after the ttl, and at once after forget (with the change)', async () => {
+    const contexts: Record<string, DecisionContext> = {};
+    const { reads, decider, cache, advance } = setup(contexts);
+    await decider.decide([note(['a'])]);
+    contexts.a = { preferences: { channels: { email: false }, categories: {}, quietHours: null }, timezone: null };
+    expect(await decider.decide([note(['a'])])).toBeUndefined(); // still cached as empty
+    cache.forget('a');
+    const d = await decider.decide([note(['a'])]);
+    expect(d?.get('n')?.get(`email\u0000a`)).toEqual({ kind: 'skip', reason: 'opted_out' });
+    expect(reads).toHaveLength(2);
+    advance(5_001);
+    await decider.decide([note(['a'])]);
+    expect(reads).toHaveLength(3);
+  });
+
+  it('keeps the contexts of a batch larger than the cache (its own misses evict nothing it needs)', async () => {
+    const opted = { preferences: { channels: {}, categories: { c: false }, quietHours: null }, timezone: null };
+    const { decider } = setup({ u0: opted, u9: opted });
+    const users = Array.from({ length: 10 }, (_, i) => `u${i}`);
+    const d = await decider.decide([note(users)]);
+    expect([...(d?.get('n')?.keys() ?? [])].sort()).toEqual([
+      'email\u0000u0',
+      'email\u0000u9',
+      'in_app\u0000u0',
+      'in_app\u0000u9',
+    ]);
+  });
+
+  it('a digest category decides for users without preferences too', async () => {
+    const policy = {
+      category: 'c',
+      priority: null,
+      channels: null,
+      required: false,
+      quietHours: true,
+      digest: { window: 'PT1H', windowMs: 3_600_000 },
+      caps: {},
+      ttl: null,
+      ttlMs: null,
+      updatedAt: new Date(),
+    } satisfies CategoryPolicy;
+    const { decider } = setup({}, policy);
+    const d = await decider.decide([note(['a'])]);
+    expect(d?.get('n')?.get('in_app\u0000a')).toMatchObject({ kind: 'digest' });
+  });
+});
