@@ -144,7 +144,7 @@ const schema = z.object({
   HERALD_FANOUT_ON_READ_ABOVE: int(0, Number.MAX_SAFE_INTEGER)
     .default(100_000)
     .describe('topics with more subscribers than this get their in-app channel by fan-out on read'),
-  HERALD_FANOUT_PAGE: int(100, 50_000).default(5_000).describe('most subscribers one fan-out page serves'),
+  HERALD_FANOUT_PAGE: int(100, 50_000).default(10_000).describe('most subscribers one fan-out page serves'),
   HERALD_WS_MAX_BUFFER_BYTES: int(4096, 64 * 1024 * 1024)
     .default(262_144)
     .describe('queued bytes beyond which a WebSocket is a slow consumer (closed with 4408)'),

@@ -169,6 +169,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         liveUsers: () => gateway?.connectedUsers() ?? [],
         busy: () => worker.inFlight('critical') + worker.inFlight('high') > 0,
         exclusive: store.exclusive,
+        // Each page is decided by ingest's decider (ADR 13), its decisions stored by the page.
+        ...(ingest.decider ? { decider: ingest.decider } : {}),
       })
     : null;
 

@@ -6,7 +6,7 @@
  * worker may take and that the bus may hand out twice (the store's compare-and-set decides). A job is
  * one long piece of work with progress: it lives in the store (`fanout_jobs`, inserted in the
  * transaction that accepts its notification), is held by one runner at a time through a lease that
- * the runner renews while it works, and advances by pages whose deliveries and checkpoint commit
+ * each page extends while the runner works, and advances by pages whose deliveries and checkpoint commit
  * together — so a runner that dies loses at most the page it had not committed, and the next one
  * resumes after the last committed page; nobody is served twice. The bus only carries the deliveries
  * the pages create.
@@ -23,17 +23,18 @@
  * above the fan-out-on-read size has its in-app channel read through the subscription instead
  * (TopicStore.materializeTopics): the pages then write only the other channels.
  */
+import type { Decider, NotificationDecisions } from './decider.ts';
 import type { HeraldEmitter } from './events.ts';
 import type { Bus } from './ports.ts';
-import type { FanoutJob, FanoutPlanEntry, TopicStore } from './topics.ts';
-import type { BusJob } from './types.ts';
+import type { FanoutJob, FanoutPageRequest, FanoutPlanEntry, TopicStore } from './topics.ts';
+import type { BusJob, NewNotification } from './types.ts';
 
 export interface FanoutOptions {
-  /** Lease of a job (HERALD_LEASE_MS); renewed after every page. */
+  /** Lease of a job (HERALD_LEASE_MS); every page extends it by as much, in its transaction. */
   leaseMs: number;
   /** How long an idle runner waits before looking for a job again (HERALD_POLL_MS). */
   pollMs: number;
-  /** Most subscribers per page; default 5,000 (HERALD_FANOUT_PAGE). */
+  /** Most subscribers per page; default 10,000 (HERALD_FANOUT_PAGE). */
   maxPage?: number;
   /** Roughly how long one page may hold the store; default 50 ms. */
   pageBudgetMs?: number;
@@ -45,6 +46,12 @@ export interface FanoutOptions {
   busy?: () => boolean;
   /** Every lease found at start-up was held by a dead process (the embedded store): take them at once. */
   exclusive?: boolean;
+  /**
+   * The decider of ingest (ADR 13), run once per page on the page's subscribers; its decisions are
+   * stored by the page, in its transaction. Absent: everyone is sent now (the page reads its
+   * subscribers itself: one statement per page).
+   */
+  decider?: Decider;
 }
 
 export interface FanoutLog {
@@ -69,7 +76,7 @@ export class FanoutRunner {
     private readonly log: FanoutLog,
     private readonly options: FanoutOptions,
   ) {
-    this.maxPage = options.maxPage ?? 5_000;
+    this.maxPage = options.maxPage ?? 10_000;
     this.budgetMs = options.pageBudgetMs ?? 50;
     this.page = Math.min(1_000, this.maxPage);
     events.on('notification:accepted', (n) => {
@@ -131,24 +138,36 @@ export class FanoutRunner {
     // When the first of the pending deliveries a page creates is due (null: every one is inline).
     const pending = plan.filter((p) => !p.inline).map((p) => p.at.getTime());
     const wakeAt = pending.length ? new Date(Math.min(...pending)) : null;
+    let after = job.afterUser;
     while (!this.stopping) {
       await this.giveWay();
       const started = performance.now();
-      const result = await this.store.fanoutPage(job, {
+      const request: FanoutPageRequest = {
         limit: this.page,
         plan,
         live: this.options.liveUsers?.() ?? [],
         returnJobs: !this.bus.queueIsStore,
-      });
+        // The page renews the lease itself: no statement between pages.
+        leaseMs: this.options.leaseMs,
+      };
+      let decisions: NotificationDecisions | undefined;
+      if (this.options.decider) {
+        const users = await this.store.fanoutAudience(job, after, this.page);
+        decisions = (await this.options.decider.decide([pageNotification(job, users)]))?.get(job.notificationId);
+        request.decided = { after, users, decisions };
+      }
+      const result = await this.store.fanoutPage(job, request);
       this.resize(performance.now() - started, result?.recipients ?? 0);
       if (!result) return; // the lease was lost: another runner has the job
+      after = result.checkpoint;
       this.events.emit('fanout:page', { notificationId: job.notificationId, recipients: result.recipients });
       if (result.live.length) this.events.emit('inbox:entries', result.live);
       // The store is the queue: one job for the lane only wakes its takers.
+      const wake = earliest(wakeAt, decisions && decidedWake(decisions, plan));
       const announced: BusJob[] = !this.bus.queueIsStore
         ? result.jobs.map((j) => ({ id: j.id, lane: job.lane, runAt: j.runAt }))
-        : wakeAt && result.recipients > 0
-          ? [{ id: job.notificationId, lane: job.lane, runAt: wakeAt }]
+        : wake && result.recipients > 0
+          ? [{ id: job.notificationId, lane: job.lane, runAt: wake }]
           : [];
       if (announced.length) {
         await this.bus.publish(announced).catch((error: unknown) => {
@@ -156,7 +175,6 @@ export class FanoutRunner {
         });
       }
       if (result.done) return;
-      if (!(await this.store.renewFanout(job, this.options.leaseMs))) return;
     }
   }
 
@@ -169,7 +187,7 @@ export class FanoutRunner {
 
   /** The next page's size: halved after a page over budget, doubled after one well under it. */
   private resize(ms: number, recipients: number): void {
-    if (ms > this.budgetMs) this.page = Math.max(100, Math.floor(this.page / 2));
+    if (ms > this.budgetMs) this.page = Math.max(Math.min(100, this.maxPage), Math.floor(this.page / 2));
     else if (ms < this.budgetMs / 2 && recipients >= this.page) this.page = Math.min(this.maxPage, this.page * 2);
   }
 
@@ -198,4 +216,47 @@ export class FanoutRunner {
     }
     return plan;
   }
+}
+
+/** The page as one notification to the decider: the job's notification, to the page's subscribers. */
+export function pageNotification(job: FanoutJob, users: readonly string[]): NewNotification {
+  const n = job.notification;
+  return {
+    id: job.notificationId,
+    to: [...users],
+    topic: job.topic,
+    category: n.category,
+    priority: n.priority,
+    channels: n.channels,
+    steps: n.steps.length
+      ? n.steps.map((st) => ({ channel: st.channel, after: null, afterMs: st.afterMs, unless: st.unless }))
+      : null,
+    title: n.item.title,
+    body: n.item.body,
+    data: n.item.data as NewNotification['data'],
+    sendAt: n.sendAt,
+    groupKey: null,
+    ttl: null,
+    ttlMs: n.ttlMs,
+    createdAt: n.createdAt,
+    expiresAt: n.expiresAt,
+    idempotencyKey: null,
+    requestHash: null,
+  };
+}
+
+/** When the first delivery the decisions leave pending is due: the end of quiet hours, or now (a worker's). */
+function decidedWake(decisions: NotificationDecisions, plan: readonly FanoutPlanEntry[]): Date | null {
+  let at: number | null = null;
+  const inApp = plan.find((p) => p.channel === 'in_app');
+  for (const d of decisions.values()) {
+    const t = d.kind === 'defer' ? d.until.getTime() : d.kind === 'worker' && inApp ? inApp.at.getTime() : null;
+    if (t !== null && (at === null || t < at)) at = t;
+  }
+  return at === null ? null : new Date(at);
+}
+
+function earliest(a: Date | null, b: Date | null | undefined): Date | null {
+  if (!b) return a;
+  return !a || b < a ? b : a;
 }

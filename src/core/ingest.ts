@@ -66,7 +66,8 @@ export class Ingest {
   private readonly acceptOptions: AcceptOptions;
   private readonly templates: IngestOptions['templates'];
   private readonly policies: IngestOptions['policies'];
-  private readonly decider: Decider | undefined;
+  /** The decider of this ingest (IngestOptions.decider): fan-out pages decide with the same one. */
+  readonly decider: Decider | undefined;
   private readonly retentionMs: number;
 
   constructor(

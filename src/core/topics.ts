@@ -14,9 +14,10 @@
  *   one, and no subscriber is ever served twice.
  */
 import { z } from 'zod';
+import type { NotificationDecisions } from './decider.ts';
 import { validationError } from './errors.ts';
 import { idSchema, issuesOf } from './input.ts';
-import type { Channel, InboxEntry, InboxItem, Lane, StepCondition } from './types.ts';
+import type { Channel, InboxEntry, InboxItem, Lane, Priority, StepCondition } from './types.ts';
 
 /** Most user ids in one PUT or DELETE of a topic's subscribers. */
 export const MAX_SUBSCRIBERS_PER_CALL = 10_000;
@@ -51,8 +52,16 @@ export interface FanoutJob {
   leaseToken: string;
   /** The in-app channel is read through the subscription (fan-out on read): no inbox rows per page. */
   inAppOnRead: boolean;
+  /** The checkpoint when the job was claimed: every subscriber up to it (user id order) is served. */
+  afterUser: string | null;
   notification: {
     category: string;
+    priority: Priority;
+    sendAt: Date | null;
+    createdAt: Date;
+    /** As the accepted notification's (the decider reads them). */
+    expiresAt: Date | null;
+    ttlMs: number | null;
     channels: Channel[];
     steps: { channel: Channel; afterMs: number; unless: StepCondition | null }[];
     /** When the notification is due (its sendAt, or its acceptance). */
@@ -75,9 +84,27 @@ export interface FanoutPlanEntry {
   row: boolean;
 }
 
+/** What one page is asked to do (TopicStore.fanoutPage). */
+export interface FanoutPageRequest {
+  limit: number;
+  plan: readonly FanoutPlanEntry[];
+  live: readonly string[];
+  returnJobs: boolean;
+  /** Also extend the job's lease by this much (in the page's transaction). */
+  leaseMs?: number;
+  /**
+   * The page's subscribers as read by `fanoutAudience` after the checkpoint `after`, and the
+   * decider's decisions about them (absent: everyone sent now). Absent: the page reads its
+   * subscribers itself (no decider). A page whose job's checkpoint is no longer `after` writes nothing.
+   */
+  decided?: { after: string | null; users: readonly string[]; decisions: NotificationDecisions | undefined };
+}
+
 export interface FanoutPageResult {
   /** Subscribers served by this page. */
   recipients: number;
+  /** The checkpoint after this page (the last subscriber served so far). */
+  checkpoint: string | null;
   /** The job is finished (this was its last page). */
   done: boolean;
   /** The in-app entries of the `live` users, for their sockets. */
@@ -102,16 +129,23 @@ export interface TopicStore {
    * embedded store at start-up).
    */
   claimFanout(leaseMs: number, options?: { unexpired?: boolean }): Promise<FanoutJob | null>;
-  /** Extends the lease of a job this runner holds; false when it was lost. */
-  renewFanout(job: FanoutJob, leaseMs: number): Promise<boolean>;
   /**
    * Serves the next `limit` subscribers of the job's audience (one transaction, see the port's
    * header). Null when the lease no longer matches (nothing was written).
    */
-  fanoutPage(
-    job: FanoutJob,
-    page: { limit: number; plan: readonly FanoutPlanEntry[]; live: readonly string[]; returnJobs: boolean },
-  ): Promise<FanoutPageResult | null>;
+  fanoutPage(job: FanoutJob, page: FanoutPageRequest): Promise<FanoutPageResult | null>;
+  /** The next `limit` subscribers of the job's audience after `after`, in user id order (no writes). */
+  fanoutAudience(job: FanoutJob, after: string | null, limit: number): Promise<string[]>;
+  /**
+   * Maintenance (for retention; one transaction): deletes what fan-out no longer needs, older than
+   * `olderThan` — topic items (fan-out on read) accepted before it (a subscriber who had not read
+   * them yet never gets them: they have expired), finished fan-out jobs last updated before it, and
+   * tombstones of users who unsubscribed before it, except those a running fan-out job of their topic
+   * still reads (unsubscribed after the job's cutoff: that user is in its audience). Subscriber counts,
+   * audiences of running jobs and fan-out on read of the remaining items are unchanged. Returns how
+   * many rows of each kind were deleted.
+   */
+  purgeTopics(olderThan: Date): Promise<{ tombstones: number; jobs: number; items: number }>;
   /**
    * Fan-out on read: appends to each user's inbox the topic items of their subscriptions that they
    * have not had yet and were in the audience of (ordinary entries, with the user's next seqs), in one

@@ -6,10 +6,11 @@
 import { randomInt } from 'node:crypto';
 import { uuidv7 } from '../core/ids.ts';
 import { parseIsoDuration } from '../core/iso-duration.ts';
-import type { FanoutJob, FanoutPageResult, FanoutPlanEntry, TopicStore } from '../core/topics.ts';
+import type { FanoutJob, FanoutPageRequest, FanoutPageResult, TopicStore } from '../core/topics.ts';
 import type { Channel, InboxEntry, JsonValue, Lane, NewNotification, Priority, StepCondition } from '../core/types.ts';
 import { decodeCursor, encodeCursor } from './rows.ts';
 import type { Sql, SqlClient } from './sql.ts';
+import { decidedPage } from './sql-fanout-decided.ts';
 
 /** Delivery ids of a page count up from a random start below this (ids have 48 bits there). */
 const ID_START_RANGE = 2 ** 40;
@@ -85,6 +86,8 @@ export class SqlTopicStore implements TopicStore {
       lane: Lane;
       lease_token: string;
       in_app_on_read: boolean;
+      after_user: string | null;
+      ttl_ms: string | number | null;
     }>(
       `UPDATE fanout_jobs f SET lease_token = gen_random_uuid(),
          lease_until = now() + $1 * interval '1 millisecond', updated_at = now()
@@ -92,7 +95,7 @@ export class SqlTopicStore implements TopicStore {
              WHERE state = 'running' AND ($2 OR lease_until IS NULL OR lease_until < now())
              ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) x
        WHERE f.notification_id = x.notification_id
-       RETURNING f.notification_id, f.topic, f.lane, f.lease_token, f.in_app_on_read`,
+       RETURNING f.notification_id, f.topic, f.lane, f.lease_token, f.in_app_on_read, f.after_user, f.ttl_ms`,
       [leaseMs, options.unexpired === true],
     );
     if (!j) return null;
@@ -106,8 +109,10 @@ export class SqlTopicStore implements TopicStore {
       title: string | null;
       body: string | null;
       data: JsonValue;
+      expires_at: Date | null;
     }>(
-      'SELECT category, channels, steps, send_at, created_at, priority, title, body, data FROM notifications WHERE id = $1',
+      `SELECT category, channels, steps, send_at, created_at, priority, title, body, data, expires_at
+       FROM notifications WHERE id = $1`,
       [j.notification_id],
     );
     if (!n) throw new Error(`fan-out job ${j.notification_id} has no notification`);
@@ -117,8 +122,14 @@ export class SqlTopicStore implements TopicStore {
       lane: j.lane,
       leaseToken: j.lease_token,
       inAppOnRead: j.in_app_on_read,
+      afterUser: j.after_user,
       notification: {
         category: n.category,
+        priority: n.priority,
+        sendAt: n.send_at,
+        createdAt: n.created_at,
+        expiresAt: n.expires_at,
+        ttlMs: j.ttl_ms === null ? null : Number(j.ttl_ms),
         channels: n.channels,
         steps: (n.steps ?? []).map((st) => {
           const after = st.after ? parseIsoDuration(st.after, Number.MAX_SAFE_INTEGER) : null;
@@ -139,19 +150,7 @@ export class SqlTopicStore implements TopicStore {
     };
   }
 
-  async renewFanout(job: FanoutJob, leaseMs: number): Promise<boolean> {
-    const rows = await this.sql.query(
-      `UPDATE fanout_jobs SET lease_until = now() + $3 * interval '1 millisecond'
-       WHERE notification_id = $1 AND lease_token = $2 AND state = 'running' RETURNING 1`,
-      [job.notificationId, job.leaseToken, leaseMs],
-    );
-    return rows.length > 0;
-  }
-
-  async fanoutPage(
-    job: FanoutJob,
-    page: { limit: number; plan: readonly FanoutPlanEntry[]; live: readonly string[]; returnJobs: boolean },
-  ): Promise<FanoutPageResult | null> {
+  async fanoutPage(job: FanoutJob, page: FanoutPageRequest): Promise<FanoutPageResult | null> {
     const plan = page.plan.map((p, i) => ({
       ord: i + 1,
       channel: p.channel,
@@ -161,6 +160,10 @@ export class SqlTopicStore implements TopicStore {
       via_worker: p.viaWorker,
       row: p.row,
     }));
+    const prefix = uuidv7().slice(0, 24);
+    const start = randomInt(ID_START_RANGE);
+    const d = page.decided;
+    const decided = d?.decisions ? decidedPage(job, page.plan, d.users, d.decisions, prefix, start) : null;
     const rows = await this.sql.query<{
       kind: 'live' | 'job' | 'page';
       user_id: string;
@@ -168,20 +171,30 @@ export class SqlTopicStore implements TopicStore {
       seq: string | number;
       run_at: Date;
       done: boolean;
-    }>('SELECT * FROM herald_fanout_page($1, $2, $3, $4, $5, $6::json, $7::text[], $8)', [
-      job.notificationId,
-      job.leaseToken,
-      page.limit,
-      uuidv7().slice(0, 24),
-      randomInt(ID_START_RANGE),
-      JSON.stringify(plan),
-      page.live,
-      page.returnJobs,
-    ]);
+    }>(
+      `SELECT * FROM herald_fanout_page($1, $2, $3, $4, $5, $6::json, $7::text[], $8,
+         p_users => $9::text[], p_after => $10, p_skip => $11::bigint[], p_decided => $12::json, p_lease_ms => $13)`,
+      [
+        job.notificationId,
+        job.leaseToken,
+        page.limit,
+        prefix,
+        start,
+        JSON.stringify(plan),
+        page.live,
+        page.returnJobs,
+        d ? d.users : null,
+        d ? d.after : null,
+        decided?.skip ?? null,
+        decided ? JSON.stringify(decided.rows) : null,
+        page.leaseMs ?? null,
+      ],
+    );
     const last = rows[rows.length - 1];
     if (last?.kind !== 'page') return null;
     return {
       recipients: Number(last.seq),
+      checkpoint: last.user_id,
       done: last.done,
       live: rows
         .filter((r) => r.kind === 'live')
@@ -192,6 +205,38 @@ export class SqlTopicStore implements TopicStore {
         })),
       jobs: rows.filter((r) => r.kind === 'job').map((r) => ({ id: r.delivery_id, runAt: r.run_at })),
     };
+  }
+
+  async fanoutAudience(job: FanoutJob, after: string | null, limit: number): Promise<string[]> {
+    const rows = await this.sql.query<{ user_id: string }>('SELECT user_id FROM herald_fanout_audience($1, $2, $3)', [
+      job.notificationId,
+      after,
+      limit,
+    ]);
+    return rows.map((r) => r.user_id);
+  }
+
+  async purgeTopics(olderThan: Date): Promise<{ tombstones: number; jobs: number; items: number }> {
+    return this.sql.transaction(async (tx) => {
+      const count = async (text: string) => {
+        const [r] = await tx.query<{ n: number }>(`WITH d AS (${text} RETURNING 1) SELECT count(*)::int AS n FROM d`, [
+          olderThan,
+        ]);
+        return r?.n ?? 0;
+      };
+      // Items first: a remaining item was accepted at or after olderThan, so a user who unsubscribed
+      // before olderThan was not in its audience, and their tombstone is not needed to read it.
+      const items = await count('DELETE FROM topic_items WHERE cutoff < $1');
+      const jobs = await count(`DELETE FROM fanout_jobs WHERE state <> 'running' AND updated_at < $1`);
+      // A running job's audience includes those who unsubscribed after its cutoff.
+      const tombstones = await count(
+        `DELETE FROM topic_subscriptions s
+         WHERE s.unsubscribed_at < $1
+           AND NOT EXISTS (SELECT 1 FROM fanout_jobs j
+                           WHERE j.topic = s.topic AND j.state = 'running' AND j.cutoff < s.unsubscribed_at)`,
+      );
+      return { tombstones, jobs, items };
+    });
   }
 
   async materializeTopics(userIds: readonly string[]): Promise<InboxEntry[]> {
@@ -291,8 +336,9 @@ export async function acceptTopicNotifications(
       continue;
     }
     await tx.query(
-      `INSERT INTO fanout_jobs (notification_id, topic, lane, cutoff, in_app_on_read) VALUES ($1, $2, $3, now(), $4)`,
-      [n.id, topic, n.priority satisfies Priority, onRead],
+      `INSERT INTO fanout_jobs (notification_id, topic, lane, cutoff, in_app_on_read, ttl_ms)
+       VALUES ($1, $2, $3, now(), $4, $5)`,
+      [n.id, topic, n.priority satisfies Priority, onRead, n.ttlMs ?? null],
     );
   }
 }

@@ -19,7 +19,7 @@ import type {
 } from '../core/ports.ts';
 import type { Preferences } from '../core/preferences.ts';
 import type { Template } from '../core/template-render.ts';
-import type { FanoutJob, FanoutPageResult, FanoutPlanEntry } from '../core/topics.ts';
+import type { FanoutJob, FanoutPageRequest, FanoutPageResult } from '../core/topics.ts';
 import type {
   AcceptOutcome,
   AttemptOutcome,
@@ -177,14 +177,14 @@ export class SqlStore implements Store {
   claimFanout(leaseMs: number, options?: { unexpired?: boolean }): Promise<FanoutJob | null> {
     return this.topics.claimFanout(leaseMs, options);
   }
-  renewFanout(job: FanoutJob, leaseMs: number): Promise<boolean> {
-    return this.topics.renewFanout(job, leaseMs);
-  }
-  fanoutPage(
-    job: FanoutJob,
-    page: { limit: number; plan: readonly FanoutPlanEntry[]; live: readonly string[]; returnJobs: boolean },
-  ): Promise<FanoutPageResult | null> {
+  fanoutPage(job: FanoutJob, page: FanoutPageRequest): Promise<FanoutPageResult | null> {
     return this.topics.fanoutPage(job, page);
+  }
+  fanoutAudience(job: FanoutJob, after: string | null, limit: number): Promise<string[]> {
+    return this.topics.fanoutAudience(job, after, limit);
+  }
+  purgeTopics(olderThan: Date): Promise<{ tombstones: number; jobs: number; items: number }> {
+    return this.topics.purgeTopics(olderThan);
   }
   materializeTopics(userIds: readonly string[]): Promise<InboxEntry[]> {
     return this.topics.materializeTopics(userIds);
