@@ -11,47 +11,31 @@
  *   remembered.
  * - At most `maxEntries` categories are held (the oldest read goes first).
  */
+import { CategoryCache, type CategoryCacheOptions } from './category-cache.ts';
 import type { CategoryPolicyStore } from './ports.ts';
 import type { CategoryPolicy } from './types.ts';
 
 /** How long a cached policy (or its absence) is trusted before it is read again, in ms. */
 export const POLICY_CACHE_TTL_MS = 5_000;
 
-interface Entry {
-  value: Promise<CategoryPolicy | null>;
-  /** Known once `value` settled; undefined while the read runs. */
-  settled?: CategoryPolicy | null;
-  expiresAt: number;
-}
-
-export interface CategoryPolicyCacheOptions {
-  ttlMs?: number;
-  /** Categories held at once; default 10,000. */
-  maxEntries?: number;
-  /** Milliseconds now (tests); default Date.now. */
-  now?: () => number;
-}
+export interface CategoryPolicyCacheOptions extends Partial<CategoryCacheOptions> {}
 
 export class CategoryPolicyCache implements CategoryPolicyStore {
-  private readonly entries = new Map<string, Entry>();
-  private readonly ttlMs: number;
-  private readonly maxEntries: number;
-  private readonly now: () => number;
+  private readonly cache: CategoryCache<CategoryPolicy>;
 
   constructor(
     private readonly store: CategoryPolicyStore,
     options: CategoryPolicyCacheOptions = {},
   ) {
-    this.ttlMs = options.ttlMs ?? POLICY_CACHE_TTL_MS;
-    this.maxEntries = options.maxEntries ?? 10_000;
-    this.now = options.now ?? Date.now;
+    this.cache = new CategoryCache((category) => store.getCategoryPolicy(category), {
+      ...options,
+      ttlMs: options.ttlMs ?? POLICY_CACHE_TTL_MS,
+    });
   }
 
   /** The category's policy, or null when it has none: a plain value when cached, a promise otherwise. */
   policyOf(category: string): CategoryPolicy | null | Promise<CategoryPolicy | null> {
-    const hit = this.entries.get(category);
-    if (hit && hit.expiresAt > this.now()) return hit.settled !== undefined ? hit.settled : hit.value;
-    return this.load(category);
+    return this.cache.peek(category);
   }
 
   /** Whether the category ignores opt-outs (`required`); the IsRequired hook of gates and unsubscribe links. */
@@ -62,7 +46,7 @@ export class CategoryPolicyCache implements CategoryPolicyStore {
 
   async putCategoryPolicy(policy: Omit<CategoryPolicy, 'updatedAt'>): Promise<CategoryPolicy> {
     const stored = await this.store.putCategoryPolicy(policy);
-    this.set(stored.category, stored);
+    this.cache.set(stored.category, stored);
     return stored;
   }
 
@@ -72,36 +56,7 @@ export class CategoryPolicyCache implements CategoryPolicyStore {
 
   async deleteCategoryPolicy(category: string): Promise<boolean> {
     const deleted = await this.store.deleteCategoryPolicy(category);
-    this.set(category, null);
+    this.cache.set(category, null);
     return deleted;
-  }
-
-  private load(category: string): Promise<CategoryPolicy | null> {
-    const entry: Entry = { value: Promise.resolve(null), expiresAt: this.now() + this.ttlMs };
-    entry.value = this.store.getCategoryPolicy(category).then(
-      (policy) => {
-        entry.settled = policy;
-        return policy;
-      },
-      (error: unknown) => {
-        if (this.entries.get(category) === entry) this.entries.delete(category);
-        throw error;
-      },
-    );
-    this.remember(category, entry);
-    return entry.value;
-  }
-
-  private set(category: string, value: CategoryPolicy | null): void {
-    this.remember(category, { value: Promise.resolve(value), settled: value, expiresAt: this.now() + this.ttlMs });
-  }
-
-  private remember(category: string, entry: Entry): void {
-    this.entries.delete(category);
-    this.entries.set(category, entry);
-    if (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
   }
 }

@@ -14,6 +14,7 @@
  *
  * It is a TemplateStore itself: the API writes through it, so it knows what this process changed.
  */
+import { CategoryCache, type CategoryCacheOptions } from './category-cache.ts';
 import type { StoredTemplate, TemplateStore } from './ports.ts';
 import { type CompiledTemplate, compileTemplate, type Template, TemplateRenderError } from './template-render.ts';
 
@@ -23,43 +24,27 @@ export const TEMPLATE_CACHE_TTL_MS = 5_000;
 /** A category's template ready to render, or why it cannot be (it no longer compiles). */
 export type CachedTemplate = { compiled: CompiledTemplate } | { error: TemplateRenderError };
 
-interface Entry {
-  /** Settles with the template, or null: the category has none. */
-  value: Promise<CachedTemplate | null>;
-  /** Known once `value` settled; undefined while the read runs. */
-  settled?: CachedTemplate | null;
-  expiresAt: number;
-}
-
-export interface TemplateCacheOptions {
-  /** Default TEMPLATE_CACHE_TTL_MS. */
-  ttlMs?: number;
-  /** Categories held at once; default 10,000. */
-  maxEntries?: number;
-  /** Milliseconds now (tests); default Date.now. */
-  now?: () => number;
-}
+export interface TemplateCacheOptions extends Partial<CategoryCacheOptions> {}
 
 export class TemplateCache implements TemplateStore {
-  private readonly entries = new Map<string, Entry>();
-  private readonly ttlMs: number;
-  private readonly maxEntries: number;
-  private readonly now: () => number;
+  private readonly cache: CategoryCache<CachedTemplate>;
 
   constructor(
     private readonly store: TemplateStore,
     options: TemplateCacheOptions = {},
   ) {
-    this.ttlMs = options.ttlMs ?? TEMPLATE_CACHE_TTL_MS;
-    this.maxEntries = options.maxEntries ?? 10_000;
-    this.now = options.now ?? Date.now;
+    this.cache = new CategoryCache(
+      async (category) => {
+        const stored = await store.getTemplate(category);
+        return stored ? compiledOrError(stored) : null;
+      },
+      { ...options, ttlMs: options.ttlMs ?? TEMPLATE_CACHE_TTL_MS },
+    );
   }
 
   /** The category's compiled template, or null when it has none. Rejects only when the store does. */
   get(category: string): Promise<CachedTemplate | null> {
-    const hit = this.entries.get(category);
-    if (hit && hit.expiresAt > this.now()) return hit.value;
-    return this.load(category);
+    return this.cache.get(category);
   }
 
   /**
@@ -67,14 +52,13 @@ export class TemplateCache implements TemplateStore {
    * store), a promise otherwise.
    */
   hasTemplate(category: string): boolean | Promise<boolean> {
-    const hit = this.entries.get(category);
-    if (hit && hit.expiresAt > this.now() && hit.settled !== undefined) return hit.settled !== null;
-    return this.get(category).then((t) => t !== null);
+    const t = this.cache.peek(category);
+    return t instanceof Promise ? t.then((x) => x !== null) : t !== null;
   }
 
   async putTemplate(category: string, template: Template): Promise<StoredTemplate> {
     const stored = await this.store.putTemplate(category, template);
-    this.set(category, compiledOrError(stored));
+    this.cache.set(category, compiledOrError(stored));
     return stored;
   }
 
@@ -84,44 +68,13 @@ export class TemplateCache implements TemplateStore {
 
   async deleteTemplate(category: string): Promise<boolean> {
     const deleted = await this.store.deleteTemplate(category);
-    this.set(category, null);
+    this.cache.set(category, null);
     return deleted;
   }
 
   /** Forgets every entry (tests; an operator's reload). */
   clear(): void {
-    this.entries.clear();
-  }
-
-  private load(category: string): Promise<CachedTemplate | null> {
-    const entry: Entry = { value: Promise.resolve(null), expiresAt: this.now() + this.ttlMs };
-    entry.value = this.store.getTemplate(category).then(
-      (stored) => {
-        const value = stored ? compiledOrError(stored) : null;
-        entry.settled = value;
-        return value;
-      },
-      (error: unknown) => {
-        // A failed read is not remembered: the next one asks the store again.
-        if (this.entries.get(category) === entry) this.entries.delete(category);
-        throw error;
-      },
-    );
-    this.remember(category, entry);
-    return entry.value;
-  }
-
-  private set(category: string, value: CachedTemplate | null): void {
-    this.remember(category, { value: Promise.resolve(value), settled: value, expiresAt: this.now() + this.ttlMs });
-  }
-
-  private remember(category: string, entry: Entry): void {
-    this.entries.delete(category);
-    this.entries.set(category, entry);
-    if (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
+    this.cache.clear();
   }
 }
 
