@@ -45,6 +45,10 @@ describe.each(['pglite', 'postgres'] as const)('topic fan-out through the decide
       return r.json.timeline?.some((e: { event: string }) => e.event === 'fanout_done') ? r.json : null;
     }, 'fan-out to finish');
     expect(v.recipients).toBe(250);
+    // Every recipient × channel is counted once: 250 in-app and 250 email (users without an address
+    // are skipped too).
+    const counted = Object.values(v.counts as Record<string, number>).reduce((a, b) => a + b, 0);
+    expect(counted).toBe(500);
 
     const sql = (t.herald.adapters.store as SqlStore).sql;
     const rows = await sql.query<{ user_id: string; channel: string; state: string; reason: string | null }>(

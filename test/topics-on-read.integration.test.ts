@@ -46,6 +46,8 @@ describe.each(['pglite', 'postgres'] as const)('fan-out on read (%s)', (storeKin
 
     const view = await t.api('GET', `/v1/notifications/${post.json.id}`);
     expect(view.json.recipients).toBe(3);
+    // The item is in every subscriber's inbox (written there when they look): counted as sent.
+    expect(view.json.counts).toEqual({ sent: 3 });
     expect(view.json.timeline.find((e: { event: string }) => e.event === 'fanout_done').detail).toMatchObject({
       recipients: 3,
       inAppOnRead: true,

@@ -129,6 +129,8 @@ describe.each(['pglite', 'postgres'] as const)('topics (%s)', (storeKind) => {
     expect(progress.reduce((s: number, e: { detail: { recipients: number } }) => s + e.detail.recipients, 0)).toBe(345);
     const done = view.timeline.find((e: { event: string }) => e.event === 'fanout_done');
     expect(done.detail).toMatchObject({ recipients: 345 });
+    // The in-app entries (no deliveries row each, ADR 14) are counted: the counts sum to the audience.
+    expect(view.counts).toEqual({ sent: 345 });
 
     const got = await entriesPerUser(post.json.id);
     expect(got.size).toBe(345);

@@ -19,6 +19,7 @@ import type {
   TimelineEvent,
 } from '../core/types.ts';
 import { type DeliveryRow, decodeCursor, encodeCursor } from './rows.ts';
+import { topicInAppEntries } from './sql-topics.ts';
 import type { Sql, SqlClient } from './sql.ts';
 import { acceptTopicNotifications } from './sql-topics.ts';
 
@@ -233,10 +234,11 @@ export class SqlNotificationStore implements NotificationStore {
          ORDER BY id LIMIT $3`,
         [id, timelineAfter, TIMELINE_PAGE + 1],
       );
-      return { n, counts, deliveries, timeline };
+      const topicInApp = n.channels.includes('in_app') ? await topicInAppEntries(tx, id, n.recipients) : 0;
+      return { n, counts, deliveries, timeline, topicInApp };
     });
     if (!read) return null;
-    const { n, counts, deliveries, timeline } = read;
+    const { n, counts, deliveries, timeline, topicInApp } = read;
     const page = deliveries.slice(0, limit);
     const stateCounts: NotificationView['stateCounts'] = {};
     let started = 0;
@@ -244,6 +246,9 @@ export class SqlNotificationStore implements NotificationStore {
       stateCounts[c.state] = c.n;
       started += c.started;
     }
+    // A topic's in-app entries written without a deliveries row (ADR 14) count as sent, so that the
+    // counts sum to the audience.
+    if (topicInApp > 0) stateCounts.sent = (stateCounts.sent ?? 0) + topicInApp;
     // The events made from the notification itself open the first page only.
     const synthesized: TimelineEvent[] =
       timelineAfter !== null

@@ -342,3 +342,24 @@ export async function acceptTopicNotifications(
     );
   }
 }
+
+/**
+ * How many in-app deliveries of topic notification `id` have no deliveries row (ADR 14): on write,
+ * the subscribers its pages served minus the in-app pairs the decider stored as rows; on read, the
+ * whole audience (the item is in every subscriber's inbox, written there when they look). 0 for a
+ * notification that is not a topic's. Two indexed reads.
+ */
+export async function topicInAppEntries(tx: SqlClient, id: string, recipients: number | null): Promise<number> {
+  const [job] = await tx.query<{ served: string | number; in_app_on_read: boolean }>(
+    'SELECT served, in_app_on_read FROM fanout_jobs WHERE notification_id = $1',
+    [id],
+  );
+  const [item] = job ? [] : await tx.query('SELECT 1 FROM topic_items WHERE notification_id = $1 LIMIT 1', [id]);
+  if (!job && !item) return 0;
+  if (!job || job.in_app_on_read) return job ? Number(job.served) : (recipients ?? 0);
+  const [rows] = await tx.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM deliveries WHERE notification_id = $1 AND channel = 'in_app'`,
+    [id],
+  );
+  return Math.max(Number(job.served) - (rows?.n ?? 0), 0);
+}
