@@ -30,26 +30,14 @@
 ALTER TABLE fanout_jobs ADD COLUMN ttl_ms bigint;
 CREATE INDEX topic_subscriptions_tombstones ON topic_subscriptions (unsubscribed_at) WHERE unsubscribed_at IS NOT NULL;
 
--- The next p_limit subscribers of a job's audience after p_after (keyset on user_id), in order. The
--- job's topic and cutoff are read first, so that the audience query is planned with them as values
--- (an index range scan from p_after), as the page's own is — a join would scan the whole topic.
+-- The next p_limit subscribers of a job's audience after p_after (keyset on user_id), in order.
 CREATE FUNCTION herald_fanout_audience(p_job uuid, p_after text, p_limit int)
 RETURNS TABLE (user_id text)
-LANGUAGE plpgsql STABLE AS $$
-#variable_conflict use_column
-DECLARE
-  j fanout_jobs%ROWTYPE;
-BEGIN
-  SELECT * INTO j FROM fanout_jobs f WHERE f.notification_id = p_job;
-  IF NOT FOUND THEN
-    RETURN;
-  END IF;
-  RETURN QUERY
-  SELECT t.user_id FROM topic_subscriptions t
-  WHERE t.topic = j.topic AND t.user_id > coalesce(p_after, '')
+LANGUAGE sql STABLE AS $$
+  SELECT t.user_id FROM fanout_jobs j JOIN topic_subscriptions t ON t.topic = j.topic
+  WHERE j.notification_id = p_job AND t.user_id > coalesce(p_after, '')
     AND t.subscribed_at <= j.cutoff AND (t.unsubscribed_at IS NULL OR t.unsubscribed_at > j.cutoff)
-  ORDER BY t.user_id LIMIT p_limit;
-END
+  ORDER BY t.user_id LIMIT p_limit
 $$;
 
 DROP FUNCTION herald_fanout_page(uuid, uuid, int, text, bigint, json, text[], boolean);
