@@ -19,9 +19,8 @@ import type {
   TimelineEvent,
 } from '../core/types.ts';
 import { type DeliveryRow, decodeCursor, encodeCursor } from './rows.ts';
-import { topicInAppEntries } from './sql-topics.ts';
 import type { Sql, SqlClient } from './sql.ts';
-import { acceptTopicNotifications } from './sql-topics.ts';
+import { acceptTopicNotifications, topicInAppEntries } from './sql-topics.ts';
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600_000;
 /** Idempotency keys deleted per statement by the purge. */
