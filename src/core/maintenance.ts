@@ -14,6 +14,7 @@
  */
 import type { HeraldEmitter } from './events.ts';
 import type { Bus, DeliveryStore, DigestStore, NotificationStore, RetentionReport, Store } from './ports.ts';
+import type { TopicStore } from './topics.ts';
 
 export interface MaintenanceOptions {
   leaseMs: number;
@@ -40,7 +41,8 @@ export class Maintenance {
     private readonly store: DeliveryStore &
       NotificationStore &
       Pick<Store, 'vacuum' | 'runRetention'> &
-      Pick<DigestStore, 'reclaimExpiredDigests'>,
+      Pick<DigestStore, 'reclaimExpiredDigests'> &
+      Pick<TopicStore, 'purgeTopics'>,
     private readonly bus: Bus,
     private readonly events: HeraldEmitter,
     private readonly log: MaintenanceLog,
@@ -59,13 +61,18 @@ export class Maintenance {
 
   /** One retention run now (the periodic task, and POST /v1/maintenance/retention); logs what it removed. */
   async retention(now?: Date): Promise<RetentionReport> {
-    const report = await this.store.runRetention({
-      defaultRetentionMs: this.options.retentionMs ?? 30 * 86_400_000,
-      ...(now ? { now } : {}),
-    });
+    const retentionMs = this.options.retentionMs ?? 30 * 86_400_000;
+    const report = await this.store.runRetention({ defaultRetentionMs: retentionMs, ...(now ? { now } : {}) });
+    // Topics' own leftovers of the same age: tombstones no running job reads, finished jobs, old items.
+    const topics = await this.store.purgeTopics(new Date((now ?? new Date()).getTime() - retentionMs));
     const { created, dropped } = report.partitions;
-    if (created.length || dropped.length || Object.values(report.removed).some((n) => n > 0))
-      this.log.info?.(report, 'retention run');
+    if (
+      created.length ||
+      dropped.length ||
+      Object.values(report.removed).some((n) => n > 0) ||
+      Object.values(topics).some((n) => n > 0)
+    )
+      this.log.info?.({ ...report, topics }, 'retention run');
     return report;
   }
 
