@@ -17,6 +17,8 @@ const users = Array.from({ length: N }, (_, i) => `user-${i}`);
 let reads = 0;
 function storeWith(withPrefs: (u: string) => DecisionContext | null) {
   return {
+    // As a store where somebody has preferences: every uncached user is read (the cold case).
+    hasAnyDecisionContext: async () => true,
     async getDecisionContexts(ids: readonly string[]) {
       reads++;
       const m = new Map<string, DecisionContext>();

@@ -7,7 +7,12 @@ import type { CategoryPolicy, NewNotification } from './types.ts';
 
 function setup(contexts: Record<string, DecisionContext>, policy: CategoryPolicy | null = null) {
   const reads: string[][] = [];
+  let asked = 0;
   const store = {
+    async hasAnyDecisionContext() {
+      asked++;
+      return Object.keys(contexts).length > 0;
+    },
     async getDecisionContexts(ids: readonly string[]) {
       reads.push([...ids]);
       return new Map(ids.flatMap((u) => (contexts[u] ? [[u, contexts[u]] as const] : [])));
@@ -23,7 +28,7 @@ function setup(contexts: Record<string, DecisionContext>, policy: CategoryPolicy
     deleteCategoryPolicy: async () => false,
   });
   const decider = new PolicyDecider(policies, cache, { now: () => new Date('2026-11-01T03:00:00Z') });
-  return { reads, cache, decider, advance: (ms: number) => (now += ms) };
+  return { reads, cache, decider, advance: (ms: number) => (now += ms), asked: () => asked };
 }
 
 const note = (to: string[], id = 'n'): NewNotification => ({
@@ -45,16 +50,37 @@ const note = (to: string[], id = 'n'): NewNotification => ({
 });
 
 describe('PolicyDecider with its caches', () => {
+  const someoneElse: Record<string, DecisionContext> = {
+    z: { preferences: { channels: { sms: false }, categories: {}, quietHours: null }, timezone: null },
+  };
+
   it('fast path: nothing decided, one read for the unknown users, none once they are cached as empty', async () => {
-    const { reads, decider } = setup({});
+    const { reads, decider } = setup({ ...someoneElse });
     expect(await decider.decide([note(['a', 'b']), note(['b', 'c'], 'm')])).toBeUndefined();
     expect(reads).toEqual([['a', 'b', 'c']]);
     expect(await decider.decide([note(['a', 'c'])])).toBeUndefined();
     expect(reads).toHaveLength(1);
   });
 
-  it('reads again after the ttl, and at once after forget (with the change)', async () => {
+  it('while nobody at all has preferences or a time zone: no read, one question per ttl; a write ends it', async () => {
     const contexts: Record<string, DecisionContext> = {};
+    const { reads, decider, cache, advance, asked } = setup(contexts);
+    expect(await decider.decide([note(['a', 'b'])])).toBeUndefined();
+    expect(await decider.decide([note(['c'])])).toBeUndefined();
+    expect([reads.length, asked()]).toEqual([0, 1]);
+    advance(5_001);
+    expect(await decider.decide([note(['d'])])).toBeUndefined();
+    expect([reads.length, asked()]).toEqual([0, 2]);
+    // A preferences write in this process: read from now on, without asking again.
+    contexts.a = { preferences: { channels: { email: false }, categories: {}, quietHours: null }, timezone: null };
+    cache.forget('a');
+    const d = await decider.decide([note(['a'])]);
+    expect(d?.get('n')?.get(`email\u0000a`)).toEqual({ kind: 'skip', reason: 'opted_out' });
+    expect([reads.length, asked()]).toEqual([1, 2]);
+  });
+
+  it('reads again after the ttl, and at once after forget (with the change)', async () => {
+    const contexts: Record<string, DecisionContext> = { ...someoneElse };
     const { reads, decider, cache, advance } = setup(contexts);
     await decider.decide([note(['a'])]);
     contexts.a = { preferences: { channels: { email: false }, categories: {}, quietHours: null }, timezone: null };

@@ -34,6 +34,9 @@ export interface DecisionContextCacheOptions {
   now?: () => number;
 }
 
+/** What every user resolves to while nobody has a context. */
+const NOBODY = { contextOf: () => null, everyoneEmpty: true };
+
 export class DecisionContextCache {
   /** Entries read since the last turn, and those read before it (dropped whole at the next one). */
   private young = new Map<string, Entry>();
@@ -43,9 +46,15 @@ export class DecisionContextCache {
   private readonly now: () => number;
   /** Grows at every forget: a read that saw it change keeps nothing. */
   private epoch = 0;
+  /**
+   * Whether any user at all has a context, when that was last asked. While nobody has one (a new
+   * deployment, or one that never uses preferences), uncached users need no read: nobody is asked
+   * about more than once per `ttlMs`. Once somebody has one, it stays true (no more asking).
+   */
+  private anyone: { value: boolean; expiresAt: number } | null = null;
 
   constructor(
-    private readonly store: Pick<DecisionStore, 'getDecisionContexts'>,
+    private readonly store: Pick<DecisionStore, 'getDecisionContexts' | 'hasAnyDecisionContext'>,
     options: DecisionContextCacheOptions = {},
   ) {
     this.ttlMs = options.ttlMs ?? DECISION_CONTEXT_TTL_MS;
@@ -79,12 +88,23 @@ export class DecisionContextCache {
         }
       }
     if (!missing) return { contextOf: (u) => known?.get(u) ?? null, everyoneEmpty: !known };
-    return this.load(missing, now, known);
+    const anyone = this.anyone;
+    if (anyone && !anyone.value && anyone.expiresAt > now) return NOBODY;
+    return anyone?.value ? this.load(missing, now, known) : this.loadIfAnyone(missing, now, known);
+  }
+
+  private async loadIfAnyone(missing: Set<string>, now: number, known: Map<string, DecisionContext> | undefined) {
+    const epoch = this.epoch;
+    const value = await this.store.hasAnyDecisionContext();
+    // A forget meanwhile (a write in this process) wins: it set `anyone` to true.
+    if (epoch === this.epoch) this.anyone = { value, expiresAt: now + this.ttlMs };
+    return value || epoch !== this.epoch ? this.load(missing, now, known) : NOBODY;
   }
 
   /** The user's preferences or profile changed (in this process): read them again next time. */
   forget(userId: string): void {
     this.epoch++;
+    this.anyone = { value: true, expiresAt: Number.POSITIVE_INFINITY };
     this.young.delete(userId);
     this.old.delete(userId);
   }

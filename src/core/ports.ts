@@ -276,6 +276,8 @@ export interface DecisionStore {
    * one statement; a user with neither is absent.
    */
   getDecisionContexts(userIds: readonly string[]): Promise<Map<string, DecisionContext>>;
+  /** Whether any user at all has preferences or a time zone (two indexed probes). */
+  hasAnyDecisionContext(): Promise<boolean>;
   /** Each notification's `expires_at` (null: none), in one statement; unknown ids are absent. */
   getExpiries(notificationIds: readonly string[]): Promise<Map<string, Date | null>>;
   /**

@@ -39,6 +39,13 @@ export class SqlDecisionStore implements DecisionStore {
     return out;
   }
 
+  async hasAnyDecisionContext(): Promise<boolean> {
+    const [r] = await this.sql.query<{ any: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM preferences) OR EXISTS (SELECT 1 FROM users WHERE timezone IS NOT NULL) AS any`,
+    );
+    return r?.any === true;
+  }
+
   async getExpiries(notificationIds: readonly string[]): Promise<Map<string, Date | null>> {
     const out = new Map<string, Date | null>();
     if (notificationIds.length === 0) return out;

@@ -283,6 +283,9 @@ export class SqlStore implements Store {
   getDecisionContexts(userIds: readonly string[]): Promise<Map<string, DecisionContext>> {
     return this.decisions.getDecisionContexts(userIds);
   }
+  hasAnyDecisionContext(): Promise<boolean> {
+    return this.decisions.hasAnyDecisionContext();
+  }
   getExpiries(notificationIds: readonly string[]): Promise<Map<string, Date | null>> {
     return this.decisions.getExpiries(notificationIds);
   }
