@@ -15,7 +15,7 @@
 import { loadavg } from 'node:os';
 import { Pool } from 'undici';
 import { cpuBetween } from './lib/cpu.ts';
-import { BENCH_API_KEY, type StoreKind, startHeraldProcess } from './lib/herald-process.ts';
+import { BENCH_API_KEY, commitSizes, type StoreKind, startHeraldProcess } from './lib/herald-process.ts';
 import type { Cell } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
 import { percentile } from './lib/stats.ts';
@@ -173,16 +173,4 @@ async function measure(store: StoreKind, roles: string, shape: Shape, o: BenchOp
     await pool.destroy().catch(() => {});
     await herald.cleanup();
   }
-}
-
-/** Sum and count of Herald's notifications-per-commit histogram. */
-async function commitSizes(url: string): Promise<{ sum: number; count: number } | null> {
-  const text = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${BENCH_API_KEY}` } }).then(
-    (r) => (r.ok ? r.text() : ''),
-    () => '',
-  );
-  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
-  const sum = read('herald_ingest_commit_notifications_sum');
-  const count = read('herald_ingest_commit_notifications_count');
-  return Number.isFinite(sum) && Number.isFinite(count) ? { sum, count } : null;
 }

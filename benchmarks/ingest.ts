@@ -17,7 +17,7 @@ import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import autocannon from 'autocannon';
 import { cpuBetween, processCpuMs } from './lib/cpu.ts';
-import { BENCH_API_KEY, freePort, type StoreKind, startHeraldProcess } from './lib/herald-process.ts';
+import { BENCH_API_KEY, commitSizes, freePort, type StoreKind, startHeraldProcess } from './lib/herald-process.ts';
 import type { Cell } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
 import { sleep } from './lib/stats.ts';
@@ -142,18 +142,6 @@ async function autocannonRun(url: string, o: BenchOptions, seconds: number): Pro
     max: r.latency.max,
     cpuMs: (cpu.user + cpu.system) / 1000,
   };
-}
-
-/** Sum and count of Herald's notifications-per-commit histogram (null without one: the ceiling server). */
-async function commitSizes(url: string): Promise<{ sum: number; count: number } | null> {
-  const text = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${BENCH_API_KEY}` } }).then(
-    (r) => (r.ok ? r.text() : ''),
-    () => '',
-  );
-  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
-  const sum = read('herald_ingest_commit_notifications_sum');
-  const count = read('herald_ingest_commit_notifications_count');
-  return Number.isFinite(sum) && Number.isFinite(count) ? { sum, count } : null;
 }
 
 /**

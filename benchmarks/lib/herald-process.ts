@@ -189,3 +189,15 @@ export async function startHeraldProcess(options: HeraldStartOptions): Promise<H
     logTail,
   };
 }
+
+/** Sum and count of Herald's notifications-per-commit histogram (null without one: the ceiling server). */
+export async function commitSizes(url: string): Promise<{ sum: number; count: number } | null> {
+  const text = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${BENCH_API_KEY}` } }).then(
+    (r) => (r.ok ? r.text() : ''),
+    () => '',
+  );
+  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  const sum = read('herald_ingest_commit_notifications_sum');
+  const count = read('herald_ingest_commit_notifications_count');
+  return Number.isFinite(sum) && Number.isFinite(count) ? { sum, count } : null;
+}
