@@ -42,7 +42,14 @@ function topicNotification(topic: string, channels: NewNotification['channels'])
 /** Decides from a table by user × channel; records the recipients of every call. */
 class TableDecider implements Decider {
   readonly calls: string[][] = [];
-  constructor(private readonly table: Record<string, Decision>) {}
+  /** `mayDecide`'s answer: false makes pages skip the decider (and their audience read). */
+  constructor(
+    private readonly table: Record<string, Decision>,
+    private readonly may = true,
+  ) {}
+  mayDecide(): boolean {
+    return this.may;
+  }
   async decide(batch: readonly NewNotification[]): Promise<Decisions | undefined> {
     const out = new Map<string, Map<string, Decision>>();
     for (const n of batch) {
@@ -214,6 +221,20 @@ forEachStore('fan-out pages through the decider', ({ store }) => {
     }
     const seqs = await store().sql.query<{ last_seq: string | number }>('SELECT last_seq FROM inbox_counters');
     expect(seqs.map((s) => Number(s.last_seq))).toEqual(USERS.map(() => 2));
+  });
+
+  it('a decider that says it may decide nothing is never asked: the pages read their subscribers themselves', async () => {
+    await store().subscribe('nobody-decides', USERS);
+    const n = topicNotification('nobody-decides', ['in_app', 'email']);
+    await accept(n);
+    // Its table would skip u-00's email: never applied, as the decider said it decides nothing.
+    const decider = new TableDecider({ 'u-00 email': { kind: 'skip', reason: 'opted_out' } }, false);
+    await fanOut(store(), decider);
+
+    expect(decider.calls).toHaveLength(0);
+    expect(await inboxOf(n.id)).toEqual(USERS);
+    const rows = await rowsOf(n.id);
+    expect(rows.map((r) => `${r.user_id} ${r.channel} ${r.state}`)).toEqual(USERS.map((u) => `${u} email pending`));
   });
 
   it('a page extends the lease; a page whose checkpoint moved since its subscribers were read writes nothing', async () => {

@@ -62,6 +62,50 @@ describe('PolicyDecider with its caches', () => {
     expect(reads).toHaveLength(1);
   });
 
+  it('mayDecide: false while nobody has a context and the notification decides nothing alone; one question per ttl', async () => {
+    const contexts: Record<string, DecisionContext> = {};
+    const { decider, advance, asked } = setup(contexts);
+    expect(await decider.mayDecide(note([]))).toBe(false);
+    expect(await decider.mayDecide(note([]))).toBe(false);
+    expect(asked()).toBe(1);
+    // A ttl on an in-app notification decides alone (expiry): no question needed.
+    expect(await decider.mayDecide({ ...note([]), ttlMs: 60_000 })).toBe(true);
+    expect(asked()).toBe(1);
+    // Somebody got preferences in another process: seen once the answer is older than the ttl.
+    contexts.a = { preferences: { channels: { email: false }, categories: {}, quietHours: null }, timezone: null };
+    expect(await decider.mayDecide(note([]))).toBe(false);
+    advance(5_001);
+    expect(await decider.mayDecide(note([]))).toBe(true);
+    expect(asked()).toBe(2);
+    // ... and for good: no more questions.
+    advance(60_000);
+    expect(await decider.mayDecide(note([]))).toBe(true);
+    expect(asked()).toBe(2);
+    // A write in this process counts at once.
+    const fresh = setup({});
+    fresh.cache.forget('b');
+    expect(await fresh.decider.mayDecide(note([]))).toBe(true);
+    expect(fresh.asked()).toBe(0);
+  });
+
+  it('mayDecide: a category that digests decides for everyone', async () => {
+    const policy: CategoryPolicy = {
+      category: 'c',
+      priority: null,
+      channels: null,
+      required: false,
+      quietHours: true,
+      digest: { window: 'PT1M', windowMs: 60_000 },
+      caps: {},
+      ttl: null,
+      ttlMs: null,
+      updatedAt: new Date(),
+    };
+    const { decider, asked } = setup({}, policy);
+    expect(await decider.mayDecide(note([]))).toBe(true);
+    expect(asked()).toBe(0);
+  });
+
   it('while nobody at all has preferences or a time zone: no read, one question per ttl; a write ends it', async () => {
     const contexts: Record<string, DecisionContext> = {};
     const { reads, decider, cache, advance, asked } = setup(contexts);

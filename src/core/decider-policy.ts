@@ -23,7 +23,7 @@ const SYSTEM_CLOCK: Clock = { now: () => new Date() };
 export class PolicyDecider implements Decider {
   constructor(
     private readonly policies: Pick<CategoryPolicyCache, 'policyOf'>,
-    private readonly contexts: Pick<DecisionContextCache, 'resolve'>,
+    private readonly contexts: Pick<DecisionContextCache, 'resolve' | 'anyoneHasContext'>,
     private readonly clock: Clock = SYSTEM_CLOCK,
   ) {}
 
@@ -38,13 +38,7 @@ export class PolicyDecider implements Decider {
       if (p instanceof Promise) p = await p;
       policies.push(p);
       users.push(n.to);
-      if (
-        p?.digest ||
-        ((p?.caps.in_app || n.ttlMs) && n.channels.includes('in_app')) ||
-        (n.steps?.length && n.expiresAt)
-      ) {
-        decidesAlone = true;
-      }
+      if (decidesAloneFor(n, p)) decidesAlone = true;
     }
     let resolved = this.contexts.resolve(users);
     if (resolved instanceof Promise) resolved = await resolved;
@@ -77,4 +71,21 @@ export class PolicyDecider implements Decider {
     }
     return out;
   }
+
+  async mayDecide(n: NewNotification): Promise<boolean> {
+    let p = this.policies.policyOf(n.category);
+    if (p instanceof Promise) p = await p;
+    if (decidesAloneFor(n, p)) return true;
+    const anyone = this.contexts.anyoneHasContext();
+    return anyone instanceof Promise ? await anyone : anyone;
+  }
+}
+
+/** Whether something may be decided for a recipient of `n` with no preferences and no time zone. */
+function decidesAloneFor(n: NewNotification, p: CategoryPolicy | null): boolean {
+  return Boolean(
+    p?.digest ||
+      ((p?.caps.in_app || n.ttlMs) && n.channels.includes('in_app')) ||
+      (n.steps?.length && n.expiresAt),
+  );
 }

@@ -20,6 +20,14 @@ export type Decisions = ReadonlyMap<string, NotificationDecisions>;
 
 export interface Decider {
   decide(batch: readonly NewNotification[]): Promise<Decisions | undefined>;
+  /**
+   * Whether `decide` might decide anything for `n`, whoever its recipients are: false when nothing of
+   * its own (its category's policy, its ttl) decides for a recipient alone and nobody at all has
+   * preferences or a time zone (as last known, within the contexts' cache ttl). A fan-out page then
+   * needs no list of its subscribers for the decider (ADR 14). At most one cheap store question per
+   * cache ttl; never one per recipient.
+   */
+  mayDecide(n: NewNotification): boolean | Promise<boolean>;
 }
 
 export function decisionKey(userId: string, channel: Channel): string {

@@ -93,12 +93,28 @@ export class DecisionContextCache {
     return anyone?.value ? this.load(missing, now, known) : this.loadIfAnyone(missing, now, known);
   }
 
-  private async loadIfAnyone(missing: Set<string>, now: number, known: Map<string, DecisionContext> | undefined) {
+  /**
+   * Whether any user at all may have a context: from the last answer while it is fresh (true for good
+   * once anyone has one), else after one store question.
+   */
+  anyoneHasContext(): boolean | Promise<boolean> {
+    const now = this.now();
+    const anyone = this.anyone;
+    if (anyone && (anyone.value || anyone.expiresAt > now)) return anyone.value;
+    return this.askAnyone(now);
+  }
+
+  /** Asks the store whether anyone has a context, and keeps the answer for `ttlMs`. */
+  private async askAnyone(now: number): Promise<boolean> {
     const epoch = this.epoch;
     const value = await this.store.hasAnyDecisionContext();
     // A forget meanwhile (a write in this process) wins: it set `anyone` to true.
     if (epoch === this.epoch) this.anyone = { value, expiresAt: now + this.ttlMs };
-    return value || epoch !== this.epoch ? this.load(missing, now, known) : NOBODY;
+    return value || epoch !== this.epoch;
+  }
+
+  private async loadIfAnyone(missing: Set<string>, now: number, known: Map<string, DecisionContext> | undefined) {
+    return (await this.askAnyone(now)) ? this.load(missing, now, known) : NOBODY;
   }
 
   /** The user's preferences or profile changed (in this process): read them again next time. */

@@ -48,8 +48,8 @@ export interface FanoutOptions {
   exclusive?: boolean;
   /**
    * The decider of ingest (ADR 13), run once per page on the page's subscribers; its decisions are
-   * stored by the page, in its transaction. Absent: everyone is sent now (the page reads its
-   * subscribers itself: one statement per page).
+   * stored by the page, in its transaction. Absent, or while it says it would decide nothing
+   * (`mayDecide`): everyone is sent now (the page reads its subscribers itself: one statement per page).
    */
   decider?: Decider;
 }
@@ -151,9 +151,12 @@ export class FanoutRunner {
         leaseMs: this.options.leaseMs,
       };
       let decisions: NotificationDecisions | undefined;
-      if (this.options.decider) {
+      // The decider reads the page's subscribers only when it might decide something for them; while
+      // nobody has preferences (and the category decides nothing alone) the page reads them itself.
+      const decider = this.options.decider;
+      if (decider && (await decider.mayDecide(pageNotification(job, [])))) {
         const users = await this.store.fanoutAudience(job, after, this.page);
-        decisions = (await this.options.decider.decide([pageNotification(job, users)]))?.get(job.notificationId);
+        decisions = (await decider.decide([pageNotification(job, users)]))?.get(job.notificationId);
         request.decided = { after, users, decisions };
       }
       const result = await this.store.fanoutPage(job, request);
