@@ -84,8 +84,6 @@ export class PolicyDecider implements Decider {
 /** Whether something may be decided for a recipient of `n` with no preferences and no time zone. */
 function decidesAloneFor(n: NewNotification, p: CategoryPolicy | null): boolean {
   return Boolean(
-    p?.digest ||
-      ((p?.caps.in_app || n.ttlMs) && n.channels.includes('in_app')) ||
-      (n.steps?.length && n.expiresAt),
+    p?.digest || ((p?.caps.in_app || n.ttlMs) && n.channels.includes('in_app')) || (n.steps?.length && n.expiresAt),
   );
 }
