@@ -55,7 +55,6 @@ program
     const herald = await startHerald(config, { roles: roles as Role[] }).catch((e: unknown) =>
       fail(`cannot start: ${redactForPeople(explainStartFailure(e, config))}`),
     );
-    process.stdout.write(`\n${banner(herald).join('\n')}\n\n`);
     let signals = 0;
     const shutdown = (sig: string) => {
       if (++signals > 1) process.exit(1);
@@ -70,6 +69,9 @@ program
     };
     process.on('SIGINT', () => shutdown('SIGINT'));
     process.on('SIGTERM', () => shutdown('SIGTERM'));
+    // The banner last: whoever waits for it (a supervisor, a test) may stop Herald at once, and a
+    // signal arriving between the banner and the handlers would kill it without a clean stop.
+    process.stdout.write(`\n${banner(herald).join('\n')}\n\n`);
   });
 
 program
