@@ -51,7 +51,14 @@ describe('POST /v1/maintenance/retention', () => {
     const parsed = RETENTION_SHAPE.schema.safeParse(run.json);
     expect(parsed.success ? [] : parsed.error.issues).toEqual([]);
     // Its timeline held one stored event, `sent` (`accepted` is the notification row itself).
-    expect(run.json.removed).toEqual({ notifications: 1, deliveries: 1, inboxItems: 1, timelineEvents: 1, digests: 0 });
+    expect(run.json.removed).toEqual({
+      notifications: 1,
+      deliveries: 1,
+      inboxItems: 1,
+      timelineEvents: 1,
+      digests: 0,
+      capWindows: 0,
+    });
 
     expect((await t.api('GET', `/v1/notifications/${brief.json.id}`)).status).toBe(404);
     expect((await t.api('GET', `/v1/notifications/${kept.json.id}`)).status).toBe(200);
@@ -66,6 +73,7 @@ describe('POST /v1/maintenance/retention', () => {
       inboxItems: 0,
       timelineEvents: 0,
       digests: 0,
+      capWindows: 0,
     });
   });
 });

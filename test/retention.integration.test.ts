@@ -95,7 +95,14 @@ forEachStore('Retention', ({ store }) => {
     expect((await s.listInbox('alice', { limit: 10, unread: true })).items.map((e) => e.id)).toEqual([n4, n2]);
 
     const report = await s.runRetention({ defaultRetentionMs: RETENTION });
-    expect(report.removed).toEqual({ notifications: 2, deliveries: 3, inboxItems: 2, timelineEvents: 3, digests: 0 });
+    expect(report.removed).toEqual({
+      notifications: 2,
+      deliveries: 3,
+      inboxItems: 2,
+      timelineEvents: 3,
+      digests: 0,
+      capWindows: 0,
+    });
     // Only an empty legacy partition (none of its rows live) may go; today stays.
     expect(report.partitions.dropped.filter((p) => p !== 'legacy')).toEqual([]);
     for (const id of [n1, n3]) expect(await rowsOf(s, id)).toEqual({ n: 0, d: 0, i: 0, t: 0 });
@@ -121,6 +128,7 @@ forEachStore('Retention', ({ store }) => {
       inboxItems: 0,
       timelineEvents: 0,
       digests: 0,
+      capWindows: 0,
     });
   });
 
@@ -205,5 +213,25 @@ forEachStore('Retention', ({ store }) => {
     expect(report.removed.digests).toBe(3);
     const left = await s.sql.query<{ state: string }>('SELECT state FROM digests ORDER BY state');
     expect(left.map((r) => r.state)).toEqual(['pending', 'processing', 'sent']);
+  });
+
+  it('deletes the cap counters of windows that ended over an hour ago, and keeps the others', async () => {
+    const s = store();
+    const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+    const windows = [
+      ['long-ended', ago(3 * 3_600_000), ago(2 * 3_600_000)],
+      ['just-ended', ago(40 * 60_000), ago(10 * 60_000)],
+      ['current', ago(10 * 60_000), ago(-20 * 60_000)],
+    ] as const;
+    for (const [user, start, end] of windows)
+      await s.sql.query(
+        `INSERT INTO cap_counts (user_id, channel, category, window_start, window_end, n)
+         VALUES ($1, 'email', 'c', $2, $3, 2)`,
+        [user, start, end],
+      );
+    const report = await s.runRetention({ defaultRetentionMs: RETENTION });
+    expect(report.removed.capWindows).toBe(1);
+    const left = await s.sql.query<{ user_id: string }>('SELECT user_id FROM cap_counts ORDER BY user_id');
+    expect(left.map((r) => r.user_id)).toEqual(['current', 'just-ended']);
   });
 });

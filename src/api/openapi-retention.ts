@@ -10,14 +10,22 @@ export const RETENTION_SHAPE = {
       inboxItems: z.number().int(),
       timelineEvents: z.number().int(),
       digests: z.number().int(),
+      capWindows: z.number().int(),
     }),
   }),
   description:
     'What the run removed: whole days (partitions `pYYYYMMDD` dropped) and expired notifications of the days kept, ' +
     'with their deliveries, inbox items and timeline events, and finished digests older than the ' +
-    'default retention; and the day partitions it made ahead',
+    'default retention, and the cap counters of windows that ended over an hour ago; and the day partitions it made ahead',
   example: {
     partitions: { created: ['p20261214'], dropped: ['p20261106'] },
-    removed: { notifications: 1204, deliveries: 3610, inboxItems: 1187, timelineEvents: 7233, digests: 40 },
+    removed: {
+      notifications: 1204,
+      deliveries: 3610,
+      inboxItems: 1187,
+      timelineEvents: 7233,
+      digests: 40,
+      capWindows: 310,
+    },
   },
 };

@@ -346,7 +346,15 @@ export interface RetentionOptions {
  */
 export interface RetentionReport {
   partitions: { created: string[]; dropped: string[] };
-  removed: { notifications: number; deliveries: number; inboxItems: number; timelineEvents: number; digests: number };
+  removed: {
+    notifications: number;
+    deliveries: number;
+    inboxItems: number;
+    timelineEvents: number;
+    digests: number;
+    /** Cap counters of windows that ended over an hour before the run (nothing reads them again). */
+    capWindows: number;
+  };
 }
 
 export interface Store

@@ -8,7 +8,8 @@
  *    are dropped in one transaction;
  * 3. sweeps, in batches, the expired notifications of the days that stay (a `ttl` shorter than the
  *    day's longest): their deliveries, inbox entries (counters adjusted), timeline and row;
- * 4. deletes finished digests (sent, failed, dead, skipped) older than the default retention.
+ * 4. deletes finished digests (sent, failed, dead, skipped) older than the default retention;
+ * 5. deletes the cap counters of windows that ended over CAP_WINDOW_GRACE_MS ago.
  * Counters keep their promises across all of it: `last_seq` never goes down (the next entry's seq
  * keeps growing), `unread` loses exactly the unread entries removed, and `unread_from` moves to the
  * first unread entry left. Safe to run in several processes at once (each batch locks what it removes).
@@ -20,8 +21,13 @@ import type { Sql, SqlClient } from './sql.ts';
 const DELIVERY_BATCH = 10_000;
 /** Inbox entries deleted per transaction (their users' counter rows are locked meanwhile). */
 const INBOX_BATCH = 2_000;
-/** Finished digests deleted per statement. */
-const DIGEST_BATCH = 5_000;
+/** Finished digests, and cap counters of ended windows, deleted per statement. */
+const DELETE_BATCH = 5_000;
+/**
+ * How long a cap counter outlives its window: a worker whose clock lags behind may still count a
+ * send in a window that has just ended (deleting it then would restart that window's count at 0).
+ */
+const CAP_WINDOW_GRACE_MS = 3_600_000;
 
 /**
  * Unpartitioned tables whose rows belong to a notification and leave with it, in this order, before
@@ -67,7 +73,7 @@ export class SqlRetention {
     const now = options.now ?? new Date();
     const report: RetentionReport = {
       partitions: { created: await this.prepare(now, options.daysAhead), dropped: [] },
-      removed: { notifications: 0, deliveries: 0, inboxItems: 0, timelineEvents: 0, digests: 0 },
+      removed: { notifications: 0, deliveries: 0, inboxItems: 0, timelineEvents: 0, digests: 0, capWindows: 0 },
     };
 
     const past = await this.sql.query<Day>(
@@ -84,7 +90,17 @@ export class SqlRetention {
       const swept = await this.sweep(now, options.defaultRetentionMs, report);
       if (swept < SWEEP_BATCH) break;
     }
-    report.removed.digests = await this.removeDigests(now, options.defaultRetentionMs);
+    report.removed.digests = await this.removeInBatches(
+      `DELETE FROM digests WHERE id IN (
+         SELECT id FROM digests WHERE state IN ('sent', 'failed', 'dead', 'skipped')
+           AND updated_at < $1::timestamptz - $2 * interval '1 millisecond' LIMIT $3)`,
+      [now.toISOString(), options.defaultRetentionMs],
+    );
+    report.removed.capWindows = await this.removeInBatches(
+      `DELETE FROM cap_counts WHERE ctid = ANY(ARRAY(
+         SELECT ctid FROM cap_counts WHERE window_end < $1::timestamptz - $2 * interval '1 millisecond' LIMIT $3))`,
+      [now.toISOString(), CAP_WINDOW_GRACE_MS],
+    );
     return report;
   }
 
@@ -222,22 +238,21 @@ export class SqlRetention {
   }
 
   /**
-   * Deletes digests that finished (sent, failed, dead, skipped) longer than the default retention ago,
-   * in batches. Their member deliveries leave with their notifications; a pending or processing
-   * digest stays whatever its age.
+   * Runs `deleteStatement` (its parameters: `params`, then the batch size, which it deletes at most)
+   * until it deletes fewer than DELETE_BATCH rows; returns how many it deleted in all. Finished
+   * digests (sent, failed, dead, skipped) older than the default retention leave this way — their
+   * member deliveries leave with their notifications, and a pending or processing digest stays
+   * whatever its age — and so do cap counters of ended windows.
    */
-  private async removeDigests(now: Date, defaultMs: number): Promise<number> {
+  private async removeInBatches(deleteStatement: string, params: readonly unknown[]): Promise<number> {
     let removed = 0;
     for (;;) {
       const [d] = await this.sql.query<{ n: number }>(
-        `WITH gone AS (DELETE FROM digests WHERE id IN (
-           SELECT id FROM digests WHERE state IN ('sent', 'failed', 'dead', 'skipped')
-             AND updated_at < $1::timestamptz - $2 * interval '1 millisecond' LIMIT $3) RETURNING 1)
-         SELECT count(*)::int AS n FROM gone`,
-        [now.toISOString(), defaultMs, DIGEST_BATCH],
+        `WITH gone AS (${deleteStatement} RETURNING 1) SELECT count(*)::int AS n FROM gone`,
+        [...params, DELETE_BATCH],
       );
       removed += d?.n ?? 0;
-      if ((d?.n ?? 0) < DIGEST_BATCH) return removed;
+      if ((d?.n ?? 0) < DELETE_BATCH) return removed;
     }
   }
 }
