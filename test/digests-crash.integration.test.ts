@@ -18,12 +18,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
 import { decisionKey } from '../src/core/decider.ts';
-import { uuidv7 } from '../src/core/ids.ts';
-import type { Channel, Decision, NewNotification } from '../src/core/types.ts';
+import type { Channel, Decision } from '../src/core/types.ts';
 import { openEmbeddedStore, openPostgresStore, type SqlStore } from '../src/store/store-sql.ts';
 import { freshPostgresUrl } from './support/databases.ts';
 import { eventually, TEST_API_KEY, testEnv } from './support/herald.ts';
 import { startHeraldChild } from './support/herald-child.ts';
+import { newNotification } from './support/notifications.ts';
 import { type Receiver, startReceiver } from './support/receiver.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -157,23 +157,13 @@ async function startWorker(databaseUrl: string): Promise<Worker> {
 async function acceptDigested(store: SqlStore, users: string[], windows: { windowStart: Date; windowEnd: Date }[]) {
   const batch = windows.flatMap((window) =>
     [1, 2].map((k) => {
-      const n: NewNotification = {
-        id: uuidv7(),
+      const n = newNotification({
         to: users,
         category: 'digest.crash',
-        priority: 'normal',
         channels: CHANNELS,
-        steps: null,
         title: `${k} at ${window.windowEnd.toISOString()}`,
-        body: null,
-        data: null,
-        sendAt: null,
-        groupKey: null,
-        createdAt: new Date(),
-        idempotencyKey: null,
-        requestHash: null,
         expiresAt: new Date(Date.now() + 86_400_000),
-      };
+      });
       const d: Decision = { kind: 'digest', ...window };
       return { n, per: new Map(users.flatMap((u) => CHANNELS.map((c) => [decisionKey(u, c), d] as const))) };
     }),

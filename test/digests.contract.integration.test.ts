@@ -18,6 +18,7 @@ import { TemplateContentRenderer } from '../src/core/template-content.ts';
 import type { Channel, DeliveryJob, InboxEntry, NewNotification } from '../src/core/types.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { forEachStore } from './support/databases.ts';
+import { newNotification } from './support/notifications.ts';
 
 const HOUR = 3_600_000;
 const RETRY = { baseMs: 20, maxAttempts: 3, maxDelayMs: 40 };
@@ -37,24 +38,13 @@ async function digested(
   window: { windowStart: Date; windowEnd: Date },
   overrides: Partial<NewNotification> = {},
 ): Promise<NewNotification> {
-  const n: NewNotification = {
-    id: uuidv7(),
+  const n = newNotification({
     to: users,
     category: 'digest.test',
-    priority: 'normal',
     channels,
-    steps: null,
-    title: 'Hello',
-    body: null,
-    data: null,
-    sendAt: null,
-    groupKey: null,
-    createdAt: new Date(),
-    idempotencyKey: null,
-    requestHash: null,
     expiresAt: new Date(Date.now() + 24 * HOUR),
     ...overrides,
-  };
+  });
   const per = new Map(
     users.flatMap((u) => channels.map((c) => [decisionKey(u, c), { kind: 'digest' as const, ...window }])),
   );

@@ -7,30 +7,19 @@
  */
 import { expect, it } from 'vitest';
 import { decisionKey } from '../src/core/decider.ts';
-import { uuidv7 } from '../src/core/ids.ts';
 import type { Decision, NewNotification } from '../src/core/types.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { forEachStore } from './support/databases.ts';
+import { newNotification } from './support/notifications.ts';
 
 function request(overrides: Partial<NewNotification> = {}): NewNotification {
-  return {
-    id: uuidv7(),
+  return newNotification({
     to: ['alice', 'bob', 'carol', 'dave'],
     category: 'digest.me',
-    priority: 'normal',
     channels: ['in_app', 'email'],
-    steps: null,
-    title: 'Hello',
-    body: null,
-    data: null,
-    sendAt: null,
-    groupKey: null,
-    createdAt: new Date(),
-    idempotencyKey: null,
-    requestHash: null,
     expiresAt: new Date(Date.now() + 3_600_000),
     ...overrides,
-  };
+  });
 }
 
 const decide = (n: NewNotification, entries: [string, 'in_app' | 'email', Decision][]) =>

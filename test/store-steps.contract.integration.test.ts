@@ -5,31 +5,15 @@
  * siblingInAppState finds each user's in-app delivery however the channels are ordered.
  */
 import { expect, it } from 'vitest';
-import { uuidv7 } from '../src/core/ids.ts';
 import { CHANNELS, type ChannelStep, type NewNotification } from '../src/core/types.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { forEachStore } from './support/databases.ts';
+import { newNotification } from './support/notifications.ts';
 
 const LEASE = 60_000;
 
 function request(overrides: Partial<NewNotification> = {}): NewNotification {
-  return {
-    id: uuidv7(),
-    to: ['alice'],
-    category: 'comment.reply',
-    priority: 'normal',
-    channels: ['in_app'],
-    steps: null,
-    title: 'New reply',
-    body: null,
-    data: null,
-    sendAt: null,
-    groupKey: null,
-    createdAt: new Date(),
-    idempotencyKey: null,
-    requestHash: null,
-    ...overrides,
-  };
+  return newNotification({ to: ['alice'], category: 'comment.reply', title: 'New reply', ...overrides });
 }
 
 const step = (channel: ChannelStep['channel'], afterMs: number, unless: ChannelStep['unless'] = null): ChannelStep => ({

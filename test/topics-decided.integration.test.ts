@@ -11,32 +11,17 @@ import type { Decider, Decisions } from '../src/core/decider.ts';
 import { decisionKey } from '../src/core/decider.ts';
 import { HeraldEmitter } from '../src/core/events.ts';
 import { FanoutRunner } from '../src/core/fanout.ts';
-import { uuidv7 } from '../src/core/ids.ts';
 import type { Bus } from '../src/core/ports.ts';
 import type { BusJob, Decision, NewNotification } from '../src/core/types.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { forEachStore } from './support/databases.ts';
+import { newNotification } from './support/notifications.ts';
 
 const HOUR = 3_600_000;
 const USERS = Array.from({ length: 10 }, (_, i) => `u-${String(i).padStart(2, '0')}`);
 
 function topicNotification(topic: string, channels: NewNotification['channels']): NewNotification {
-  return {
-    id: uuidv7(),
-    to: [],
-    topic,
-    category: 'news',
-    priority: 'normal',
-    channels,
-    title: 'Hello',
-    body: null,
-    data: null,
-    sendAt: null,
-    groupKey: null,
-    createdAt: new Date(),
-    idempotencyKey: null,
-    requestHash: null,
-  };
+  return newNotification({ topic, category: 'news', channels });
 }
 
 /** Decides from a table by user × channel; records the recipients of every call. */
