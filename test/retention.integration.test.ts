@@ -10,27 +10,19 @@ import { uuidv7 } from '../src/core/ids.ts';
 import type { NewNotification } from '../src/core/types.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { forEachStore } from './support/databases.ts';
+import { newNotification } from './support/notifications.ts';
 
 const DAY = 86_400_000;
 const RETENTION = 30 * DAY;
 
 function request(overrides: Partial<NewNotification> = {}): NewNotification {
-  return {
-    id: uuidv7(),
+  return newNotification({
     to: ['alice'],
     category: 'order.shipped',
-    priority: 'normal',
-    channels: ['in_app'],
     title: 'Your order shipped',
     body: 'It arrives tomorrow.',
-    data: null,
-    sendAt: null,
-    groupKey: null,
-    createdAt: new Date(),
-    idempotencyKey: null,
-    requestHash: null,
     ...overrides,
-  };
+  });
 }
 
 /** Accepts one notification, its in-app delivery completed at once (seq given); returns its id. */

@@ -5,31 +5,23 @@
  * user's next seq, in the commit that records `sent`, exactly once — and read back with that text.
  */
 import { expect, it } from 'vitest';
-import { uuidv7 } from '../src/core/ids.ts';
 import type { DeliveryJob, NewNotification } from '../src/core/types.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { forEachStore } from './support/databases.ts';
+import { newNotification } from './support/notifications.ts';
 
 const LEASE = 60_000;
 const TEMPLATED = new Set(['comment.reply']);
 
 function request(overrides: Partial<NewNotification> = {}): NewNotification {
-  return {
-    id: uuidv7(),
+  return newNotification({
     to: ['alice'],
     category: 'comment.reply',
-    priority: 'normal',
-    channels: ['in_app'],
     title: 'New reply',
     body: 'Bob replied',
     data: { actor: 'Bob' },
-    sendAt: null,
-    groupKey: null,
-    createdAt: new Date(),
-    idempotencyKey: null,
-    requestHash: null,
     ...overrides,
-  };
+  });
 }
 
 async function inAppDeliveries(store: SqlStore, notificationId: string) {

@@ -9,27 +9,20 @@ import type { DeliveryJob, DeliveryView, InboxDelivery, NewNotification, UserPro
 import { UNREAD_ONLY } from '../src/store/sql-inbox.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { forEachStore } from './support/databases.ts';
+import { newNotification } from './support/notifications.ts';
 
 const HOUR = 3600_000;
 const LEASE = 60_000;
 
 function request(overrides: Partial<NewNotification> = {}): NewNotification {
-  return {
-    id: uuidv7(),
+  return newNotification({
     to: ['alice'],
     category: 'order.shipped',
-    priority: 'normal',
-    channels: ['in_app'],
     title: 'Your order shipped',
     body: 'It arrives tomorrow.',
     data: { orderId: 42, lines: [{ sku: 'A-1', qty: 2 }], gift: false, note: null },
-    sendAt: null,
-    groupKey: null,
-    createdAt: new Date(),
-    idempotencyKey: null,
-    requestHash: null,
     ...overrides,
-  };
+  });
 }
 
 /** Accepts one notification and returns its id (failing the test unless it was accepted). */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { newNotification } from '../../test/support/notifications.ts';
 import { CategoryPolicyCache } from './category-policy-cache.ts';
 import { PolicyDecider } from './decider-policy.ts';
 import { DecisionContextCache } from './decision-contexts.ts';
@@ -31,23 +32,15 @@ function setup(contexts: Record<string, DecisionContext>, policy: CategoryPolicy
   return { reads, cache, decider, advance: (ms: number) => (now += ms), asked: () => asked };
 }
 
-const note = (to: string[], id = 'n'): NewNotification => ({
-  id,
-  to,
-  category: 'c',
-  priority: 'normal',
-  channels: ['in_app', 'email'],
-  steps: null,
-  title: 't',
-  body: null,
-  data: null,
-  sendAt: null,
-  groupKey: null,
-  createdAt: new Date(),
-  idempotencyKey: null,
-  requestHash: null,
-  expiresAt: new Date('2027-01-01T00:00:00Z'),
-});
+const note = (to: string[], id = 'n'): NewNotification =>
+  newNotification({
+    id,
+    to,
+    category: 'c',
+    channels: ['in_app', 'email'],
+    title: 't',
+    expiresAt: new Date('2027-01-01T00:00:00Z'),
+  });
 
 describe('PolicyDecider with its caches', () => {
   const someoneElse: Record<string, DecisionContext> = {
