@@ -22,11 +22,11 @@ import { FanoutRunner } from './core/fanout.ts';
 import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
 import type { Clock } from './core/ports.ts';
+import { notificationFrame } from './core/realtime-protocol.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { DeliveryWorker } from './core/worker.ts';
 import { LogThrottle } from './log-throttle.ts';
 import { Gateway } from './realtime/gateway.ts';
-import { MemoryPresence } from './realtime/presence-memory.ts';
 import { resolveSecrets, type Secrets } from './secrets.ts';
 import type { SqlStore } from './store/store-sql.ts';
 import { type Adapters, StartupError, wireAdapters } from './wiring.ts';
@@ -146,14 +146,24 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     : null;
 
   const auth = new Auth(secrets.apiKeys, secrets.jwtSecret, config.maxTokenTtl);
-  const presence = new MemoryPresence();
+  const { presence, live } = adapters;
   const gateway = roles.has('gateway')
-    ? new Gateway(store, presence, auth, events, failures, {
+    ? new Gateway(store, presence, live, auth, events, failures, {
         maxBufferedBytes: config.wsMaxBufferBytes,
         heartbeatMs: config.wsHeartbeatMs,
         maxSocketsPerUser: config.maxSocketsPerUser,
+        node: adapters.node,
       })
     : null;
+  // Committed in-app entries and new unread counts, wherever they happen here, go to the gateways
+  // that hold their users' sockets (this process's, or others' through LiveFrames).
+  events.on('inbox:entries', (entries) => {
+    void live.publish(entries.map((e) => ({ userId: e.userId, seq: e.item.seq, frame: notificationFrame(e.item) })));
+  });
+  events.on('inbox:unread', ({ userId, unreadCount }) => {
+    void live.publish([{ userId, seq: null, frame: Buffer.from(JSON.stringify({ type: 'unread', unreadCount })) }]);
+  });
+  await gateway?.start();
 
   // Topic fan-out runs where deliveries are made, one job at a time per process, giving way to
   // critical and high work (src/core/fanout.ts).
@@ -256,6 +266,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       await maintenance?.stop();
       for (const p of providers) await p.close?.();
       await adapters.rateLimiter?.close();
+      await live.close();
+      await presence.close();
       await bus.close();
       await store.close();
       await adapters.roleLock?.release();

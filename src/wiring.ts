@@ -3,6 +3,8 @@
  * rate limiter. Nothing else looks at DATABASE_URL or REDIS_URL. What it reports for people (the
  * description, warnings, errors) shows URLs through `redact`: never a password.
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { QueueTableBus } from './bus/bus-queue-table.ts';
 import { destinationResolver } from './channels/destinations.ts';
@@ -16,7 +18,7 @@ import { CapGate, ExpiryGate } from './core/decision-gates.ts';
 import type { DestinationResolver } from './core/destination-limit.ts';
 import { type ContentRenderer, Dispatcher, type SendGate } from './core/dispatch.ts';
 import type { HeraldEmitter } from './core/events.ts';
-import type { Bus, Clock, RateLimiter, Store } from './core/ports.ts';
+import type { Bus, Clock, LiveFrames, Presence, RateLimiter, Store } from './core/ports.ts';
 import { PreferenceGate } from './core/preference-gate.ts';
 import type { IsRequired } from './core/preferences.ts';
 import type { ProviderRoute } from './core/provider-route.ts';
@@ -28,6 +30,8 @@ import { UnsubscribeLinks } from './core/unsubscribe-links.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { leaseMarginMs } from './core/worker.ts';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter-memory.ts';
+import { MemoryLiveFrames } from './realtime/live-memory.ts';
+import { MemoryPresence } from './realtime/presence-memory.ts';
 import { redact } from './redact.ts';
 import type { Secrets } from './secrets.ts';
 import {
@@ -42,6 +46,12 @@ import { openEmbeddedStore, openPostgresStore, type SqlStore } from './store/sto
 export interface Adapters {
   store: Store;
   bus: Bus;
+  /** Who holds which user's sockets, per gateway process (node). */
+  presence: Presence;
+  /** Live frames from where they are committed to the gateways that hold their users. */
+  live: LiveFrames;
+  /** This process's name among Herald's processes (presence, live frames, leases): host, pid and a random part. */
+  node: string;
   /** Every configured provider (to close at stop). */
   providers: Provider[];
   /** Each channel's providers in fallback order, with their breakers and rate limits. */
@@ -133,6 +143,9 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
   }
   const rateLimiter = config.rateLimit ? new MemoryRateLimiter(config.rateLimit) : null;
   const bus = new QueueTableBus();
+  // Nodes count for 60 s after their last heartbeat (API.md: a closed socket is forgotten within 60 s).
+  const presence = new MemoryPresence({ ttlMs: PRESENCE_TTL_MS });
+  const live = new MemoryLiveFrames();
   // A required category (its policy says so) ignores opt-outs and carries no unsubscribe link.
   const policies = new CategoryPolicyCache(store);
   const isRequired = policies.isRequired;
@@ -202,6 +215,9 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
   return {
     store,
     bus,
+    presence,
+    live,
+    node: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     providers: built.map((b) => b.provider),
     routes,
     dispatcher,
@@ -227,6 +243,9 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     },
   };
 }
+
+/** How long a gateway node's presence report counts after its last heartbeat. */
+const PRESENCE_TTL_MS = 60_000;
 
 /** The longest a send waits for a provider's rate limit before the next provider is tried. */
 const PACE_WAIT_MS = 5_000;

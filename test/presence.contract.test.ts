@@ -1,47 +1,87 @@
-/** The Presence port's contract, run against every presence adapter (today: in-process). */
+/** The Presence port's contract, run against every presence adapter. */
 import { describe, expect, it } from 'vitest';
 import type { Presence } from '../src/core/ports.ts';
 import { MemoryPresence } from '../src/realtime/presence-memory.ts';
 
-const ADAPTERS: { name: string; open(): Promise<Presence> }[] = [
-  { name: 'memory', open: async () => new MemoryPresence() },
-];
+interface PresenceAdapter {
+  name: string;
+  /** A fresh, empty presence whose nodes count for `ttlMs` after their last report. */
+  open(ttlMs: number): Promise<Presence>;
+}
+
+const ADAPTERS: PresenceAdapter[] = [{ name: 'memory', open: async (ttlMs) => new MemoryPresence({ ttlMs }) }];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.each(ADAPTERS)('Presence contract: $name', (adapter) => {
   it('an unknown user is offline and was never seen', async () => {
-    const p = await adapter.open();
+    const p = await adapter.open(10_000);
     expect(await p.get('nobody')).toEqual({ online: false, sockets: 0, lastSeen: null });
+    expect(await p.nodesOf(['nobody'])).toEqual(new Map());
+    await p.close();
   });
 
-  it('counts sockets per user, and each user separately', async () => {
-    const p = await adapter.open();
-    await p.touch('a', 's1', 10_000);
-    await p.touch('a', 's2', 10_000);
-    await p.touch('a', 's2', 10_000);
-    await p.touch('b', 's3', 10_000);
-    expect(await p.get('a')).toMatchObject({ online: true, sockets: 2 });
+  it('counts sockets per user across nodes, and names the nodes that hold each user', async () => {
+    const p = await adapter.open(10_000);
+    await p.opened('g1', 'a');
+    await p.opened('g1', 'a');
+    await p.opened('g2', 'a');
+    await p.opened('g2', 'b');
+    expect(await p.get('a')).toMatchObject({ online: true, sockets: 3 });
     expect(await p.get('b')).toMatchObject({ online: true, sockets: 1 });
+    const nodes = await p.nodesOf(['a', 'b', 'c']);
+    expect(nodes.get('a')?.sort()).toEqual(['g1', 'g2']);
+    expect(nodes.get('b')).toEqual(['g2']);
+    expect(nodes.has('c')).toBe(false);
+    await p.close();
   });
 
-  it('forgets a removed socket and remembers when the user was last seen', async () => {
-    const p = await adapter.open();
+  it('forgets a closed socket and remembers when the user was last seen', async () => {
+    const p = await adapter.open(10_000);
     const before = Date.now();
-    await p.touch('a', 's1', 10_000);
-    await p.remove('a', 's1');
+    await p.opened('g1', 'a');
+    await p.opened('g2', 'a');
+    await p.closed('g1', 'a');
+    expect(await p.nodesOf(['a'])).toEqual(new Map([['a', ['g2']]]));
+    await p.closed('g2', 'a');
     const r = await p.get('a');
     expect(r).toMatchObject({ online: false, sockets: 0 });
-    expect(r.lastSeen?.getTime()).toBeGreaterThanOrEqual(before);
+    expect(r.lastSeen?.getTime()).toBeGreaterThanOrEqual(before - 5);
+    expect(await p.nodesOf(['a'])).toEqual(new Map());
+    await p.close();
   });
 
-  it('stops counting a socket whose heartbeat lapsed, and counts it again once refreshed', async () => {
-    const p = await adapter.open();
-    await p.touch('a', 's1', 50);
-    await p.touch('a', 's2', 10_000);
-    await sleep(80);
+  it("a heartbeat replaces what its node reported, and leaves other nodes' reports alone", async () => {
+    const p = await adapter.open(10_000);
+    await p.opened('g1', 'a');
+    await p.opened('g1', 'b');
+    await p.opened('g2', 'b');
+    await p.refresh(
+      'g1',
+      new Map([
+        ['a', 2],
+        ['c', 1],
+      ]),
+    );
+    expect(await p.get('a')).toMatchObject({ online: true, sockets: 2 });
+    expect(await p.get('b')).toMatchObject({ online: true, sockets: 1 });
+    expect(await p.nodesOf(['b'])).toEqual(new Map([['b', ['g2']]]));
+    expect(await p.get('c')).toMatchObject({ online: true, sockets: 1 });
+    await p.close();
+  });
+
+  it('stops counting a node whose heartbeat lapsed (it died), and counts it again once it reports', async () => {
+    const p = await adapter.open(300);
+    await p.opened('dead', 'a');
+    await p.opened('alive', 'a');
+    for (let i = 0; i < 4; i++) {
+      await sleep(150);
+      await p.refresh('alive', new Map([['a', 1]]));
+    }
     expect(await p.get('a')).toMatchObject({ online: true, sockets: 1 });
-    await p.touch('a', 's1', 10_000);
+    expect(await p.nodesOf(['a'])).toEqual(new Map([['a', ['alive']]]));
+    await p.refresh('dead', new Map([['a', 1]]));
     expect(await p.get('a')).toMatchObject({ sockets: 2 });
+    await p.close();
   });
 });

@@ -56,6 +56,9 @@ function storeQueueBus(published: BusJob[]): Bus {
   return {
     kind: 'test',
     queueIsStore: true,
+    horizonMs: Number.POSITIVE_INFINITY,
+    full: false,
+    waiting: async () => 0,
     async publish(jobs) {
       published.push(...jobs);
     },

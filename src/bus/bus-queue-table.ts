@@ -18,6 +18,10 @@ import { LANES, type Lane } from '../core/types.ts';
 export class QueueTableBus implements Bus {
   readonly kind = 'queue-table';
   readonly queueIsStore = true;
+  /** The store holds every job, however far ahead it is due. */
+  readonly horizonMs = Number.POSITIVE_INFINITY;
+  /** Bounded by the store's disk, not by the bus: ingest's own limits apply. */
+  readonly full = false;
   private readonly waiters = new Map<Lane, Set<() => void>>(LANES.map((l) => [l, new Set()]));
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
@@ -53,6 +57,11 @@ export class QueueTableBus implements Bus {
 
   async ack(): Promise<void> {
     // Nothing to forget: the store's state change already removed the row from the due index.
+  }
+
+  /** Nothing waits in the bus: a due row is taken straight from the store. */
+  async waiting(): Promise<number> {
+    return 0;
   }
 
   waitForWork(lane: Lane, timeoutMs: number): Promise<void> {

@@ -112,8 +112,22 @@ export interface DeliveryStore {
    * `unexpired`, every lease, expired or not: only for leases whose holders are known to be dead.
    */
   reclaimExpired(limit: number, options?: { unexpired?: boolean }): Promise<{ id: string; lane: Lane }[]>;
-  /** Pending deliveries due before `dueBefore` (for re-announcing to a bus that may have lost them). */
-  findOverdue(dueBefore: Date, limit: number): Promise<{ id: string; lane: Lane; runAt: Date }[]>;
+  /**
+   * Pending deliveries due before `dueBefore`, oldest due first (for re-announcing to a bus that may
+   * have lost them, or announcing work as it comes within the bus's horizon). `lane`: only that
+   * lane's; `dueAfter`: only those due after it.
+   */
+  findOverdue(
+    dueBefore: Date,
+    limit: number,
+    options?: { lane?: Lane; dueAfter?: Date },
+  ): Promise<{ id: string; lane: Lane; runAt: Date }[]>;
+  /**
+   * Of `ids`, those still pending, with when they are due: what a take left out although nobody
+   * finished it (another taker held its row at that moment, or it is not due yet). A bus that hands
+   * out ids gets these back to hold (Bus.publish), rather than forgetting them.
+   */
+  stillPending(ids: readonly string[]): Promise<BusJob[]>;
   listDeadLetters(options: { limit: number; cursor?: string | null }): Promise<{
     items: DeadLetter[];
     nextCursor: string | null;
@@ -320,14 +334,63 @@ export interface InboxStore {
 }
 
 /**
- * Who is connected: sockets per user, with heartbeats. An entry that is not refreshed within its
- * time-to-live stops counting, so a vanished gateway or client does not stay "online".
+ * Who is connected, across gateway processes: how many sockets each gateway process (a `node`,
+ * named uniquely per process) holds for each user. A gateway reports a socket when it opens — and
+ * the promise resolves only once the report is visible to every process, so that a frame routed
+ * after it (LiveFrames) finds the socket; the gateway reads the store only after that — and when it
+ * closes; once per heartbeat it refreshes everything it holds in one call. A node that stops
+ * refreshing (it died) stops counting `ttlMs` after its last refresh (adapter option, at most 60 s).
  */
 export interface Presence {
-  /** Registers or refreshes a socket of `userId`, valid for `ttlMs`. */
-  touch(userId: string, socketId: string, ttlMs: number): Promise<void>;
-  remove(userId: string, socketId: string): Promise<void>;
+  readonly kind: string;
+  /** `node` holds one more socket of `userId`. */
+  opened(node: string, userId: string): Promise<void>;
+  /** `node` holds one socket fewer of `userId` (the user was seen now). */
+  closed(node: string, userId: string): Promise<void>;
+  /** `node`'s heartbeat: the sockets it holds now, per user (replaces what it reported before). */
+  refresh(node: string, held: ReadonlyMap<string, number>): Promise<void>;
+  /** The live nodes holding sockets of each of `userIds` (a user with none is absent). */
+  nodesOf(userIds: readonly string[]): Promise<Map<string, string[]>>;
+  /** Across every live node. `lastSeen`: the last open, close or heartbeat of the user (null: never seen). */
   get(userId: string): Promise<{ online: boolean; sockets: number; lastSeen: Date | null }>;
+  close(): Promise<void>;
+}
+
+/**
+ * A frame for one user's sockets, serialized once: a notification (`seq` set: sessions put it in
+ * sequence, see src/core/realtime-session.ts) or an unread count (`seq` null).
+ */
+export interface RoutedFrame {
+  userId: string;
+  seq: number | null;
+  frame: Buffer;
+}
+
+/** What a gateway does with the frames routed to its process. */
+export interface LiveHandler {
+  frames(frames: readonly RoutedFrame[]): void;
+  /**
+   * Frames may have been missed (the connection to the other processes was lost and is back): every
+   * session catches up from the store, which holds every committed seq.
+   */
+  resync(): void;
+}
+
+/**
+ * Real-time fan-out between processes: a worker's committed in-app entries and a user's new unread
+ * count go to the gateways that hold that user's sockets (through Presence), and to no other — not
+ * a broadcast to every node. Best effort by design: the store is the record, and a frame that does
+ * not arrive (a gateway restarting, Redis down) is read from the store by the session (at the next
+ * frame's gap, at `resync`, or when the client reconnects with `after`). `publish` never throws.
+ */
+export interface LiveFrames {
+  readonly kind: string;
+  publish(frames: readonly RoutedFrame[]): Promise<void>;
+  /** Registers this process's gateway as `node`: frames routed to it go to `handler`. */
+  subscribe(node: string, handler: LiveHandler): Promise<void>;
+  /** Frames this process received from other processes for its sockets (metrics). */
+  readonly received: number;
+  close(): Promise<void>;
 }
 
 /** A retention run's inputs (Store.runRetention). */
@@ -390,6 +453,14 @@ export interface Store
    * a user's seqs keep growing. Safe to run in several processes at once.
    */
   runRetention(options: RetentionOptions): Promise<RetentionReport>;
+  /**
+   * Takes or renews the lease called `name` for `holder`, for `ttlMs`: true if `holder` holds it now.
+   * A periodic task that must run in one process at a time (the reconciler) runs only while its
+   * process holds the task's lease; a holder that dies loses it `ttlMs` after its last renewal.
+   */
+  tryLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up (if `holder` holds it). */
+  releaseLease(name: string, holder: string): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -397,7 +468,19 @@ export interface Store
 /**
  * Work distributor. At-least-once: a claimed id may be handed out again (after a crash, a lost ack
  * or a reclaim), which is harmless because the store's compare-and-set decides who really works.
- * The bus is not the source of truth: the reconciler re-announces overdue store rows to it.
+ * The bus is not the source of truth: the store is. Every job the bus holds is a pending store row;
+ * a job the bus lost (Redis flushed, a publisher that died between its commit and its publish) is
+ * found again by the reconciler (src/core/maintenance.ts) and published again.
+ *
+ * Who holds delayed work: the bus holds a job published with a `runAt` up to `horizonMs` ahead and
+ * hands it out once due; a job due further ahead (a `sendAt` next year, a long retry back-off) is
+ * held by the store alone, and the reconciler publishes it when it comes within the horizon.
+ * Publishing the same id again while the bus still holds it may hand it out twice (harmless).
+ *
+ * A taker acks every id it was handed once the store says it is finished with it — started and
+ * recorded, or no longer pending (somebody else took it). An id the store left pending (its row was
+ * locked by another taker at that moment, or it is not due yet: DeliveryStore.stillPending) is
+ * published again with its due time before it is acked, never simply dropped.
  *
  * Deliberately absent: payloads (the store has them), ordering across lanes, exactly-once.
  */
@@ -408,15 +491,30 @@ export interface Bus {
    * can be lost between them, so the reconciler has nothing to re-announce.
    */
   readonly queueIsStore: boolean;
+  /** How far ahead of its due time (ms) a published job is held by the bus; Infinity for the store's own queue. */
+  readonly horizonMs: number;
+  /**
+   * True while the bus holds as much as it is bounded to (HERALD_BUS_MAX_LENGTH per lane): ingest
+   * refuses new notifications with 503 until it drains. Publishing never drops a job, full or not.
+   */
+  readonly full: boolean;
+  /** Holds `jobs` for takers (those due beyond the horizon are left to the store, see above). */
   publish(jobs: readonly BusJob[]): Promise<void>;
   /**
    * Where to take up to `max` due jobs of `lane` from: ids the bus hands out, or — for a bus whose
    * queue is the store's deliveries table — `{ lane, max }`, so that the store finds and starts them
-   * in one statement.
+   * in one statement. An id handed out and not acked within the visibility timeout (its taker died)
+   * is handed out again.
    */
   claim(lane: Lane, max: number): Promise<TakeFrom>;
   /** Forget ids that were handled (whatever their outcome: the store holds it). */
   ack(lane: Lane, ids: readonly string[]): Promise<void>;
+  /**
+   * Jobs of `lane` that are due and not yet handed to any taker (0 for the store's own queue). The
+   * reconciler re-announces a lane's overdue rows only when this is 0: while the bus still has due
+   * work waiting, the overdue rows are most likely in it.
+   */
+  waiting(lane: Lane): Promise<number>;
   /** Resolves when work may have arrived in `lane`, or after `timeoutMs`. */
   waitForWork(lane: Lane, timeoutMs: number): Promise<void>;
   close(): Promise<void>;

@@ -162,6 +162,13 @@ export class RealtimeSession implements ReadSource {
     }
   }
 
+  /** Live frames may have been missed (not by gap: none may come): reads what is after `lastSent` from the store. */
+  resync(): void {
+    if (this.closed || this.syncing || !this.isReady) return;
+    this.syncing = true;
+    void this.sync();
+  }
+
   private hold(f: LiveFrame): void {
     this.held.push(f);
     this.heldBytes += f.frame.length + frameHeaderBytes(f.frame.length);

@@ -104,6 +104,9 @@ export function leaseMarginMs(leaseMs: number): number {
   return Math.min(1000, leaseMs / 10);
 }
 
+/** A handed-back id whose row another taker held is offered again this much later. */
+const HAND_BACK_MS = 1_000;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class DeliveryWorker {
@@ -220,10 +223,10 @@ export class DeliveryWorker {
         const started = performance.now();
         const { jobs, inbox } = await this.store.startAttempts(from, this.options.leaseMs);
         if ('ids' in from) {
-          // Whatever was not leased is finished with: delivered in-app, or somebody else's.
+          // Leased ids are acked once recorded; the rest now (delivered in-app, or somebody else's).
           const leased = new Set(jobs.map((j) => j.deliveryId));
           const others = from.ids.filter((id) => !leased.has(id));
-          if (others.length) await this.bus.ack(lane, others);
+          if (others.length) await this.handBack(lane, others, inbox);
         }
         if (!jobs.length && !inbox.length) {
           await Promise.race([this.bus.waitForWork(lane, this.options.pollMs), this.stopped]);
@@ -246,6 +249,22 @@ export class DeliveryWorker {
         await Promise.race([sleep(this.options.pollMs), this.stopped]);
       }
     }
+  }
+
+  /**
+   * Acks ids a take did not lease. One the store still has pending was not finished by anybody (its
+   * row was locked by another taker at that moment, or it is not due yet): it is published again —
+   * due when it is due, a locked one a second from now — before the ack, so the bus never forgets it.
+   */
+  private async handBack(lane: Lane, ids: readonly string[], delivered: readonly InboxDelivery[]): Promise<void> {
+    const done = new Set(delivered.map((d) => d.deliveryId));
+    const undecided = done.size ? ids.filter((id) => !done.has(id)) : ids;
+    const pending = undecided.length ? await this.store.stillPending(undecided) : [];
+    if (pending.length) {
+      const soon = Date.now() + HAND_BACK_MS;
+      await this.bus.publish(pending.map((j) => (j.runAt.getTime() < soon ? { ...j, runAt: new Date(soon) } : j)));
+    }
+    await this.bus.ack(lane, ids);
   }
 
   /**

@@ -1,7 +1,9 @@
 /**
  * The WebSocket gateway: authenticates upgrades on /v1/realtime, runs one RealtimeSession per
- * socket, routes each user's in-app entries to that user's sockets (serialized once per entry),
- * keeps presence with heartbeats, and closes every socket with 1012 on shutdown.
+ * socket, hands each frame routed to this process (LiveFrames: a user's in-app entries, serialized
+ * once, and unread counts) to that user's sockets, reports its sockets to Presence as `node` (each
+ * socket before its first store read, so that a frame routed after that read finds it; everything
+ * once per heartbeat), and closes every socket with 1012 on shutdown.
  *
  * Limits: a user holds at most `maxSocketsPerUser` sockets in this process; the next upgrade is
  * answered `429` HERALD_ERR_TOO_MANY_CONNECTIONS. The check and the registration of the new socket
@@ -21,17 +23,18 @@ import type { Auth } from '../api/auth.ts';
 import { HeraldError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import { GroupCommit } from '../core/group-commit.ts';
-import type { InboxStore, Presence } from '../core/ports.ts';
-import { CLOSE, notificationFrame } from '../core/realtime-protocol.ts';
+import type { InboxStore, LiveFrames, Presence, RoutedFrame } from '../core/ports.ts';
+import { CLOSE } from '../core/realtime-protocol.ts';
 import { RealtimeSession, type SessionDeps } from '../core/realtime-session.ts';
-import type { InboxEntry } from '../core/types.ts';
 import { ReadCoalescer } from './read-coalescer.ts';
 
 export interface GatewayOptions {
   /** HERALD_WS_MAX_BUFFER_BYTES: queued bytes beyond which a socket is a slow consumer. */
   maxBufferedBytes: number;
-  /** HERALD_WS_HEARTBEAT_MS: ping interval; presence entries live two intervals. */
+  /** HERALD_WS_HEARTBEAT_MS: ping interval, and how often presence is refreshed. */
   heartbeatMs: number;
+  /** This process's name among gateways (Presence, LiveFrames): unique per process. */
+  node: string;
   /** HERALD_MAX_SOCKETS_PER_USER: sockets one user may hold in this process. */
   maxSocketsPerUser: number;
   /** Largest client frame; default 4096. */
@@ -67,6 +70,7 @@ export class Gateway {
   constructor(
     private readonly inbox: InboxStore,
     private readonly presence: Presence,
+    private readonly live: LiveFrames,
     private readonly auth: Auth,
     private readonly events: HeraldEmitter,
     private readonly log: GatewayLog,
@@ -98,10 +102,18 @@ export class Gateway {
       readsPending: (u, source) => this.reads.pending(u, source),
       maxBufferedBytes: this.options.maxBufferedBytes,
     };
-    this.events.on('inbox:entries', (entries) => this.onInboxEntries(entries));
-    this.events.on('inbox:unread', ({ userId, unreadCount }) => this.pushUnread(userId, unreadCount));
     this.sweep = setInterval(() => this.heartbeat(), options.heartbeatMs);
     this.sweep.unref();
+  }
+
+  /** Starts receiving the frames routed to this process (before any socket is accepted). */
+  async start(): Promise<void> {
+    await this.live.subscribe(this.options.node, {
+      frames: (frames) => this.onFrames(frames),
+      resync: () => {
+        for (const set of this.byUser.values()) for (const c of set) c.session.resync();
+      },
+    });
   }
 
   /** Takes over WebSocket upgrades of `server` for /v1/realtime. */
@@ -122,13 +134,16 @@ export class Gateway {
     return n;
   }
 
-  /** In-app entries just committed: each goes, serialized once, to every socket of its user. */
-  private onInboxEntries(entries: readonly InboxEntry[]): void {
-    for (const e of entries) {
-      const conns = this.byUser.get(e.userId);
+  /** Frames routed here: a notification goes, serialized once, to every socket of its user; so does an unread count. */
+  private onFrames(frames: readonly RoutedFrame[]): void {
+    for (const f of frames) {
+      const conns = this.byUser.get(f.userId);
       if (!conns) continue;
-      const frame = { seq: e.item.seq, frame: notificationFrame(e.item) };
-      for (const c of conns) c.session.deliver(frame);
+      if (f.seq === null) for (const c of conns) c.session.push(f.frame);
+      else {
+        const frame = { seq: f.seq, frame: f.frame };
+        for (const c of conns) c.session.deliver(frame);
+      }
     }
   }
 
@@ -197,7 +212,6 @@ export class Gateway {
       this.byUser.set(userId, set);
     }
     set.add(conn);
-    void this.presence.touch(userId, conn.id, this.options.heartbeatMs * 2);
     this.events.emit('realtime:opened', { userId });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       // A closed session ignores frames; do not decode what a flooding client still sends.
@@ -216,19 +230,16 @@ export class Gateway {
       const s = this.byUser.get(userId);
       s?.delete(conn);
       if (s && s.size === 0) this.byUser.delete(userId);
-      void this.presence.remove(userId, conn.id);
+      void this.presence.closed(this.options.node, userId).catch(() => {});
     });
-    session.start(after).catch((e: unknown) => {
-      this.log.warn({ err: e, userId }, 'real-time session failed to start');
-      session.close(CLOSE.restart, 'could not start; reconnect with after');
-    });
-  }
-
-  private pushUnread(userId: string, unreadCount: number): void {
-    const conns = this.byUser.get(userId);
-    if (!conns) return;
-    const frame = Buffer.from(JSON.stringify({ type: 'unread', unreadCount }));
-    for (const c of conns) c.session.push(frame);
+    // Counted in presence before the first store read: a frame routed after that read reaches this socket.
+    const counted = this.presence.opened(this.options.node, userId);
+    counted
+      .then(() => session.start(after))
+      .catch((e: unknown) => {
+        this.log.warn({ err: e, userId }, 'real-time session failed to start');
+        session.close(CLOSE.restart, 'could not start; reconnect with after');
+      });
   }
 
   private heartbeat(): void {
@@ -242,10 +253,15 @@ export class Gateway {
         } else {
           c.alive = false;
           c.ws.ping();
-          void this.presence.touch(c.session.userId, c.id, this.options.heartbeatMs * 2);
         }
       }
     }
+    // One report of everything this process holds (one call, not one per socket).
+    const held = new Map<string, number>();
+    for (const [userId, set] of this.byUser) held.set(userId, set.size);
+    this.presence
+      .refresh(this.options.node, held)
+      .catch((e: unknown) => this.log.warn({ err: e }, 'presence heartbeat failed; retried at the next one'));
   }
 }
 

@@ -156,11 +156,28 @@ export class SqlDeliveryStore implements DeliveryStore {
     });
   }
 
-  async findOverdue(dueBefore: Date, limit: number): Promise<{ id: string; lane: Lane; runAt: Date }[]> {
+  async findOverdue(
+    dueBefore: Date,
+    limit: number,
+    options: { lane?: Lane; dueAfter?: Date } = {},
+  ): Promise<{ id: string; lane: Lane; runAt: Date }[]> {
+    // By lane: deliveries_due (lane, next_attempt_at) WHERE state = 'pending' is the plan.
     const rows = await this.sql.query<{ id: string; lane: Lane; next_attempt_at: Date }>(
-      `SELECT id, lane, next_attempt_at FROM deliveries WHERE state = 'pending' AND next_attempt_at < $1
+      `SELECT id, lane, next_attempt_at FROM deliveries
+       WHERE state = 'pending' AND next_attempt_at < $1 AND ($3::text IS NULL OR lane = $3)
+         AND ($4::timestamptz IS NULL OR next_attempt_at > $4)
        ORDER BY next_attempt_at LIMIT $2`,
-      [dueBefore.toISOString(), limit],
+      [dueBefore.toISOString(), limit, options.lane ?? null, options.dueAfter?.toISOString() ?? null],
+    );
+    return rows.map((r) => ({ id: r.id, lane: r.lane, runAt: r.next_attempt_at }));
+  }
+
+  async stillPending(ids: readonly string[]): Promise<{ id: string; lane: Lane; runAt: Date }[]> {
+    if (!ids.length) return [];
+    // A plain read: a row another taker has locked is still read (as it was before that taker's commit).
+    const rows = await this.sql.query<{ id: string; lane: Lane; next_attempt_at: Date }>(
+      `SELECT id, lane, next_attempt_at FROM deliveries WHERE id = ANY($1::uuid[]) AND state = 'pending'`,
+      [ids],
     );
     return rows.map((r) => ({ id: r.id, lane: r.lane, runAt: r.next_attempt_at }));
   }

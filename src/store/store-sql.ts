@@ -23,6 +23,7 @@ import type { FanoutJob, FanoutPageRequest, FanoutPageResult } from '../core/top
 import type {
   AcceptOutcome,
   AttemptOutcome,
+  BusJob,
   CategoryPolicy,
   Channel,
   DeadLetter,
@@ -144,8 +145,15 @@ export class SqlStore implements Store {
   reclaimExpired(limit: number, options?: { unexpired?: boolean }): Promise<{ id: string; lane: Lane }[]> {
     return this.deliveries.reclaimExpired(limit, options);
   }
-  findOverdue(dueBefore: Date, limit: number): Promise<{ id: string; lane: Lane; runAt: Date }[]> {
-    return this.deliveries.findOverdue(dueBefore, limit);
+  findOverdue(
+    dueBefore: Date,
+    limit: number,
+    options?: { lane?: Lane; dueAfter?: Date },
+  ): Promise<{ id: string; lane: Lane; runAt: Date }[]> {
+    return this.deliveries.findOverdue(dueBefore, limit, options);
+  }
+  stillPending(ids: readonly string[]): Promise<BusJob[]> {
+    return this.deliveries.stillPending(ids);
   }
   listDeadLetters(options: {
     limit: number;
@@ -310,6 +318,20 @@ export class SqlStore implements Store {
   }
   runRetention(options: RetentionOptions): Promise<RetentionReport> {
     return this.retention.run(options);
+  }
+  async tryLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    // Taken when free or lapsed (on the database's clock), renewed by its holder, else left alone.
+    const rows = await this.sql.query(
+      `INSERT INTO leases (name, holder, until) VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+       ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until
+       WHERE leases.holder = EXCLUDED.holder OR leases.until < now()
+       RETURNING holder`,
+      [name, holder, ttlMs],
+    );
+    return rows.length === 1;
+  }
+  async releaseLease(name: string, holder: string): Promise<void> {
+    await this.sql.query('DELETE FROM leases WHERE name = $1 AND holder = $2', [name, holder]);
   }
   async ping(): Promise<void> {
     await this.sql.query('SELECT 1');
