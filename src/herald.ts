@@ -72,7 +72,7 @@ export interface StartOptions {
 
 export async function startHerald(config: Config, options: StartOptions = {}): Promise<Herald> {
   const roles = new Set(options.roles ?? ROLES);
-  checkRoles(roles);
+  checkRoles(roles, config);
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'herald' } });
   const secrets = resolveSecrets(config);
   const events = new HeraldEmitter();
@@ -200,7 +200,9 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   let server: FastifyInstance | null = null;
   let url: string | null = null;
   let listening: Herald['listening'] = null;
-  if (roles.has('api') || gateway) {
+  {
+    // Every process serves /healthz, /readyz and /metrics on PORT, whatever its roles (API.md); the
+    // producer and inbox API only with the api role.
     server = await buildServer(
       {
         config,
@@ -213,6 +215,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         events,
         auth,
         presence,
+        live,
+        readiness: adapters.readiness,
         rateLimiter: adapters.rateLimiter,
         routes: adapters.routes,
         unsubscribe: { tokens: new UnsubscribeTokens(secrets.jwtSecret), isRequired: adapters.isRequired },
@@ -279,17 +283,19 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   return { config, roles: [...roles], secrets, adapters, events, logger, url, listening, server, gateway, stop };
 }
 
-const ROLE_ADVICE =
-  'Run gateway and worker in the same process (the default runs every role), and add api-only or ' +
-  'scheduler-only processes freely; live frames between processes (the distributed mode, with REDIS_URL) are coming.';
-
-/** Refuses the role sets that lose live notifications whatever else runs. */
-function checkRoles(roles: ReadonlySet<Role>): void {
+/**
+ * Refuses the role sets that lose live notifications whatever else runs: a gateway whose sockets no
+ * worker can reach — one without the worker role, unless live frames travel between processes
+ * (REDIS_URL, with DATABASE_URL: the distributed mode).
+ */
+function checkRoles(roles: ReadonlySet<Role>, config: Config): void {
   if (roles.size === 0) throw new StartupError(`--role: give at least one of ${ROLES.join(', ')}`);
-  if (roles.has('gateway') && !roles.has('worker')) {
+  if (roles.has('gateway') && !roles.has('worker') && !(config.redisUrl && config.databaseUrl)) {
     throw new StartupError(
       '--role gateway without worker: nothing would push live notifications to this process’s sockets ' +
-        `(a worker pushes only to the sockets of its own process). ${ROLE_ADVICE}`,
+        '(without REDIS_URL, a worker pushes only to the sockets of its own process). Run gateway and worker ' +
+        'in the same process (the default runs every role), or set DATABASE_URL and REDIS_URL (the distributed ' +
+        'mode: live frames travel between processes) and run gateways and workers where you like.',
     );
   }
 }

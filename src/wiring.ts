@@ -50,6 +50,8 @@ export interface Adapters {
   presence: Presence;
   /** Live frames from where they are committed to the gateways that hold their users. */
   live: LiveFrames;
+  /** What /readyz checks besides the store (Redis, in the distributed mode). */
+  readiness: Record<string, () => Promise<unknown>>;
   /** This process's name among Herald's processes (presence, live frames, leases): host, pid and a random part. */
   node: string;
   /** Every configured provider (to close at stop). */
@@ -106,6 +108,12 @@ export class StartupError extends Error {
 
 export async function wireAdapters(config: Config, secrets: Secrets, options: WireOptions = {}): Promise<Adapters> {
   const warnings: string[] = [];
+  if (config.redisUrl && !config.databaseUrl && !options.preopened) {
+    throw new StartupError(
+      'REDIS_URL is set without DATABASE_URL: the embedded store belongs to one process, so there is nothing ' +
+        'for Redis to share. Set DATABASE_URL (PostgreSQL) as well for the distributed mode, or unset REDIS_URL.',
+    );
+  }
   const shownUrl = config.databaseUrl ? redact(config.databaseUrl, { asUrl: true }) : '';
   const store =
     options.preopened ??
@@ -118,7 +126,9 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
         })
       : await openEmbeddedStore(join(config.dataDir, 'pgdata')));
   let roleLock: RoleLock | null = null;
-  if (!options.preopened && config.databaseUrl && options.liveRole) {
+  // Without live frames between processes, which processes may deliver in-app is limited
+  // (src/store/pg-role-lock.ts); with them (REDIS_URL) any may.
+  if (!options.preopened && config.databaseUrl && !config.redisUrl && options.liveRole) {
     const log = options.log ?? { info() {}, warn() {}, error() {} };
     try {
       roleLock = await takeRoleLock(config.databaseUrl, options.liveRole, {
@@ -217,6 +227,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     bus,
     presence,
     live,
+    readiness: {},
     node: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     providers: built.map((b) => b.provider),
     routes,

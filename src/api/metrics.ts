@@ -2,12 +2,18 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryEvent, HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
+import type { LiveFrames } from '../core/ports.ts';
 import type { ProviderStatus } from '../core/provider-route.ts';
 
 export class Metrics {
   private readonly registry = new Registry();
 
-  constructor(events: HeraldEmitter, ingest: Ingest, routes?: ReadonlyMap<string, { status(): ProviderStatus[] }>) {
+  constructor(
+    events: HeraldEmitter,
+    ingest: Ingest,
+    routes?: ReadonlyMap<string, { status(): ProviderStatus[] }>,
+    live?: Pick<LiveFrames, 'received'>,
+  ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'herald_process_' });
     const accepted = new Counter({
       name: 'herald_notifications_accepted_total',
@@ -38,6 +44,15 @@ export class Metrics {
       name: 'herald_leases_reclaimed_total',
       help: 'Deliveries whose lease expired (their worker died or stalled) and went back to the queue',
       registers: [this.registry],
+    });
+    new Counter({
+      name: 'herald_realtime_frames_received_total',
+      help: 'Live frames this process received from other processes for its sockets',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        if (live?.received) this.inc(live.received);
+      },
     });
     new Gauge({
       name: 'herald_ingest_pending',

@@ -33,7 +33,7 @@ const READY: Record<number, unknown> = { 200: ok(SHAPES.ready), ...errorResponse
 
 export function opsRoutes(
   app: FastifyInstance,
-  { store, bus, logger, failureLog, routes }: ApiDeps,
+  { store, bus, logger, failureLog, routes, readiness }: ApiDeps,
   metrics: Metrics,
 ): void {
   const log = failureLog ?? logger;
@@ -53,21 +53,22 @@ export function opsRoutes(
       },
     },
     async (_req, reply) => {
+      let what = `the ${store.kind} store`;
       try {
         await store.ping();
+        for (const [name, ping] of Object.entries(readiness ?? {})) {
+          what = name;
+          await ping();
+        }
         return { status: 'ok', store: store.kind, bus: bus.kind };
       } catch (e) {
-        log.error({ err: e }, 'readiness check: the store does not answer');
-        const error = new HeraldError(
-          'HERALD_ERR_UNAVAILABLE',
-          `the ${store.kind} store does not answer (see the log)`,
-          {
-            retryAfter: 1,
-          },
-        );
+        log.error({ err: e }, `readiness check: ${what} does not answer`);
+        const error = new HeraldError('HERALD_ERR_UNAVAILABLE', `${what} does not answer (see the log)`, {
+          retryAfter: 1,
+        });
         return reply.status(503).header('retry-after', '1').send(error.toJSON());
       }
-    },
+    }
   );
 
   app.get(

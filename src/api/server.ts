@@ -16,7 +16,7 @@ import type { Config } from '../config.ts';
 import { HeraldError, validationError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
-import type { Bus, CategoryPolicyStore, Presence, RateLimiter, Store, TemplateStore } from '../core/ports.ts';
+import type { Bus, CategoryPolicyStore, LiveFrames, Presence, RateLimiter, Store, TemplateStore } from '../core/ports.ts';
 import type { ProviderStatus } from '../core/provider-route.ts';
 import type { Channel } from '../core/types.ts';
 import type { Auth, Caller } from './auth.ts';
@@ -70,6 +70,10 @@ export interface ApiDeps {
   events: HeraldEmitter;
   auth: Auth;
   presence: Presence;
+  /** Live frames from other processes (the gateway's `herald_realtime_frames_received_total`); absent: none. */
+  live?: Pick<LiveFrames, 'received'>;
+  /** Readiness checks beyond the store's (Redis, in the distributed mode): each throws when it cannot be used. */
+  readiness?: Record<string, () => Promise<unknown>>;
   /** Per-API-key limits; null when `config.rateLimit` is unset (then nothing is limited). */
   rateLimiter: RateLimiter | null;
   logger: Logger;
@@ -227,7 +231,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions = { api:
     return reply.status(404).send(e.toJSON());
   });
 
-  const metrics = new Metrics(deps.events, deps.ingest, deps.routes);
+  const metrics = new Metrics(deps.events, deps.ingest, deps.routes, deps.live);
   await registerDocs(app);
   if (options.api) {
     notificationRoutes(app, deps);

@@ -104,6 +104,7 @@ export class Ingest {
     let policy = this.policies?.policyOf(request.category) ?? null;
     if (policy instanceof Promise) policy = await policy;
     const n = this.prepare(request, idempotencyKey, now, policy);
+    this.refuseWhileBusFull();
     try {
       return await this.commits.submit(n);
     } catch (e) {
@@ -125,10 +126,22 @@ export class Ingest {
       if (policy instanceof Promise) policy = await policy;
       ns.push(this.prepare(request, idempotencyKey, now, policy));
     }
+    this.refuseWhileBusFull();
     try {
       return await this.commits.submitAll(ns);
     } catch (e) {
       throw refusal(e);
+    }
+  }
+
+  /** A bus at its bound (Bus.full) takes nothing new until it drains: the producer retries shortly. */
+  private refuseWhileBusFull(): void {
+    if (this.bus.full) {
+      throw new HeraldError(
+        'HERALD_ERR_OVERLOADED',
+        'the bus holds as much work as it is bounded to (HERALD_BUS_MAX_LENGTH); retry shortly',
+        { retryAfter: 1 },
+      );
     }
   }
 
