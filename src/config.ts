@@ -101,9 +101,22 @@ const schema = z.object({
     .describe('PostgreSQL instead of the embedded store'),
   REDIS_URL: z
     .string()
-    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .regex(
+      /^rediss?:\/\/[^,\s]+(,\s*rediss?:\/\/[^,\s]+)*$/,
+      'must be a redis:// or rediss:// URL, or several separated by commas (the nodes of a Redis Cluster)',
+    )
     .optional()
-    .describe('Redis for bus, presence, routing, rate limits'),
+    .describe('Redis (one URL, or a Redis Cluster\'s nodes separated by commas) for presence, live frames, rate limits'),
+  HERALD_BUS: z
+    .enum(['queue-table', 'redis-streams'])
+    .optional()
+    .describe('the bus of the distributed mode (DATABASE_URL and REDIS_URL)'),
+  HERALD_BUS_MAX_LENGTH: int(1_000, 100_000_000)
+    .default(1_000_000)
+    .describe('jobs one lane of the Redis bus holds before ingest answers 429'),
+  HERALD_RECONCILE_OVERDUE_MS: int(1_000, 3_600_000)
+    .default(30_000)
+    .describe('how late a pending delivery must be before the scheduler re-announces it to a Redis bus'),
   HERALD_API_KEYS: z
     .string()
     .transform((s) =>
@@ -270,6 +283,12 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
+  /** The distributed mode's bus (set or defaulted only with DATABASE_URL and REDIS_URL), else the queue table. */
+  bus: 'queue-table' | 'redis-streams';
+  /** Jobs one lane of the Redis bus holds before it counts as full (ingest answers 429). */
+  busMaxLength: number;
+  /** How late a pending delivery is before the reconciler re-announces it (a bus that is not the store). */
+  reconcileOverdueMs: number;
   apiKeys: string[] | undefined;
   jwtSecret: string | undefined;
   webhookSecret: string | undefined;
@@ -349,10 +368,14 @@ function shownValue(path: readonly PropertyKey[], value: string | undefined): st
   return `${name}=${JSON.stringify(value)}`;
 }
 
+/** The distributed mode's default bus (ADR 17 says why). */
+const DISTRIBUTED_BUS = 'redis-streams';
+
 /** How a default is shown where the schema's own value would not say it (`herald start --help`). */
 const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
   DATABASE_URL: 'unset → embedded PGlite',
   REDIS_URL: 'unset → in-process',
+  HERALD_BUS: `${DISTRIBUTED_BUS} with DATABASE_URL and REDIS_URL; else queue-table`,
   HERALD_API_KEYS: 'generated on first start',
   HERALD_JWT_SECRET: 'generated on first start',
   HERALD_WEBHOOK_SECRET: 'generated on first start',
@@ -544,6 +567,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: c.HERALD_DATA_DIR,
     databaseUrl: c.DATABASE_URL,
     redisUrl: c.REDIS_URL,
+    bus: c.HERALD_BUS ?? (c.DATABASE_URL && c.REDIS_URL ? DISTRIBUTED_BUS : 'queue-table'),
+    busMaxLength: c.HERALD_BUS_MAX_LENGTH,
+    reconcileOverdueMs: c.HERALD_RECONCILE_OVERDUE_MS,
     apiKeys: c.HERALD_API_KEYS,
     jwtSecret: c.HERALD_JWT_SECRET,
     webhookSecret: c.HERALD_WEBHOOK_SECRET,
