@@ -106,7 +106,7 @@ const schema = z.object({
       'must be a redis:// or rediss:// URL, or several separated by commas (the nodes of a Redis Cluster)',
     )
     .optional()
-    .describe('Redis (one URL, or a Redis Cluster\'s nodes separated by commas) for presence, live frames, rate limits'),
+    .describe("Redis (one URL, or a Redis Cluster's nodes separated by commas) for presence, live frames, rate limits"),
   HERALD_BUS: z
     .enum(['queue-table', 'redis-streams'])
     .optional()

@@ -200,36 +200,34 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   let server: FastifyInstance | null = null;
   let url: string | null = null;
   let listening: Herald['listening'] = null;
-  {
-    // Every process serves /healthz, /readyz and /metrics on PORT, whatever its roles (API.md); the
-    // producer and inbox API only with the api role.
-    server = await buildServer(
-      {
-        config,
-        store,
-        templates: adapters.templates,
-        policies: adapters.policies,
-        decisionContexts: adapters.decisionContexts,
-        bus,
-        ingest,
-        events,
-        auth,
-        presence,
-        live,
-        readiness: adapters.readiness,
-        rateLimiter: adapters.rateLimiter,
-        routes: adapters.routes,
-        unsubscribe: { tokens: new UnsubscribeTokens(secrets.jwtSecret), isRequired: adapters.isRequired },
-        logger,
-        failureLog: failures,
-      },
-      { api: roles.has('api') },
-    );
-    gateway?.attach(server.server);
-    await server.listen({ port: config.port, host: config.host });
-    listening = boundAddress(server);
-    url = reachableUrl(listening);
-  }
+  // Every process serves /healthz, /readyz and /metrics on PORT, whatever its roles (API.md); the
+  // producer and inbox API only with the api role.
+  server = await buildServer(
+    {
+      config,
+      store,
+      templates: adapters.templates,
+      policies: adapters.policies,
+      decisionContexts: adapters.decisionContexts,
+      bus,
+      ingest,
+      events,
+      auth,
+      presence,
+      live,
+      readiness: adapters.readiness,
+      rateLimiter: adapters.rateLimiter,
+      routes: adapters.routes,
+      unsubscribe: { tokens: new UnsubscribeTokens(secrets.jwtSecret), isRequired: adapters.isRequired },
+      logger,
+      failureLog: failures,
+    },
+    { api: roles.has('api') },
+  );
+  gateway?.attach(server.server);
+  await server.listen({ port: config.port, host: config.host });
+  listening = boundAddress(server);
+  url = reachableUrl(listening);
   // Expired leases of a previous run come back before workers start claiming; on a store that only
   // this process can use, every lease does: whoever held it has died.
   if (maintenance) {

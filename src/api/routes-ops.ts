@@ -68,7 +68,7 @@ export function opsRoutes(
         });
         return reply.status(503).header('retry-after', '1').send(error.toJSON());
       }
-    }
+    },
   );
 
   app.get(

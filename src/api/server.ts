@@ -16,7 +16,15 @@ import type { Config } from '../config.ts';
 import { HeraldError, validationError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
-import type { Bus, CategoryPolicyStore, LiveFrames, Presence, RateLimiter, Store, TemplateStore } from '../core/ports.ts';
+import type {
+  Bus,
+  CategoryPolicyStore,
+  LiveFrames,
+  Presence,
+  RateLimiter,
+  Store,
+  TemplateStore,
+} from '../core/ports.ts';
 import type { ProviderStatus } from '../core/provider-route.ts';
 import type { Channel } from '../core/types.ts';
 import type { Auth, Caller } from './auth.ts';
