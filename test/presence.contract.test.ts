@@ -1,7 +1,10 @@
 /** The Presence port's contract, run against every presence adapter. */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Presence } from '../src/core/ports.ts';
 import { MemoryPresence } from '../src/realtime/presence-memory.ts';
+import { RedisPresence } from '../src/realtime/presence-redis.ts';
+import { connectRedis, type RedisClient } from '../src/redis-connection.ts';
+import { freshPrefix, type PrivateCluster, privateCluster, sharedRedisUrl } from './support/redis.ts';
 
 interface PresenceAdapter {
   name: string;
@@ -9,7 +12,38 @@ interface PresenceAdapter {
   open(ttlMs: number): Promise<Presence>;
 }
 
-const ADAPTERS: PresenceAdapter[] = [{ name: 'memory', open: async (ttlMs) => new MemoryPresence({ ttlMs }) }];
+/** Clients opened by the Redis adapters, closed after the file (a presence does not own its client). */
+const clients: RedisClient[] = [];
+let cluster: Promise<PrivateCluster> | null = null;
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  if (cluster) await (await cluster).cleanup();
+});
+
+async function redisClient(url: string): Promise<RedisClient> {
+  const c = connectRedis(url);
+  clients.push(c);
+  return c;
+}
+
+/** The cluster starts once, on first use (only the cluster cases pay for it). */
+async function clusterUrl(): Promise<string> {
+  cluster ??= privateCluster();
+  return (await cluster).url;
+}
+
+const ADAPTERS: PresenceAdapter[] = [
+  { name: 'memory', open: async (ttlMs) => new MemoryPresence({ ttlMs }) },
+  {
+    name: 'redis',
+    open: async (ttlMs) =>
+      new RedisPresence(await redisClient(await sharedRedisUrl()), { prefix: freshPrefix(), ttlMs }),
+  },
+  {
+    name: 'redis cluster',
+    open: async (ttlMs) => new RedisPresence(await redisClient(await clusterUrl()), { prefix: freshPrefix(), ttlMs }),
+  },
+];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
