@@ -1,0 +1,202 @@
+/**
+ * Real-time fan-out between processes through Redis sharded pub/sub, routed by Presence: a frame goes
+ * only to the gateway nodes that hold its user's sockets, never to every node.
+ *
+ * - `publish` looks up the nodes of all the call's users at once (`Presence.nodesOf`), then sends one
+ *   SPUBLISH per node with that node's frames (live-frame-codec.ts), to the node's own channel
+ *   `{prefix}herald:live:{<node>}`. Frames for this process's own node go straight to its handler.
+ *   Within one publish, a node receives its frames in the order given; successive publishes of one
+ *   process are sent in call order. `publish` never throws: frames it could not send are counted
+ *   (`failed`) and left to the store, which sessions read at the next gap, `resync` or reconnect.
+ * - `subscribe` listens on the node's channel through a connection of its own (a duplicate of the
+ *   client). When that connection was lost and is back, the frames published meanwhile are gone:
+ *   once the channel is subscribed again, the handler's `resync` runs.
+ *
+ * Why sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis ≥ 7): in a Cluster a classic PUBLISH is copied to
+ * every shard over the cluster bus, whoever listens; a sharded one stays on the shard that owns the
+ * channel's slot, so routed traffic costs one shard, and the gateways' channels (hash tag = node)
+ * spread over the shards. On a single server the two behave the same.
+ *
+ * Best effort by design (the port's contract): no acknowledgement, no redelivery, no buffering
+ * beyond the client's offline queue during a short reconnect.
+ */
+import { Cluster } from 'ioredis';
+import type { LiveFrames, LiveHandler, Presence, RoutedFrame } from '../core/ports.ts';
+import type { RedisClient } from '../redis-connection.ts';
+import { decodeFrames, encodeFrames } from './live-frame-codec.ts';
+
+export interface RedisLiveFramesOptions {
+  /** Prepended to every channel (tests). Default ''. */
+  prefix?: string;
+}
+
+export class RedisLiveFrames implements LiveFrames {
+  readonly kind = 'redis';
+  private readonly prefix: string;
+  private node: string | null = null;
+  private handler: LiveHandler | null = null;
+  private sub: RedisClient | null = null;
+  private channel = '';
+  /** Settles when the previous publish has sent its messages (keeps publishes in call order). */
+  private sent: Promise<void> = Promise.resolve();
+  private receivedFrames = 0;
+  private failedFrames = 0;
+  private badMessages = 0;
+  private resyncs = 0;
+
+  constructor(
+    private readonly client: RedisClient,
+    private readonly presence: Presence,
+    options: RedisLiveFramesOptions = {},
+  ) {
+    this.prefix = options.prefix ?? '';
+  }
+
+  /** Frames this process received from other processes for its sockets. */
+  get received(): number {
+    return this.receivedFrames;
+  }
+
+  /** Frames (per destination node) that `publish` could not route or send: left to the store. */
+  get failed(): number {
+    return this.failedFrames;
+  }
+
+  /** Messages on this node's channel that could not be decoded (another version; dropped). */
+  get undecodable(): number {
+    return this.badMessages;
+  }
+
+  /** Times the handler was told to resync (the subscriber connection came back). */
+  get resynced(): number {
+    return this.resyncs;
+  }
+
+  async publish(frames: readonly RoutedFrame[]): Promise<void> {
+    if (frames.length === 0) return;
+    // The lookup starts at once (lookups of successive publishes pipeline); sending waits its turn.
+    const routed = this.route(frames);
+    const previous = this.sent;
+    let done!: () => void;
+    this.sent = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const sends: Promise<void>[] = [];
+    try {
+      await previous;
+      const perNode = await routed;
+      if (!perNode) return;
+      for (const [node, list] of perNode) {
+        if (node === this.node && this.handler) continue;
+        sends.push(
+          this.client.spublish(this.channelOf(node), encodeFrames(list)).then(
+            () => {},
+            () => {
+              this.failedFrames += list.length;
+            },
+          ),
+        );
+      }
+      const local = this.node === null ? undefined : perNode.get(this.node);
+      if (local && this.handler) {
+        try {
+          this.handler.frames(local);
+        } catch {
+          this.failedFrames += local.length;
+        }
+      }
+    } finally {
+      done();
+    }
+    await Promise.all(sends);
+  }
+
+  async subscribe(node: string, handler: LiveHandler): Promise<void> {
+    if (this.sub) throw new Error(`live frames: this process already subscribed as ${this.node}`);
+    this.node = node;
+    this.handler = handler;
+    this.channel = this.channelOf(node);
+    // Named after its channel, so CLIENT LIST shows which gateway a subscriber connection serves.
+    const connectionName = this.channel;
+    const sub =
+      this.client instanceof Cluster
+        ? this.client.duplicate([], { shardedSubscribers: true, redisOptions: { connectionName } })
+        : this.client.duplicate({ connectionName });
+    this.sub = sub;
+    // Connection errors are followed by reconnects (and then a resync); nothing to do per error.
+    sub.on('error', () => {});
+    sub.on('smessageBuffer', (_channel: Buffer, message: Buffer) => this.onMessage(message));
+    await sub.ssubscribe(this.channel);
+    if (sub instanceof Cluster) {
+      // The subscriber group emits this after it replaced a lost subscriber and subscribed again.
+      sub.on('subscribersReady', () => this.resync());
+    } else {
+      // 'ready' after the first one: a reconnect. ioredis subscribes again by itself; resync only
+      // once that is acknowledged, so no frame falls between the store read and the subscription.
+      sub.on('ready', () => {
+        sub.ssubscribe(this.channel).then(
+          () => this.resync(),
+          () => {
+            // The connection dropped again: its next 'ready' tries again.
+          },
+        );
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    const sub = this.sub;
+    this.sub = null;
+    this.handler = null;
+    this.node = null;
+    if (!sub) return;
+    sub.removeAllListeners('ready');
+    sub.removeAllListeners('subscribersReady');
+    await sub.sunsubscribe(this.channel).catch(() => {});
+    sub.disconnect();
+  }
+
+  private channelOf(node: string): string {
+    return `${this.prefix}herald:live:{${node}}`;
+  }
+
+  /** Each node's frames in the given order; null if the lookup failed (the frames count as failed). */
+  private async route(frames: readonly RoutedFrame[]): Promise<Map<string, RoutedFrame[]> | null> {
+    let where: Map<string, string[]>;
+    try {
+      where = await this.presence.nodesOf([...new Set(frames.map((f) => f.userId))]);
+    } catch {
+      this.failedFrames += frames.length;
+      return null;
+    }
+    const perNode = new Map<string, RoutedFrame[]>();
+    for (const f of frames) {
+      for (const node of where.get(f.userId) ?? []) {
+        const list = perNode.get(node);
+        if (list) list.push(f);
+        else perNode.set(node, [f]);
+      }
+    }
+    return perNode;
+  }
+
+  private onMessage(message: Buffer): void {
+    const handler = this.handler;
+    if (!handler) return;
+    let frames: RoutedFrame[];
+    try {
+      frames = decodeFrames(message);
+    } catch {
+      this.badMessages++;
+      return;
+    }
+    this.receivedFrames += frames.length;
+    handler.frames(frames);
+  }
+
+  private resync(): void {
+    if (!this.handler) return;
+    this.resyncs++;
+    this.handler.resync();
+  }
+}
