@@ -271,6 +271,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       await live.close();
       await presence.close();
       await bus.close();
+      await adapters.redis?.quit().catch(() => adapters.redis?.disconnect());
       await store.close();
       await adapters.roleLock?.release();
       failures.stop();

@@ -31,8 +31,11 @@ import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { leaseMarginMs } from './core/worker.ts';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter-memory.ts';
 import { MemoryLiveFrames } from './realtime/live-memory.ts';
+import { RedisLiveFrames } from './realtime/live-redis.ts';
 import { MemoryPresence } from './realtime/presence-memory.ts';
+import { RedisPresence } from './realtime/presence-redis.ts';
 import { redact } from './redact.ts';
+import { connectRedis, type RedisClient } from './redis-connection.ts';
 import type { Secrets } from './secrets.ts';
 import {
   type LiveRole,
@@ -50,6 +53,8 @@ export interface Adapters {
   presence: Presence;
   /** Live frames from where they are committed to the gateways that hold their users. */
   live: LiveFrames;
+  /** The distributed mode's Redis connection (closed by stop, after everything that uses it); null without REDIS_URL. */
+  redis: RedisClient | null;
   /** What /readyz checks besides the store (Redis, in the distributed mode). */
   readiness: Record<string, () => Promise<unknown>>;
   /** This process's name among Herald's processes (presence, live frames, leases): host, pid and a random part. */
@@ -101,6 +106,29 @@ export interface WireOptions {
   clock?: Clock;
 }
 
+/**
+ * Connects to REDIS_URL and waits until it answers (a start-up that cannot reach Redis fails, naming
+ * the setting, as one that cannot reach PostgreSQL does); closes `store` when it gives up.
+ */
+async function openRedis(url: string, store: Store): Promise<RedisClient> {
+  const shown = url
+    .split(',')
+    .map((u) => redact(u.trim(), { asUrl: true }))
+    .join(',');
+  const client = connectRedis(url, { name: 'herald' });
+  try {
+    await Promise.race([
+      client.ping(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 10 s')), 10_000).unref()),
+    ]);
+    return client;
+  } catch (e) {
+    client.disconnect();
+    await store.close().catch(() => {});
+    throw new StartupError(`REDIS_URL ${shown} is unreachable: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** A start-up failure the operator fixes in the configuration; the message names the setting. */
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -142,20 +170,18 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
         : databaseError(shownUrl, e);
     }
   }
-  if (config.redisUrl) {
-    warnings.push(
-      'REDIS_URL is set, but this version has no Redis adapters yet: bus, presence and routing run in-process, ' +
-        'and live notifications reach only the sockets of the process that delivers them',
-    );
-    if (config.rateLimit) {
-      warnings.push('rate limits are kept per process: with several api processes each allows the full rate');
-    }
+  if (config.redisUrl && config.rateLimit) {
+    warnings.push('rate limits are kept per process: with several api processes each allows the full rate');
   }
   const rateLimiter = config.rateLimit ? new MemoryRateLimiter(config.rateLimit) : null;
   const bus = new QueueTableBus();
+  // The distributed mode: presence, live frames and rate limits shared through Redis.
+  const redis = config.redisUrl ? await openRedis(config.redisUrl, store) : null;
   // Nodes count for 60 s after their last heartbeat (API.md: a closed socket is forgotten within 60 s).
-  const presence = new MemoryPresence({ ttlMs: PRESENCE_TTL_MS });
-  const live = new MemoryLiveFrames();
+  const presence = redis
+    ? new RedisPresence(redis, { ttlMs: PRESENCE_TTL_MS })
+    : new MemoryPresence({ ttlMs: PRESENCE_TTL_MS });
+  const live = redis ? new RedisLiveFrames(redis, presence) : new MemoryLiveFrames();
   // A required category (its policy says so) ignores opt-outs and carries no unsubscribe link.
   const policies = new CategoryPolicyCache(store);
   const isRequired = policies.isRequired;
@@ -227,7 +253,8 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     bus,
     presence,
     live,
-    readiness: {},
+    readiness: redis ? { Redis: () => redis.ping() } : {},
+    redis,
     node: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     providers: built.map((b) => b.provider),
     routes,

@@ -1,0 +1,120 @@
+/**
+ * Routed real time across processes (the distributed mode: PostgreSQL + Redis): a notification
+ * posted to an api process reaches the user's socket on whichever gateway holds it — through the
+ * worker that delivers it and Redis — and no other gateway receives that frame. Each Herald here is a
+ * separate instance with its own roles, its own Redis connections and its own node name, as separate
+ * processes would be (the chaos suite, chaos/, runs them as real processes). Redis is a private
+ * server of this file's, so that its keys and streams are nobody else's.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshPostgresUrl } from './support/databases.ts';
+import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
+import { userToken } from './support/http.ts';
+import { type PrivateRedis, privateRedis } from './support/redis.ts';
+import { connectReady, type RealtimeClient } from './support/ws-client.ts';
+
+/** The e2e latency target of the project (docs/benchmarks.md): p99 ≤ 20 ms; a test on a busy machine gets more room. */
+const ROUTED_WITHIN_MS = 2_000;
+
+let redis: PrivateRedis;
+let db: { url: string; drop(): Promise<void> };
+let api: TestHerald;
+let worker: TestHerald;
+let gateway1: TestHerald;
+let gateway2: TestHerald;
+const clients: RealtimeClient[] = [];
+
+beforeAll(async () => {
+  redis = await privateRedis();
+  db = await freshPostgresUrl();
+  const start = (roles: ('api' | 'worker' | 'gateway' | 'scheduler')[]) =>
+    startTestHerald({ store: 'postgres', databaseUrl: db.url, roles, env: { REDIS_URL: redis.url } });
+  api = await start(['api']);
+  worker = await start(['worker', 'scheduler']);
+  gateway1 = await start(['gateway']);
+  gateway2 = await start(['gateway']);
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of clients) await c.close().catch(() => {});
+  for (const h of [gateway2, gateway1, worker, api]) await h?.stop().catch(() => {});
+  await db?.drop();
+  await redis?.cleanup();
+});
+
+function framesReceived(h: TestHerald): number {
+  return h.herald.adapters.live.received;
+}
+
+describe('routed real time across processes', () => {
+  it('a user on gateway 2 gets a notification posted to the api process; gateway 1 never receives it', async () => {
+    const { client: alice } = await connectReady(gateway2.url, userToken('alice'));
+    const { client: bob } = await connectReady(gateway1.url, userToken('bob'));
+    clients.push(alice, bob);
+    const before = { g1: framesReceived(gateway1), g2: framesReceived(gateway2) };
+
+    const sent = 20;
+    const latencies: number[] = [];
+    for (let i = 0; i < sent; i++) {
+      const at = performance.now();
+      const r = await api.api('POST', '/v1/notifications', {
+        to: ['alice'],
+        category: 'test.routing',
+        channels: ['in_app'],
+        title: `n${i}`,
+      });
+      expect(r.status, JSON.stringify(r.json)).toBe(202);
+      await alice.waitFor((m) => m.type === 'notification' && m.title === `n${i}`, `n${i}`, ROUTED_WITHIN_MS);
+      latencies.push(performance.now() - at);
+    }
+    const seqs = alice.notifications().map((m) => m.seq as number);
+    const delivered = new Set(seqs).size;
+    const duplicated = seqs.length - delivered;
+    const lost = sent - delivered;
+    latencies.sort((a, b) => a - b);
+    console.log(
+      `routing: sent=${sent} delivered=${delivered} lost=${lost} duplicated=${duplicated} ` +
+        `POST→socket p50=${latencies[Math.floor(sent / 2)]?.toFixed(1)} ms max=${latencies.at(-1)?.toFixed(1)} ms; ` +
+        `frames from Redis: gateway1=${framesReceived(gateway1) - before.g1} gateway2=${framesReceived(gateway2) - before.g2}`,
+    );
+    expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
+    expect(seqs).toEqual(Array.from({ length: sent }, (_, i) => i + 1));
+    // Every frame for alice went to gateway 2 only; bob's socket on gateway 1 got nothing.
+    expect(framesReceived(gateway2) - before.g2).toBeGreaterThanOrEqual(sent);
+    expect(framesReceived(gateway1) - before.g1).toBe(0);
+    expect(bob.notifications()).toEqual([]);
+  });
+
+  it('presence counts sockets across gateways, seen from the api process', async () => {
+    const { client: a } = await connectReady(gateway1.url, userToken('carol'));
+    const { client: b } = await connectReady(gateway2.url, userToken('carol'));
+    clients.push(a, b);
+    const r = await api.api('GET', '/v1/users/carol/presence');
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ userId: 'carol', online: true, sockets: 2 });
+    await a.close();
+    await eventually(async () => {
+      const p = await api.api('GET', '/v1/users/carol/presence');
+      return p.json.sockets === 1 ? p.json : undefined;
+    }, 'carol down to one socket');
+  });
+
+  it("a read on one gateway updates the user's unread count on the other", async () => {
+    const { client: phone } = await connectReady(gateway1.url, userToken('dave'));
+    const { client: laptop } = await connectReady(gateway2.url, userToken('dave'));
+    clients.push(phone, laptop);
+    const r = await api.api('POST', '/v1/notifications', {
+      to: ['dave'],
+      category: 'test.routing',
+      channels: ['in_app'],
+      title: 'x',
+    });
+    expect(r.status).toBe(202);
+    const [n] = await phone.waitForNotifications(1);
+    await laptop.waitForNotifications(1);
+    const from = laptop.messages.length;
+    phone.send({ type: 'read', seq: n?.seq });
+    const unread = await laptop.waitFor((m) => m.type === 'unread', 'unread on the other gateway', 5_000, from);
+    expect(unread.unreadCount).toBe(0);
+  });
+});
