@@ -62,6 +62,8 @@ async function waitForPing(port: number, timeoutMs = 10_000): Promise<void> {
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
     });
+    // A server not up yet refuses the connection: reported by connect(), not as an unhandled event.
+    r.on('error', () => {});
     try {
       await r.connect();
       await r.ping();
