@@ -177,10 +177,12 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
   const bus = new QueueTableBus();
   // The distributed mode: presence, live frames and rate limits shared through Redis.
   const redis = config.redisUrl ? await openRedis(config.redisUrl, store) : null;
-  // Nodes count for 60 s after their last heartbeat (API.md: a closed socket is forgotten within 60 s).
+  // A gateway node counts for two heartbeats after its last one: with the default 25 s, the sockets
+  // of a gateway that died are forgotten within 50 s (API.md: within 60 s of a close).
+  const presenceTtlMs = 2 * config.wsHeartbeatMs;
   const presence = redis
-    ? new RedisPresence(redis, { ttlMs: PRESENCE_TTL_MS })
-    : new MemoryPresence({ ttlMs: PRESENCE_TTL_MS });
+    ? new RedisPresence(redis, { ttlMs: presenceTtlMs })
+    : new MemoryPresence({ ttlMs: presenceTtlMs });
   const live = redis ? new RedisLiveFrames(redis, presence) : new MemoryLiveFrames();
   // A required category (its policy says so) ignores opt-outs and carries no unsubscribe link.
   const policies = new CategoryPolicyCache(store);
@@ -281,9 +283,6 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     },
   };
 }
-
-/** How long a gateway node's presence report counts after its last heartbeat. */
-const PRESENCE_TTL_MS = 60_000;
 
 /** The longest a send waits for a provider's rate limit before the next provider is tried. */
 const PACE_WAIT_MS = 5_000;
