@@ -349,6 +349,13 @@ export interface Presence {
   closed(node: string, userId: string): Promise<void>;
   /** `node`'s heartbeat: the sockets it holds now, per user (replaces what it reported before). */
   refresh(node: string, held: ReadonlyMap<string, number>): Promise<void>;
+  /**
+   * Whether presence still holds `node`'s reports: false once they are gone although the node runs
+   * (Redis lost its data, or the node's reports expired while it stalled). Then frames routed by
+   * presence missed this node's users meanwhile: the gateway reports everything again at once and its
+   * sessions catch up from the store. Cheap: a gateway asks every few seconds.
+   */
+  knows(node: string): Promise<boolean>;
   /** The live nodes holding sockets of each of `userIds` (a user with none is absent). */
   nodesOf(userIds: readonly string[]): Promise<Map<string, string[]>>;
   /** Across every live node. `lastSeen`: the last open, close or heartbeat of the user (null: never seen). */

@@ -54,6 +54,8 @@ interface Conn {
 }
 
 const PATH = '/v1/realtime';
+/** How often a gateway checks that presence still holds its reports (API.md: a socket counts within 5 s). */
+const PRESENCE_CHECK_MS = 5_000;
 /** How long acks gather before they are written (a delivery shows `delivered` that much later). */
 const ACK_LINGER_MS = 50;
 
@@ -63,6 +65,7 @@ export class Gateway {
   private readonly acks: GroupCommit<{ userId: string; seq: number }, undefined>;
   private readonly reads: ReadCoalescer;
   private readonly sweep: NodeJS.Timeout;
+  private readonly check: NodeJS.Timeout;
   private readonly sessionDeps: SessionDeps;
   private nextId = 0;
   private closing = false;
@@ -104,6 +107,8 @@ export class Gateway {
     };
     this.sweep = setInterval(() => this.heartbeat(), options.heartbeatMs);
     this.sweep.unref();
+    this.check = setInterval(() => this.checkPresence(), Math.min(PRESENCE_CHECK_MS, options.heartbeatMs));
+    this.check.unref();
   }
 
   /** Starts receiving the frames routed to this process (before any socket is accepted). */
@@ -151,6 +156,7 @@ export class Gateway {
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.sweep);
+    clearInterval(this.check);
     const all = [...this.byUser.values()].flatMap((s) => [...s]);
     for (const c of all) c.session.close(CLOSE.restart, 'server restarting; reconnect with after');
     await Promise.all([this.acks.drain(), this.reads.drain()]);
@@ -242,6 +248,31 @@ export class Gateway {
       });
   }
 
+  /**
+   * Presence lost this node's reports (Redis flushed or restarted empty): report everything now, and
+   * every session catches up from the store (frames routed meanwhile did not come here).
+   */
+  private checkPresence(): void {
+    if (this.byUser.size === 0 || this.closing) return;
+    this.presence
+      .knows(this.options.node)
+      .then(async (known) => {
+        if (known || this.closing) return;
+        await this.presence.refresh(this.options.node, this.held());
+        for (const set of this.byUser.values()) for (const c of set) c.session.resync();
+      })
+      .catch(() => {
+        // Redis unreachable: the next check (or heartbeat) tries again.
+      });
+  }
+
+  /** Sockets held per user. */
+  private held(): Map<string, number> {
+    const held = new Map<string, number>();
+    for (const [userId, set] of this.byUser) held.set(userId, set.size);
+    return held;
+  }
+
   private heartbeat(): void {
     const now = Date.now() / 1000;
     for (const set of this.byUser.values()) {
@@ -257,10 +288,8 @@ export class Gateway {
       }
     }
     // One report of everything this process holds (one call, not one per socket).
-    const held = new Map<string, number>();
-    for (const [userId, set] of this.byUser) held.set(userId, set.size);
     this.presence
-      .refresh(this.options.node, held)
+      .refresh(this.options.node, this.held())
       .catch((e: unknown) => this.log.warn({ err: e }, 'presence heartbeat failed; retried at the next one'));
   }
 }

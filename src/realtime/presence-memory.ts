@@ -78,6 +78,10 @@ export class MemoryPresence implements Presence {
     if (now - this.sweptAt >= SWEEP_MS) this.sweep(now);
   }
 
+  async knows(node: string): Promise<boolean> {
+    return (this.nodeUntil.get(node) ?? 0) > Date.now();
+  }
+
   async nodesOf(userIds: readonly string[]): Promise<Map<string, string[]>> {
     const now = Date.now();
     const out = new Map<string, string[]>();

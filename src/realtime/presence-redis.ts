@@ -158,6 +158,11 @@ export class RedisPresence implements Presence {
     }
   }
 
+  async knows(node: string): Promise<boolean> {
+    const until = await this.redis.zscore(this.nodesKey, node);
+    return until !== null && Number(until) > Date.now();
+  }
+
   async nodesOf(userIds: readonly string[]): Promise<Map<string, string[]>> {
     const startedAt = Date.now();
     const refetch = this.maybeFetch(startedAt);
