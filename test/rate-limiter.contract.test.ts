@@ -255,3 +255,74 @@ describe.each(ADAPTERS)('RateLimiter contract: $name', (adapter) => {
     await l.close();
   });
 });
+
+/** Where two processes' limiters meet: the shared server, or the cluster. */
+const SHARED_BACKENDS: { name: string; url(): Promise<string> }[] = [
+  { name: 'redis', url: () => sharedRedisUrl() },
+  {
+    name: 'redis cluster',
+    url: async () => {
+      if (!cluster) throw new Error('the test cluster did not start (see beforeAll)');
+      return cluster.url;
+    },
+  },
+];
+
+describe.each(SHARED_BACKENDS)('RateLimiter across processes: $name', (backend) => {
+  /** Two limiters as two processes would hold them: each its own connection, one key prefix. */
+  async function twoProcesses(limit: { rps: number; burst: number }): Promise<[RedisRateLimiter, RedisRateLimiter]> {
+    const url = await backend.url();
+    const prefix = freshPrefix();
+    const open = () =>
+      new RedisRateLimiter({ client: connectRedis(url), ...limit, prefix, timeoutMs: 10_000, closeClient: true });
+    return [open(), open()];
+  }
+
+  it('two limiters on separate connections share each bucket: in every window, together ≤ rps·(b − a) + burst', async () => {
+    const rps = 20;
+    const burst = 4;
+    const limiters = await twoProcesses({ rps, burst });
+    const rand = seededRandom(21);
+    const served: number[] = [];
+    const servedBy: [number, number] = [0, 0];
+    let refused = 0;
+    for (const t of arrivals(rand, rps, burst, 2000)) {
+      const which = rand() < 0.5 ? 0 : 1;
+      if ((await limiters[which].take('k', t)).allowed) {
+        served.push(t);
+        servedBy[which]++;
+      } else refused++;
+    }
+    expect(refused).toBeGreaterThan(100);
+    // Both were served (each alone would have allowed the whole rate).
+    expect(Math.min(...servedBy)).toBeGreaterThan(100);
+    const worst = worstExcess(served, rps, burst);
+    expect(worst.excess, `worst window ${worst.window}`).toBeLessThanOrEqual(0);
+    expect(worst.excess).toBeGreaterThan(-1);
+    for (const l of limiters) expect(l.decidedLocally).toBe(0);
+    await Promise.all(limiters.map((l) => l.close()));
+  });
+
+  it("on Redis's clock: two processes taking as fast as they can get rps × t + burst together, not each", async () => {
+    const rps = 50;
+    const burst = 5;
+    const limiters = await twoProcesses({ rps, burst });
+    let allowed = 0;
+    const start = performance.now();
+    // Four callers per process for 1.5 s, no `now`: the script reads the server's time.
+    await Promise.all(
+      limiters.flatMap((l) =>
+        Array.from({ length: 4 }, async () => {
+          while (performance.now() - start < 1500) if ((await l.take('k')).allowed) allowed++;
+        }),
+      ),
+    );
+    const seconds = (performance.now() - start) / 1000;
+    // Every decision fell between `start` and now on the server's clock too (within the run).
+    expect(allowed).toBeLessThanOrEqual(Math.floor(rps * seconds + burst));
+    // And the bucket was used, not starved: one process alone could take this much.
+    expect(allowed).toBeGreaterThanOrEqual(Math.floor(rps * 1.5 + burst) - 2);
+    for (const l of limiters) expect(l.decidedLocally).toBe(0);
+    await Promise.all(limiters.map((l) => l.close()));
+  });
+});
