@@ -1,15 +1,59 @@
 /**
- * The RateLimiter port's contract, run against every adapter (today: in-process). Time is injected
- * (`take(key, now)`, milliseconds), so the guarantees are checked exactly, not against a loaded
- * machine's timers.
+ * The RateLimiter port's contract, run against every adapter: in-process, Redis (the shared server,
+ * a fresh key prefix per limiter) and a three-node Redis Cluster started once for this file. Time is
+ * injected (`take(key, now)`, milliseconds), so the guarantees are checked exactly, not against a
+ * loaded machine's timers. Redis missing fails these tests with the command that starts it.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RateLimiter } from '../src/core/ports.ts';
 import { MemoryRateLimiter } from '../src/ratelimit/rate-limiter-memory.ts';
+import { RedisRateLimiter } from '../src/ratelimit/rate-limiter-redis.ts';
+import { connectRedis } from '../src/redis-connection.ts';
 import { seededRandom } from './support/random.ts';
+import { freshPrefix, type PrivateCluster, privateCluster, sharedRedisUrl } from './support/redis.ts';
+
+let cluster: PrivateCluster | undefined;
+beforeAll(async () => {
+  cluster = await privateCluster();
+}, 60_000);
+afterAll(async () => {
+  await cluster?.cleanup();
+});
+
+/**
+ * A Redis limiter on a connection of its own, closed with it. The timeout is long: a take decided
+ * locally because a loaded machine was slow would be a different bucket, and this suite checks Redis's.
+ */
+function redisLimiter(url: string, limit: { rps: number; burst: number }): RateLimiter {
+  const limiter = new RedisRateLimiter({
+    client: connectRedis(url),
+    ...limit,
+    prefix: freshPrefix(),
+    timeoutMs: 10_000,
+    closeClient: true,
+  });
+  return {
+    kind: limiter.kind,
+    async take(key, now) {
+      const d = await limiter.take(key, now);
+      // Every decision in this suite must be Redis's own.
+      if (limiter.decidedLocally > 0) throw new Error('a take was decided without Redis');
+      return d;
+    },
+    close: () => limiter.close(),
+  };
+}
 
 const ADAPTERS: { name: string; open(limit: { rps: number; burst: number }): Promise<RateLimiter> }[] = [
   { name: 'memory', open: async (limit) => new MemoryRateLimiter(limit) },
+  { name: 'redis', open: async (limit) => redisLimiter(await sharedRedisUrl(), limit) },
+  {
+    name: 'redis cluster',
+    open: async (limit) => {
+      if (!cluster) throw new Error('the test cluster did not start (see beforeAll)');
+      return redisLimiter(cluster.url, limit);
+    },
+  },
 ];
 
 /**
@@ -63,11 +107,14 @@ describe.each(ADAPTERS)('RateLimiter contract: $name', (adapter) => {
     expect(seen.map((d) => d.remaining)).toEqual([4, 3, 2, 1, 0]);
     expect(seen.map((d) => d.limit)).toEqual([5, 5, 5, 5, 5]);
     expect(seen.map((d) => d.retryAfterSeconds)).toEqual([0, 0, 0, 0, 0]);
+    expect(seen.map((d) => d.retryAfterMs)).toEqual([0, 0, 0, 0, 0]);
     // n tokens owed at 2 a second: full again in n / 2 seconds, rounded up.
     expect(seen.map((d) => d.resetSeconds)).toEqual([1, 1, 2, 2, 3]);
 
     const refused = await l.take('k', 1000);
-    expect(refused).toEqual({ allowed: false, limit: 5, remaining: 0, resetSeconds: 3, retryAfterSeconds: 1 });
+    expect(refused).toMatchObject({ allowed: false, limit: 5, remaining: 0, resetSeconds: 3, retryAfterSeconds: 1 });
+    // The next token is 500 ms away (one every 500 ms; the fifth was taken 2 s ahead of the first).
+    expect(refused.retryAfterMs).toBeCloseTo(500, 3);
     await l.close();
   });
 
@@ -83,6 +130,21 @@ describe.each(ADAPTERS)('RateLimiter contract: $name', (adapter) => {
     // Served at 10.5 s: the next token is due at 20.5 s, as if the nine refusals never happened.
     expect((await l.take('k', 20_499)).allowed).toBe(false);
     expect((await l.take('k', 20_500)).allowed).toBe(true);
+    await l.close();
+  });
+
+  it('retryAfterMs is exact, for callers that wait: refused just before it, served at it', async () => {
+    // One token every 5 ms (a provider's pace at 200/s), bursts of 2.
+    const l = await adapter.open({ rps: 200, burst: 2 });
+    await l.take('k', 100);
+    await l.take('k', 100);
+    const refused = await l.take('k', 101);
+    expect(refused.allowed).toBe(false);
+    expect(refused.retryAfterSeconds).toBe(1);
+    const wait = refused.retryAfterMs as number;
+    expect(wait).toBeCloseTo(4, 3);
+    expect((await l.take('k', 101 + wait - 0.01)).allowed).toBe(false);
+    expect((await l.take('k', 101 + wait)).allowed).toBe(true);
     await l.close();
   });
 
@@ -191,5 +253,76 @@ describe.each(ADAPTERS)('RateLimiter contract: $name', (adapter) => {
       if (d.allowed) expect(d.remaining).toBe(Math.floor(tokensTimes250 / 250));
     }
     await l.close();
+  });
+});
+
+/** Where two processes' limiters meet: the shared server, or the cluster. */
+const SHARED_BACKENDS: { name: string; url(): Promise<string> }[] = [
+  { name: 'redis', url: () => sharedRedisUrl() },
+  {
+    name: 'redis cluster',
+    url: async () => {
+      if (!cluster) throw new Error('the test cluster did not start (see beforeAll)');
+      return cluster.url;
+    },
+  },
+];
+
+describe.each(SHARED_BACKENDS)('RateLimiter across processes: $name', (backend) => {
+  /** Two limiters as two processes would hold them: each its own connection, one key prefix. */
+  async function twoProcesses(limit: { rps: number; burst: number }): Promise<[RedisRateLimiter, RedisRateLimiter]> {
+    const url = await backend.url();
+    const prefix = freshPrefix();
+    const open = () =>
+      new RedisRateLimiter({ client: connectRedis(url), ...limit, prefix, timeoutMs: 10_000, closeClient: true });
+    return [open(), open()];
+  }
+
+  it('two limiters on separate connections share each bucket: in every window, together ≤ rps·(b − a) + burst', async () => {
+    const rps = 20;
+    const burst = 4;
+    const limiters = await twoProcesses({ rps, burst });
+    const rand = seededRandom(21);
+    const served: number[] = [];
+    const servedBy: [number, number] = [0, 0];
+    let refused = 0;
+    for (const t of arrivals(rand, rps, burst, 2000)) {
+      const which = rand() < 0.5 ? 0 : 1;
+      if ((await limiters[which].take('k', t)).allowed) {
+        served.push(t);
+        servedBy[which]++;
+      } else refused++;
+    }
+    expect(refused).toBeGreaterThan(100);
+    // Both were served (each alone would have allowed the whole rate).
+    expect(Math.min(...servedBy)).toBeGreaterThan(100);
+    const worst = worstExcess(served, rps, burst);
+    expect(worst.excess, `worst window ${worst.window}`).toBeLessThanOrEqual(0);
+    expect(worst.excess).toBeGreaterThan(-1);
+    for (const l of limiters) expect(l.decidedLocally).toBe(0);
+    await Promise.all(limiters.map((l) => l.close()));
+  });
+
+  it("on Redis's clock: two processes taking as fast as they can get rps × t + burst together, not each", async () => {
+    const rps = 50;
+    const burst = 5;
+    const limiters = await twoProcesses({ rps, burst });
+    let allowed = 0;
+    const start = performance.now();
+    // Four callers per process for 1.5 s, no `now`: the script reads the server's time.
+    await Promise.all(
+      limiters.flatMap((l) =>
+        Array.from({ length: 4 }, async () => {
+          while (performance.now() - start < 1500) if ((await l.take('k')).allowed) allowed++;
+        }),
+      ),
+    );
+    const seconds = (performance.now() - start) / 1000;
+    // Every decision fell between `start` and now on the server's clock too (within the run).
+    expect(allowed).toBeLessThanOrEqual(Math.floor(rps * seconds + burst));
+    // And the bucket was used, not starved: one process alone could take this much.
+    expect(allowed).toBeGreaterThanOrEqual(Math.floor(rps * 1.5 + burst) - 2);
+    for (const l of limiters) expect(l.decidedLocally).toBe(0);
+    await Promise.all(limiters.map((l) => l.close()));
   });
 });

@@ -8,7 +8,8 @@
 import type { ExtraProvider, ProvidersFile } from '../config-providers.ts';
 import type { BreakerSettings } from '../core/circuit-breaker.ts';
 import type { DeviceProvider } from '../core/devices.ts';
-import type { ChannelProvider, DeviceStore, UserStore } from '../core/ports.ts';
+import type { ChannelProvider, DeviceStore, RateLimiter, UserStore } from '../core/ports.ts';
+import type { PaceSettings } from '../core/provider-pacer.ts';
 import { ProviderRoute, type ProviderRouteOptions, RoutedProvider } from '../core/provider-route.ts';
 import type { Channel, DeliveryJob } from '../core/types.ts';
 import { GuardedHttpClient } from './egress-http.ts';
@@ -171,6 +172,15 @@ export async function buildProviders(deps: ProviderDeps, file?: ProvidersFile): 
   return out;
 }
 
+/** Where paced providers keep their tokens; by default each process paces on its own. */
+export interface RouteSharing {
+  /**
+   * A limiter of the pace's rate and burst, shared by every worker process (the Redis one), for
+   * each provider with a `rateLimit`: the provider's limit then holds for all of them together.
+   */
+  paceLimiter?: (pace: PaceSettings) => RateLimiter;
+}
+
 /**
  * Each channel's route: its providers in the fallback order HERALD_CONFIG gives (or in the order
  * built), each with the breaker and rate limit the file sets (or its default).
@@ -179,6 +189,7 @@ export function buildRoutes(
   built: readonly BuiltProvider[],
   file: ProvidersFile | undefined,
   options: ProviderRouteOptions,
+  sharing: RouteSharing = {},
 ): Map<Channel, ProviderRoute> {
   const byChannel = new Map<Channel, BuiltProvider[]>();
   for (const b of built) byChannel.set(b.provider.channel, [...(byChannel.get(b.provider.channel) ?? []), b]);
@@ -189,7 +200,9 @@ export function buildRoutes(
     const routed = chosen.map((b) => {
       const tuning = file?.tuning.get(b.provider.name) ?? file?.extra.find((e) => e.name === b.provider.name);
       const breaker = tuning?.circuitBreaker === undefined ? b.breaker : tuning.circuitBreaker || null;
-      return new RoutedProvider(b.provider, { breaker, pace: tuning?.rateLimit ?? null, timeoutMs: b.timeoutMs });
+      const pace = tuning?.rateLimit ?? null;
+      const paceLimiter = pace && sharing.paceLimiter ? sharing.paceLimiter(pace) : undefined;
+      return new RoutedProvider(b.provider, { breaker, pace, paceLimiter, timeoutMs: b.timeoutMs });
     });
     routes.set(channel, new ProviderRoute(channel, routed, options));
   }

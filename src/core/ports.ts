@@ -563,6 +563,13 @@ export interface RateLimitDecision {
   resetSeconds: number;
   /** Refused: seconds, rounded up and at least 1, until one request will be served. Allowed: 0. */
   retryAfterSeconds: number;
+  /**
+   * Refused: milliseconds, not rounded, until one request will be served; allowed: 0. For callers
+   * that wait for a token instead of answering 429 (a provider's pace at 200/s waits 5 ms, where a
+   * whole second would starve it). Optional so that limiters written before it still implement the
+   * port; Herald's adapters always give it, and callers fall back to `retryAfterSeconds`.
+   */
+  retryAfterMs?: number;
 }
 
 /**

@@ -5,9 +5,12 @@
  * `perSecond × t + burst` in any interval of `t` seconds (one-second windows included) — even when
  * the event loop stalls and many timers fire at once: after a stall only the burst goes at once.
  * A caller that is refused waits the time it is told and tries again; one that gives up consumed
- * nothing. In-process: with several worker processes each paces on its own.
+ * nothing. In-process: with several worker processes each paces on its own (provider-pace-shared.ts
+ * paces them together through a shared RateLimiter).
  */
 import { performance } from 'node:perf_hooks';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export interface PaceSettings {
   /** Sends per second; more than 0. */
@@ -16,7 +19,22 @@ export interface PaceSettings {
   burst: number;
 }
 
-export class ProviderPacer {
+/**
+ * What a route asks of a provider's pace: a token now or after a bounded wait. In this process
+ * (ProviderPacer) or shared by every worker through a RateLimiter (SharedPace).
+ */
+export interface SendPace {
+  readonly settings: PaceSettings;
+  /**
+   * Waits for a token, up to `maxWaitMs`: true when one was taken (the send may start now), false
+   * when none would come in time — then nothing was consumed.
+   */
+  take(maxWaitMs: number): Promise<boolean>;
+  /** Milliseconds until a send could go without waiting, as far as this process knows. */
+  waitFor(): number;
+}
+
+export class ProviderPacer implements SendPace {
   /** Milliseconds per send. */
   private readonly interval: number;
   /** How far ahead of now the bucket's "theoretical arrival time" may run: burst − 1 intervals. */
@@ -44,6 +62,16 @@ export class ProviderPacer {
     if (wait > 0) return wait;
     this.tat = tat + this.interval;
     return 0;
+  }
+
+  async take(maxWaitMs: number): Promise<boolean> {
+    const deadline = this.clock() + maxWaitMs;
+    for (;;) {
+      const wait = this.tryTake();
+      if (wait === 0) return true;
+      if (this.clock() + wait > deadline) return false;
+      await sleep(Math.max(1, wait));
+    }
   }
 
   /** Milliseconds until a send could go without waiting. */

@@ -18,12 +18,15 @@
  * A send that waits for its pace (a token taken when it may start, never booked ahead: see
  * provider-pacer.ts) holds its worker slot meanwhile: the provider's rate, not the
  * worker, is then the bottleneck, and every slot waiting keeps the queue in order.
+ * The pace is this process's own, or — given a shared RateLimiter (Redis) — one for every worker
+ * process together (provider-pace-shared.ts): then the provider's limit holds across them.
  */
 import { performance } from 'node:perf_hooks';
 import { type BreakerSettings, type BreakerStatus, CircuitBreaker } from './circuit-breaker.ts';
 import type { ChannelRoute } from './dispatch.ts';
-import type { ChannelProvider, SendResult } from './ports.ts';
-import { type PaceSettings, ProviderPacer } from './provider-pacer.ts';
+import type { ChannelProvider, RateLimiter, SendResult } from './ports.ts';
+import { SharedPace } from './provider-pace-shared.ts';
+import { type PaceSettings, ProviderPacer, type SendPace } from './provider-pacer.ts';
 import type { Channel, DeliveryJob, JsonValue } from './types.ts';
 
 export interface RoutedProviderSettings {
@@ -31,6 +34,11 @@ export interface RoutedProviderSettings {
   breaker: BreakerSettings | null;
   /** Null: no pace. */
   pace: PaceSettings | null;
+  /**
+   * Where the pace's tokens are kept when several processes send through this provider: a limiter
+   * of the pace's rate and burst (the Redis one), keyed `provider:<name>`. Absent: in this process.
+   */
+  paceLimiter?: RateLimiter | undefined;
   /** The longest one send to it can take. */
   timeoutMs: number;
 }
@@ -59,12 +67,10 @@ export interface ProviderStatus {
   lastErrorAt: Date | null;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** One provider in a route, with its breaker, pace and counts. */
 export class RoutedProvider {
   readonly breaker: CircuitBreaker | null;
-  readonly pacer: ProviderPacer | null;
+  readonly pacer: SendPace | null;
   sent = 0;
   failed = 0;
   lastError: string | null = null;
@@ -78,7 +84,11 @@ export class RoutedProvider {
   ) {
     this.timeoutMs = settings.timeoutMs;
     this.breaker = settings.breaker ? new CircuitBreaker(settings.breaker) : null;
-    this.pacer = settings.pace ? new ProviderPacer(settings.pace) : null;
+    this.pacer = !settings.pace
+      ? null
+      : settings.paceLimiter
+        ? new SharedPace(settings.pace, settings.paceLimiter, `provider:${provider.name}`)
+        : new ProviderPacer(settings.pace);
   }
 
   get name(): string {
@@ -128,7 +138,7 @@ export class ProviderRoute implements ChannelRoute {
         this.observe(p, 'open');
         continue;
       }
-      if (p.pacer && !(await this.paced(p.pacer, Math.min(this.options.maxWaitMs, Math.max(0, left))))) {
+      if (p.pacer && !(await p.pacer.take(Math.min(this.options.maxWaitMs, Math.max(0, left))))) {
         p.breaker?.released();
         reasons.push(`${p.name}: over its rate limit`);
         this.observe(p, 'paced');
@@ -180,17 +190,6 @@ export class ProviderRoute implements ChannelRoute {
       error: `no provider could take it: ${reasons.join('; ')}`,
       ...this.retryAfter(),
     };
-  }
-
-  /** Waits for a token of the provider's pace, up to `maxWaitMs`; false if none came in time. */
-  private async paced(pacer: ProviderPacer, maxWaitMs: number): Promise<boolean> {
-    const deadline = performance.now() + maxWaitMs;
-    for (;;) {
-      const wait = pacer.tryTake();
-      if (wait === 0) return true;
-      if (performance.now() + wait > deadline) return false;
-      await sleep(Math.max(1, wait));
-    }
   }
 
   /** When the first provider could take the delivery again, at least `said` (a provider's Retry-After). */

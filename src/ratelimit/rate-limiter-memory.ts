@@ -16,6 +16,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { RateLimitDecision, RateLimiter } from '../core/ports.ts';
+import { allowedDecision, type BucketShape, bucketShape, refusedDecision } from './token-bucket-decision.ts';
 
 export interface MemoryRateLimiterOptions {
   /** Tokens added per second; more than 0. */
@@ -26,29 +27,19 @@ export interface MemoryRateLimiterOptions {
   clock?: () => number;
 }
 
-/** Tolerance for floating-point rounding, in tokens: a client exactly at the rate is served. */
-const SLACK = 1e-6;
 /** The map is never swept below this many entries. */
 const MIN_SWEEP = 1024;
 
 export class MemoryRateLimiter implements RateLimiter {
   readonly kind = 'memory';
-  private readonly burst: number;
-  /** Milliseconds per token. */
-  private readonly interval: number;
-  /** A take is allowed while the bucket's fill time is at most this far ahead of now. */
-  private readonly tolerance: number;
+  private readonly shape: BucketShape;
   private readonly clock: () => number;
   /** key → when its bucket is full again (ms on `clock`). Absent or past: full. */
   private readonly fullAt = new Map<string, number>();
   private sweepAt = MIN_SWEEP;
 
   constructor(options: MemoryRateLimiterOptions) {
-    if (!(options.rps > 0) || !Number.isFinite(options.rps)) throw new RangeError('rps must be a number above 0');
-    if (!Number.isInteger(options.burst) || options.burst < 1) throw new RangeError('burst must be a whole number ≥ 1');
-    this.burst = options.burst;
-    this.interval = 1000 / options.rps;
-    this.tolerance = (options.burst - 1 + SLACK) * this.interval;
+    this.shape = bucketShape(options);
     this.clock = options.clock ?? (() => performance.now());
   }
 
@@ -66,26 +57,11 @@ export class MemoryRateLimiter implements RateLimiter {
     const stored = this.fullAt.get(key);
     const from = stored === undefined || stored < now ? now : stored;
     const ahead = from - now;
-    if (ahead > this.tolerance) {
-      return {
-        allowed: false,
-        limit: this.burst,
-        remaining: 0,
-        resetSeconds: Math.ceil(ahead / 1000),
-        retryAfterSeconds: Math.max(1, Math.ceil((ahead - this.tolerance) / 1000)),
-      };
-    }
-    const next = from + this.interval;
+    if (ahead > this.shape.tolerance) return refusedDecision(this.shape, ahead);
+    const next = from + this.shape.interval;
     if (stored === undefined && this.fullAt.size >= this.sweepAt) this.sweep(now);
     this.fullAt.set(key, next);
-    const owed = (next - now) / this.interval;
-    return {
-      allowed: true,
-      limit: this.burst,
-      remaining: Math.max(0, Math.floor(this.burst - owed + SLACK)),
-      resetSeconds: Math.ceil((next - now) / 1000),
-      retryAfterSeconds: 0,
-    };
+    return allowedDecision(this.shape, next - now);
   }
 
   async close(): Promise<void> {}
