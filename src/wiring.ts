@@ -30,6 +30,7 @@ import { UnsubscribeLinks } from './core/unsubscribe-links.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { leaseMarginMs } from './core/worker.ts';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter-memory.ts';
+import { RedisRateLimiter } from './ratelimit/rate-limiter-redis.ts';
 import { MemoryLiveFrames } from './realtime/live-memory.ts';
 import { RedisLiveFrames } from './realtime/live-redis.ts';
 import { MemoryPresence } from './realtime/presence-memory.ts';
@@ -110,12 +111,24 @@ export interface WireOptions {
  * Connects to REDIS_URL and waits until it answers (a start-up that cannot reach Redis fails, naming
  * the setting, as one that cannot reach PostgreSQL does); closes `store` when it gives up.
  */
-async function openRedis(url: string, store: Store): Promise<RedisClient> {
+async function openRedis(url: string, store: Store, log?: RoleLockLog): Promise<RedisClient> {
   const shown = url
     .split(',')
     .map((u) => redact(u.trim(), { asUrl: true }))
     .join(',');
   const client = connectRedis(url, { name: 'herald' });
+  // ioredis reports every failed reconnect: logged once per outage, and once when it is back.
+  let down = false;
+  client.on('error', (err: unknown) => {
+    if (down) return;
+    down = true;
+    log?.warn({ err: String(err) }, `REDIS_URL ${shown}: connection lost; retrying every second`);
+  });
+  client.on('ready', () => {
+    if (!down) return;
+    down = false;
+    log?.info({}, `REDIS_URL ${shown}: connected again`);
+  });
   try {
     await Promise.race([
       client.ping(),
@@ -170,13 +183,18 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
         : databaseError(shownUrl, e);
     }
   }
-  if (config.redisUrl && config.rateLimit) {
-    warnings.push('rate limits are kept per process: with several api processes each allows the full rate');
-  }
-  const rateLimiter = config.rateLimit ? new MemoryRateLimiter(config.rateLimit) : null;
-  const bus = new QueueTableBus();
   // The distributed mode: presence, live frames and rate limits shared through Redis.
-  const redis = config.redisUrl ? await openRedis(config.redisUrl, store) : null;
+  const redis = config.redisUrl ? await openRedis(config.redisUrl, store, options.log) : null;
+  // With Redis, API-key limits and provider paces hold across processes (ADR 18); a take that Redis
+  // does not answer in time is decided in this process, and the outage is logged once.
+  const limitsUnavailable = (err: unknown) =>
+    options.log?.warn({ err }, 'rate limits: Redis is unreachable; each process keeps them alone until it is back');
+  const rateLimiter = config.rateLimit
+    ? redis
+      ? new RedisRateLimiter({ client: redis, ...config.rateLimit, onUnavailable: limitsUnavailable })
+      : new MemoryRateLimiter(config.rateLimit)
+    : null;
+  const bus = new QueueTableBus();
   // A gateway node counts for two heartbeats after its last one: with the default 25 s, the sockets
   // of a gateway that died are forgotten within 50 s (API.md: within 60 s of a close).
   const presenceTtlMs = 2 * config.wsHeartbeatMs;
@@ -234,11 +252,26 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
   const anyPace = [...(file?.extra ?? []), ...(file?.tuning.values() ?? [])].some((t) => t.rateLimit);
   const sendBudgetMs = longestTimeout + (anyPace ? maxWaitMs : 0);
   const events = options.events;
-  const routes = buildRoutes(built, config.providersFile, {
-    maxWaitMs,
-    budgetMs: sendBudgetMs,
-    ...(events ? { observe: (a) => events.emit('provider:attempt', a) } : {}),
-  });
+  const routes = buildRoutes(
+    built,
+    config.providersFile,
+    {
+      maxWaitMs,
+      budgetMs: sendBudgetMs,
+      ...(events ? { observe: (a) => events.emit('provider:attempt', a) } : {}),
+    },
+    redis
+      ? {
+          paceLimiter: (pace) =>
+            new RedisRateLimiter({
+              client: redis,
+              rps: pace.perSecond,
+              burst: pace.burst,
+              onUnavailable: limitsUnavailable,
+            }),
+        }
+      : {},
+  );
   // Checked in this order before a delivery is sent (src/core/dispatch.ts).
   const gates: SendGate[] = [
     new ExpiryGate(store, options.clock),
