@@ -16,12 +16,10 @@
 import { HeraldClient } from './lib/api-client.ts';
 import { processCpuMs } from './lib/cpu.ts';
 import { startJitterProbe } from './lib/jitter-probe.ts';
-import { paced } from './lib/pace.ts';
-import { connectResuming, heraldLoopDelay, realtimeOf, startRealtimeHerald } from './lib/realtime.ts';
+import { connectResuming, heraldLoopDelay, postPaced, realtimeOf, startRealtimeHerald } from './lib/realtime.ts';
 import type { Scenario } from './lib/scenario.ts';
 import { percentile } from './lib/stats.ts';
 import { type Fleet, startFleet } from './lib/ws-fleet.ts';
-import { monotonicMs } from './lib/ws-fleet-protocol.ts';
 
 const TARGET_P99_MS = 20;
 const MAX_IN_FLIGHT = 256;
@@ -65,35 +63,8 @@ export const scenario: Scenario = {
       fleet = await startFleet();
       await connectResuming(fleet, herald.url, users, r);
 
-      let next = 0;
-      const phase = async (seconds: number) => {
-        const posts: number[] = [];
-        const acceptedAt = new Map<string, number>();
-        let accepted = 0;
-        let errors = 0;
-        const count = Math.round(seconds * rate);
-        const pace = await paced(count, rate, MAX_IN_FLIGHT, seconds * 1000 + 30_000, async () => {
-          const user = users[next++ % users.length] as string;
-          const sentAt = monotonicMs();
-          try {
-            const id = await client.send({
-              to: [user],
-              category: 'bench.e2e',
-              channels: ['in_app'],
-              title: 'New message',
-              body: 'Bob: are you there?',
-              data: { sentAt },
-            });
-            const at = monotonicMs();
-            accepted++;
-            posts.push(at - sentAt);
-            acceptedAt.set(id, at);
-          } catch {
-            errors++;
-          }
-        });
-        return { accepted, errors, posts, acceptedAt, pace };
-      };
+      const cursor = { next: 0 };
+      const phase = (seconds: number) => postPaced(client, users, cursor, rate, seconds, MAX_IN_FLIGHT);
 
       log(`warm-up: ${warmup} s at ${rate}/s to ${users.length} users`);
       const w = await phase(warmup);

@@ -28,6 +28,11 @@ export interface HeraldStartOptions {
   env?: Record<string, string>;
   /** Write a V8 CPU profile of Herald into this folder (written when Herald stops with SIGTERM). */
   cpuProfDir?: string;
+  /**
+   * PostgreSQL only: run on this database, shared with other processes (lib/cluster.ts), instead
+   * of a fresh one; cleanup() then leaves it to its owner.
+   */
+  database?: FreshDatabase;
 }
 
 type Query = (text: string, params?: unknown[]) => Promise<any[]>;
@@ -67,7 +72,8 @@ export async function freePort(): Promise<number> {
 export async function startHeraldProcess(options: HeraldStartOptions): Promise<HeraldProcess> {
   const dataDir = await mkdtemp(join(tmpdir(), 'herald-bench-'));
   let db: FreshDatabase | null = null;
-  if (options.store === 'postgres') db = await freshDatabase();
+  if (options.store === 'postgres') db = options.database ?? (await freshDatabase());
+  const ownsDatabase = !options.database;
   const port = await freePort();
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
@@ -126,7 +132,7 @@ export async function startHeraldProcess(options: HeraldStartOptions): Promise<H
   };
   const cleanup = async () => {
     await signal('SIGKILL', 5_000);
-    await db?.drop();
+    if (ownsDatabase) await db?.drop();
     await rm(dataDir, { recursive: true, force: true });
   };
 

@@ -3,12 +3,15 @@
  * options, Herald started with the gateway role and a known HERALD_JWT_SECRET, and Herald's memory.
  */
 import { readFile } from 'node:fs/promises';
+import type { HeraldClient } from './api-client.ts';
 import { BENCH_API_KEY, type HeraldProcess, type StoreKind, startHeraldProcess } from './herald-process.ts';
 import { connectInspector, freeLocalPort, type Inspector, inspectorEnv } from './inspector.ts';
+import { type PaceResult, paced } from './pace.ts';
 import type { BenchOptions } from './scenario.ts';
 import { median, sleep } from './stats.ts';
 import { BENCH_JWT_SECRET } from './user-token.ts';
 import type { Fleet } from './ws-fleet.ts';
+import { monotonicMs } from './ws-fleet-protocol.ts';
 
 /** Options only the real-time scenarios take (parseArgs definitions, for run.ts). */
 export const REALTIME_FLAGS = {
@@ -211,4 +214,56 @@ export async function connectResuming(fleet: Fleet, url: string, users: string[]
   });
   if (c.failed) throw new Error(`${c.failed} of ${users.length} sockets did not connect: ${c.errors.join('; ')}`);
   return c;
+}
+
+export interface PacedPosts {
+  accepted: number;
+  errors: number;
+  /** POST → 202 of each accepted notification, ms. */
+  posts: number[];
+  /** monotonicMs() when each notification's 202 arrived, by notification id. */
+  acceptedAt: Map<string, number>;
+  pace: PaceResult;
+}
+
+/**
+ * Posts single-recipient in_app notifications open-loop at `rate`/s for `seconds` (at most
+ * `maxInFlight` unanswered), to `users` in turn from `cursor.next` on; each carries its POST time
+ * in `data.sentAt` (monotonicMs, the clock the client processes share).
+ */
+export async function postPaced(
+  client: HeraldClient,
+  users: readonly string[],
+  cursor: { next: number },
+  rate: number,
+  seconds: number,
+  maxInFlight: number,
+  category = 'bench.e2e',
+): Promise<PacedPosts> {
+  const posts: number[] = [];
+  const acceptedAt = new Map<string, number>();
+  let accepted = 0;
+  let errors = 0;
+  const count = Math.round(seconds * rate);
+  const pace = await paced(count, rate, maxInFlight, seconds * 1000 + 30_000, async () => {
+    const user = users[cursor.next++ % users.length] as string;
+    const sentAt = monotonicMs();
+    try {
+      const id = await client.send({
+        to: [user],
+        category,
+        channels: ['in_app'],
+        title: 'New message',
+        body: 'Bob: are you there?',
+        data: { sentAt },
+      });
+      const at = monotonicMs();
+      accepted++;
+      posts.push(at - sentAt);
+      acceptedAt.set(id, at);
+    } catch {
+      errors++;
+    }
+  });
+  return { accepted, errors, posts, acceptedAt, pace };
 }
