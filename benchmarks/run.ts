@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { scenario as batch } from './batch.ts';
 import { scenario as channels } from './channels.ts';
 import { scenario as deliver } from './deliver.ts';
+import { scenario as distIngest } from './dist-ingest.ts';
 import { scenario as e2eLatency } from './e2e-latency.ts';
 import { scenario as fanout } from './fanout.ts';
 import { scenario as ingest } from './ingest.ts';
@@ -32,6 +33,7 @@ const SCENARIOS: Record<string, Scenario> = {
   channels,
   batch,
   fanout,
+  'dist-ingest': distIngest,
 };
 
 const USAGE = `usage: npm run bench -- <scenario> [options]
@@ -116,12 +118,14 @@ if (!name) usage('name a scenario');
 if (positionals.length > 1) usage(`unexpected arguments: ${positionals.slice(1).join(' ')}`);
 const scenario = SCENARIOS[name];
 if (!scenario) usage(`unknown scenario "${name}"`);
-const stores: readonly StoreKind[] =
+const asked: readonly StoreKind[] =
   v.store === 'both'
     ? STORES
     : STORES.includes(v.store as StoreKind)
       ? [v.store as StoreKind]
       : usage('--store must be pglite, postgres or both');
+const stores = asked.filter((s) => !scenario.stores || scenario.stores.includes(s));
+if (!stores.length) usage(`${scenario.name} runs only on ${scenario.stores?.join(', ')}`);
 
 const env: Record<string, string> = {};
 for (const kv of v.env ?? []) {

@@ -50,6 +50,8 @@ export interface Scenario {
   columns: Column[];
   /** The column that decides which run is the best. */
   headline: string;
+  /** The stores it can run on, when not every one (the distributed mode needs PostgreSQL). */
+  stores?: readonly StoreKind[];
   /** One trial on one store, on a fresh Herald and a fresh database. */
   trial(store: StoreKind, options: BenchOptions, log: (message: string) => void): Promise<TrialResult>;
 }
