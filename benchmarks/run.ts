@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { scenario as batch } from './batch.ts';
 import { scenario as channels } from './channels.ts';
 import { scenario as deliver } from './deliver.ts';
+import { scenario as distDeliver } from './dist-deliver.ts';
 import { scenario as distIngest } from './dist-ingest.ts';
 import { scenario as e2eLatency } from './e2e-latency.ts';
 import { scenario as fanout } from './fanout.ts';
@@ -34,6 +35,7 @@ const SCENARIOS: Record<string, Scenario> = {
   batch,
   fanout,
   'dist-ingest': distIngest,
+  'dist-deliver': distDeliver,
 };
 
 const USAGE = `usage: npm run bench -- <scenario> [options]
