@@ -166,6 +166,7 @@ export class RedisStreamsBus implements Bus {
     this.maxLength = options.maxLength ?? 1_000_000;
     this.horizonMs = options.horizonMs ?? 15 * 60_000;
     this.promoteEveryMs = options.promoteEveryMs ?? 1_000;
+    // Redis and Cluster both have duplicate(); the cast only joins their signatures (no arguments here).
     this.makeBlocking = options.blockingConnection ?? (() => (client as Redis).duplicate());
     this.schedulePromote(this.promoteEveryMs);
   }
