@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { scenario as batch } from './batch.ts';
+import { scenario as bus } from './bus.ts';
 import { scenario as channels } from './channels.ts';
 import { scenario as deliver } from './deliver.ts';
 import { scenario as distDeliver } from './dist-deliver.ts';
@@ -34,6 +35,7 @@ const SCENARIOS: Record<string, Scenario> = {
   channels,
   batch,
   fanout,
+  bus,
   'dist-ingest': distIngest,
   'dist-deliver': distDeliver,
 };
@@ -61,7 +63,7 @@ options:
   --blast n                      priority: bulk deliveries queued before the second phase (default 100000)
   --in-flight n                  batch: batch requests kept in flight (default 4)
   --subscribers n                fanout: subscribers of the topic (default 1000000)
-  --deliveries n                 retry-storm: webhook deliveries, 100 recipients per notification (default 10000)
+  --deliveries n                 retry-storm, bus: webhook deliveries, 100 recipients per notification (default 10000)
 ${REALTIME_USAGE}
   --env KEY=VALUE                extra environment for Herald (repeatable), e.g. --env HERALD_PG_POOL_SIZE=32
   --cpu-prof dir                 write a V8 CPU profile of Herald into dir

@@ -110,7 +110,7 @@ const schema = z.object({
   HERALD_BUS: z
     .enum(['queue-table', 'redis-streams'])
     .optional()
-    .describe('the bus of the distributed mode (DATABASE_URL and REDIS_URL)'),
+    .describe('the bus: the deliveries table, or Redis Streams (distributed mode only)'),
   HERALD_BUS_MAX_LENGTH: int(1_000, 100_000_000)
     .default(1_000_000)
     .describe('jobs one lane of the Redis bus holds before ingest answers 429'),
@@ -283,7 +283,7 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
-  /** The distributed mode's bus (set or defaulted only with DATABASE_URL and REDIS_URL), else the queue table. */
+  /** The bus: the deliveries table (default; ADR 17), or Redis Streams (only with DATABASE_URL and REDIS_URL). */
   bus: 'queue-table' | 'redis-streams';
   /** Jobs one lane of the Redis bus holds before it counts as full (ingest answers 429). */
   busMaxLength: number;
@@ -368,14 +368,11 @@ function shownValue(path: readonly PropertyKey[], value: string | undefined): st
   return `${name}=${JSON.stringify(value)}`;
 }
 
-/** The distributed mode's default bus (ADR 17 says why). */
-const DISTRIBUTED_BUS = 'redis-streams';
-
 /** How a default is shown where the schema's own value would not say it (`herald start --help`). */
 const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
   DATABASE_URL: 'unset → embedded PGlite',
   REDIS_URL: 'unset → in-process',
-  HERALD_BUS: `${DISTRIBUTED_BUS} with DATABASE_URL and REDIS_URL; else queue-table`,
+  HERALD_BUS: 'queue-table (with REDIS_URL: woken across processes through Redis)',
   HERALD_API_KEYS: 'generated on first start',
   HERALD_JWT_SECRET: 'generated on first start',
   HERALD_WEBHOOK_SECRET: 'generated on first start',
@@ -567,7 +564,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: c.HERALD_DATA_DIR,
     databaseUrl: c.DATABASE_URL,
     redisUrl: c.REDIS_URL,
-    bus: c.HERALD_BUS ?? (c.DATABASE_URL && c.REDIS_URL ? DISTRIBUTED_BUS : 'queue-table'),
+    bus: c.HERALD_BUS ?? 'queue-table',
     busMaxLength: c.HERALD_BUS_MAX_LENGTH,
     reconcileOverdueMs: c.HERALD_RECONCILE_OVERDUE_MS,
     apiKeys: c.HERALD_API_KEYS,

@@ -140,6 +140,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   const maintenance = roles.has('scheduler')
     ? new Maintenance(store, bus, events, failures, {
         leaseMs: config.leaseMs,
+        node: adapters.node,
+        overdueMs: config.reconcileOverdueMs,
         retentionMs: config.retentionMs,
         retentionEveryMs: config.retentionEveryMs,
       })

@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { QueueTableBus } from './bus/bus-queue-table.ts';
+import { RedisStreamsBus } from './bus/bus-redis-streams.ts';
+import { RedisWakeups } from './bus/bus-wake-redis.ts';
 import { destinationResolver } from './channels/destinations.ts';
 import { EgressPolicy } from './channels/egress-policy.ts';
 import { buildProviders, buildRoutes, type Provider } from './channels/registry.ts';
@@ -149,6 +151,11 @@ export class StartupError extends Error {
 
 export async function wireAdapters(config: Config, secrets: Secrets, options: WireOptions = {}): Promise<Adapters> {
   const warnings: string[] = [];
+  if (config.bus === 'redis-streams' && !config.redisUrl) {
+    throw new StartupError(
+      'HERALD_BUS=redis-streams needs REDIS_URL (and DATABASE_URL): set both, or unset HERALD_BUS.',
+    );
+  }
   if (config.redisUrl && !config.databaseUrl && !options.preopened) {
     throw new StartupError(
       'REDIS_URL is set without DATABASE_URL: the embedded store belongs to one process, so there is nothing ' +
@@ -194,7 +201,17 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
       ? new RedisRateLimiter({ client: redis, ...config.rateLimit, onUnavailable: limitsUnavailable })
       : new MemoryRateLimiter(config.rateLimit)
     : null;
-  const bus = new QueueTableBus();
+  const node = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  // The distributed mode's bus: the deliveries table with wake-ups through Redis (the default, ADR
+  // 17), or Redis Streams (HERALD_BUS=redis-streams).
+  let bus: Bus;
+  if (redis && config.bus === 'redis-streams') {
+    bus = new RedisStreamsBus(redis, { consumer: node, visibilityMs: config.leaseMs, maxLength: config.busMaxLength });
+  } else {
+    const queue = new QueueTableBus(redis ? new RedisWakeups(redis) : null);
+    await queue.start();
+    bus = queue;
+  }
   // A gateway node counts for two heartbeats after its last one: with the default 25 s, the sockets
   // of a gateway that died are forgotten within 50 s (API.md: within 60 s of a close).
   const presenceTtlMs = 2 * config.wsHeartbeatMs;
@@ -290,7 +307,7 @@ export async function wireAdapters(config: Config, secrets: Secrets, options: Wi
     live,
     readiness: redis ? { Redis: () => redis.ping() } : {},
     redis,
-    node: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    node,
     providers: built.map((b) => b.provider),
     routes,
     dispatcher,

@@ -16,37 +16,42 @@ import { connectReady, type RealtimeClient } from './support/ws-client.ts';
 /** The e2e latency target of the project (docs/benchmarks.md): p99 ≤ 20 ms; a test on a busy machine gets more room. */
 const ROUTED_WITHIN_MS = 2_000;
 
-let redis: PrivateRedis;
-let db: { url: string; drop(): Promise<void> };
-let api: TestHerald;
-let worker: TestHerald;
-let gateway1: TestHerald;
-let gateway2: TestHerald;
-const clients: RealtimeClient[] = [];
-
-beforeAll(async () => {
-  redis = await privateRedis();
-  db = await freshPostgresUrl();
-  const start = (roles: ('api' | 'worker' | 'gateway' | 'scheduler')[]) =>
-    startTestHerald({ store: 'postgres', databaseUrl: db.url, roles, env: { REDIS_URL: redis.url } });
-  api = await start(['api']);
-  worker = await start(['worker', 'scheduler']);
-  gateway1 = await start(['gateway']);
-  gateway2 = await start(['gateway']);
-}, 120_000);
-
-afterAll(async () => {
-  for (const c of clients) await c.close().catch(() => {});
-  for (const h of [gateway2, gateway1, worker, api]) await h?.stop().catch(() => {});
-  await db?.drop();
-  await redis?.cleanup();
-});
-
 function framesReceived(h: TestHerald): number {
   return h.herald.adapters.live.received;
 }
 
-describe('routed real time across processes', () => {
+describe.each(['queue-table', 'redis-streams'])('routed real time across processes (HERALD_BUS=%s)', (busKind) => {
+  let redis: PrivateRedis;
+  let db: { url: string; drop(): Promise<void> };
+  let api: TestHerald;
+  let worker: TestHerald;
+  let gateway1: TestHerald;
+  let gateway2: TestHerald;
+  const clients: RealtimeClient[] = [];
+
+  beforeAll(async () => {
+    redis = await privateRedis();
+    db = await freshPostgresUrl();
+    const start = (roles: ('api' | 'worker' | 'gateway' | 'scheduler')[]) =>
+      startTestHerald({
+        store: 'postgres',
+        databaseUrl: db.url,
+        roles,
+        env: { REDIS_URL: redis.url, HERALD_BUS: busKind },
+      });
+    api = await start(['api']);
+    worker = await start(['worker', 'scheduler']);
+    gateway1 = await start(['gateway']);
+    gateway2 = await start(['gateway']);
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => {});
+    for (const h of [gateway2, gateway1, worker, api]) await h?.stop().catch(() => {});
+    await db?.drop();
+    await redis?.cleanup();
+  });
+
   it('a user on gateway 2 gets a notification posted to the api process; gateway 1 never receives it', async () => {
     const { client: alice } = await connectReady(gateway2.url, userToken('alice'));
     const { client: bob } = await connectReady(gateway1.url, userToken('bob'));
@@ -73,7 +78,7 @@ describe('routed real time across processes', () => {
     const lost = sent - delivered;
     latencies.sort((a, b) => a - b);
     console.log(
-      `routing: sent=${sent} delivered=${delivered} lost=${lost} duplicated=${duplicated} ` +
+      `routing (${busKind}): sent=${sent} delivered=${delivered} lost=${lost} duplicated=${duplicated} ` +
         `POST→socket p50=${latencies[Math.floor(sent / 2)]?.toFixed(1)} ms max=${latencies.at(-1)?.toFixed(1)} ms; ` +
         `frames from Redis: gateway1=${framesReceived(gateway1) - before.g1} gateway2=${framesReceived(gateway2) - before.g2}`,
     );

@@ -188,3 +188,19 @@ describe('migration 0017 (partitions for retention)', () => {
     expect(await store.inboxState('ann')).toEqual({ lastSeq: 2, unreadCount: 0 });
   });
 });
+
+describe('processes starting together', () => {
+  it('four processes migrating one empty database at once each succeed, and every migration is applied once', async () => {
+    const db = await freshPostgresUrl();
+    cleanups.push(() => db.drop());
+    const pools = await Promise.all([1, 2, 3, 4].map(() => openPostgres(db.url, 2)));
+    cleanups.push(async () => {
+      for (const p of pools) await p.close();
+    });
+    const applied = await Promise.all(pools.map((p) => migrate(p)));
+    const all = applied.flat().sort((a, b) => a - b);
+    expect(new Set(all).size).toBe(all.length);
+    const rows = await (pools[0] as Sql).query<{ n: number }>('SELECT count(*)::int AS n FROM herald_migrations');
+    expect(rows[0]?.n).toBe(all.length);
+  });
+});

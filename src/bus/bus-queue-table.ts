@@ -8,15 +8,24 @@
  * compare-and-set moves it), nothing to lose (no second copy of the work exists), lanes are
  * independent queries so a deep bulk lane costs a critical claim nothing but an index probe.
  * Takers in several processes skip each other's locked rows, and the store's compare-and-set lets
- * exactly one of them start a delivery. Across processes a consumer learns
- * of new work by polling (`HERALD_POLL_MS`); within the process it is woken at once.
+ * exactly one of them start a delivery. Within the process a consumer is woken at once; across
+ * processes it learns of new work from `wakeups` where there are any (Redis, in the distributed
+ * mode: bus-wake-redis.ts), else by polling (`HERALD_POLL_MS`).
  */
 import type { Bus, TakeFrom } from '../core/ports.ts';
 import type { BusJob } from '../core/types.ts';
 import { LANES, type Lane } from '../core/types.ts';
 
+/** Tells other processes' consumers that a lane has work (lossy: a missed one costs a poll). */
+export interface Wakeups {
+  readonly kind: string;
+  notify(lane: Lane): void;
+  /** Calls `onWake` for every lane another process (or this one) said has work. */
+  listen(onWake: (lane: Lane) => void): Promise<void>;
+  close(): Promise<void>;
+}
+
 export class QueueTableBus implements Bus {
-  readonly kind = 'queue-table';
   readonly queueIsStore = true;
   /** The store holds every job, however far ahead it is due. */
   readonly horizonMs = Number.POSITIVE_INFINITY;
@@ -26,6 +35,17 @@ export class QueueTableBus implements Bus {
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
 
+  constructor(private readonly wakeups: Wakeups | null = null) {}
+
+  get kind(): string {
+    return this.wakeups ? `queue-table (wake-ups: ${this.wakeups.kind})` : 'queue-table';
+  }
+
+  /** Starts hearing other processes' wake-ups (before the workers' first claim). */
+  async start(): Promise<void> {
+    await this.wakeups?.listen((lane) => this.wake(lane));
+  }
+
   async publish(jobs: readonly BusJob[]): Promise<void> {
     const now = Date.now();
     const wakeAt = new Map<Lane, number>();
@@ -34,13 +54,13 @@ export class QueueTableBus implements Bus {
       wakeAt.set(j.lane, Math.min(wakeAt.get(j.lane) ?? at, at));
     }
     for (const [lane, at] of wakeAt) {
-      if (at <= now) this.wake(lane);
+      if (at <= now) this.announce(lane);
       else if (at - now < 60_000 && !this.closed) {
         // Wake the lane when its earliest job falls due rather than at the next poll.
         const t = setTimeout(
           () => {
             this.timers.delete(t);
-            this.wake(lane);
+            this.announce(lane);
           },
           at - now + 1,
         );
@@ -78,12 +98,19 @@ export class QueueTableBus implements Bus {
     });
   }
 
+  /** Work is due in `lane`: this process's consumers now, the others' through the wake-ups. */
+  private announce(lane: Lane): void {
+    this.wake(lane);
+    this.wakeups?.notify(lane);
+  }
+
   private wake(lane: Lane): void {
     for (const w of [...(this.waiters.get(lane) ?? [])]) w();
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.wakeups?.close();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     for (const lane of LANES) this.wake(lane);

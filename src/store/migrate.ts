@@ -20,8 +20,13 @@ export function listMigrations(): { version: number; name: string; sql: string }
 
 /** Applies the migrations not applied yet (those up to `upTo` only: tests of a migration's data step). */
 export async function migrate(sql: Sql, upTo = Number.POSITIVE_INFINITY): Promise<number[]> {
-  await sql.query(`CREATE TABLE IF NOT EXISTS herald_migrations (
-    version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  // Under the lock too: two processes starting together on an empty database would otherwise race in
+  // CREATE TABLE IF NOT EXISTS (one fails on a duplicate catalog entry instead of finding the table).
+  await sql.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_ID]);
+    await tx.query(`CREATE TABLE IF NOT EXISTS herald_migrations (
+      version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  }, UNBOUNDED);
   const applied: number[] = [];
   for (const m of listMigrations().filter((x) => x.version <= upTo)) {
     // Unbounded by the statement timeout: a migration may rewrite a large table, and wait for another

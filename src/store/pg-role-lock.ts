@@ -1,8 +1,8 @@
 /**
- * Which processes on one PostgreSQL database may deliver in-app notifications, until live frames
- * travel between processes (the distributed mode, with REDIS_URL, is not built yet). Today a
- * notification that a process's worker delivers in-app is pushed only to that same process's
- * sockets. So on one database:
+ * Which processes on one PostgreSQL database may deliver in-app notifications when live frames do
+ * not travel between processes (without REDIS_URL; with it, the distributed mode, this lock is not
+ * taken: src/wiring.ts). Then a notification that a process's worker delivers in-app is pushed only
+ * to that same process's sockets. So on one database:
  * - at most one process holds gateway and worker together (its sockets get every live frame only
  *   if no other process delivers in-app);
  * - a process with worker but no gateway may run only while no gateway+worker process does (its
@@ -56,8 +56,8 @@ export class RoleConflictError extends Error {
 
 const WHAT_TO_DO =
   'Run one process with gateway and worker on a database (add api-only and scheduler-only processes ' +
-  'freely), or several with worker and no gateway when nobody holds sockets. Live frames between ' +
-  'processes (the distributed mode, with REDIS_URL) are coming.';
+  'freely), or several with worker and no gateway when nobody holds sockets; or set REDIS_URL (the ' +
+  'distributed mode: live frames travel between processes) to run gateways and workers anywhere.';
 
 export async function takeRoleLock(url: string, role: LiveRole, options: RoleLockOptions): Promise<RoleLock> {
   const waitUntil = Date.now() + (options.waitMs ?? 3_000);
