@@ -17,7 +17,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { forEachLimit, HeraldClient } from './lib/api-client.ts';
-import { counterSum, cpuUsed, startCluster } from './lib/cluster.ts';
+import { busOf, counterSum, cpuUsed, startCluster } from './lib/cluster.ts';
 import { startWebhookReceiver } from './lib/receiver.ts';
 import type { Cell } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
@@ -30,6 +30,7 @@ export const scenario: Scenario = {
   headline: 'rate',
   stores: ['postgres'],
   columns: [
+    { key: 'bus', label: 'bus' },
     { key: 'workers', label: 'workers' },
     { key: 'rate', label: 'steady deliveries/s', better: 'higher' },
     { key: 'firstLast', label: 'first→last /s' },
@@ -47,7 +48,7 @@ export const scenario: Scenario = {
   ],
   async trial(_store, o, log) {
     const rows: Record<string, Cell>[] = [];
-    for (const n of VARIANTS) rows.push({ variant: `${n} worker`, ...(await measure(n, o, log)) });
+    for (const n of VARIANTS) rows.push({ variant: `${n} worker`, bus: busOf(o.env), ...(await measure(n, o, log)) });
     return { rows };
   },
 };

@@ -15,7 +15,7 @@
  * limit the run was.
  */
 import { loadavg } from 'node:os';
-import { type CpuUsed, cpuUsed, startCluster } from './lib/cluster.ts';
+import { busOf, type CpuUsed, cpuUsed, startCluster } from './lib/cluster.ts';
 import { BENCH_API_KEY } from './lib/herald-process.ts';
 import type { Cell } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
@@ -36,6 +36,7 @@ export const scenario: Scenario = {
   headline: 'rate',
   stores: ['postgres'],
   columns: [
+    { key: 'bus', label: 'bus' },
     { key: 'processes', label: 'api processes' },
     { key: 'rate', label: 'accepts/s', better: 'higher' },
     { key: 'split', label: 'per process /s' },
@@ -56,7 +57,7 @@ export const scenario: Scenario = {
   async trial(_store, o, log) {
     if (!wrkAvailable()) throw new Error('dist-ingest needs wrk (apt-get install wrk)');
     const rows: Record<string, Cell>[] = [];
-    for (const n of VARIANTS) rows.push({ variant: `${n} api`, ...(await measure(n, o, log)) });
+    for (const n of VARIANTS) rows.push({ variant: `${n} api`, bus: busOf(o.env), ...(await measure(n, o, log)) });
     return { rows };
   },
 };

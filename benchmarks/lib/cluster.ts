@@ -207,3 +207,8 @@ export async function counterSum(url: string, name: string, labels: Record<strin
   }
   return sum;
 }
+
+/** The bus the cluster's processes use (HERALD_BUS from --env; Herald's default is the queue table). */
+export function busOf(env: Record<string, string>): string {
+  return env.HERALD_BUS ?? 'queue-table';
+}
