@@ -17,7 +17,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { forEachLimit, HeraldClient } from './lib/api-client.ts';
-import { busOf, counterSum, cpuUsed, startCluster } from './lib/cluster.ts';
+import { busOf, counterSum, cpuUsed, type Member, startCluster } from './lib/cluster.ts';
 import { startWebhookReceiver } from './lib/receiver.ts';
 import type { Cell } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
@@ -57,8 +57,8 @@ async function measure(n: number, o: BenchOptions, log: (m: string) => void): Pr
   const receiver = await startWebhookReceiver();
   log('starting the api,scheduler process (PostgreSQL + Redis)');
   const cluster = await startCluster([{ name: 'api', roles: 'api,scheduler' }], { env: o.env, log });
-  const api = cluster.members[0];
-  if (!api) throw new Error('no api process');
+  // The first process started: the cluster exists only if it did.
+  const api = cluster.members[0] as Member;
   const client = new HeraldClient(api.herald.url, 64);
   try {
     const users = Array.from({ length: o.users }, (_, i) => `hook-user-${i}`);

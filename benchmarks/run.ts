@@ -9,6 +9,7 @@ import { scenario as bus } from './bus.ts';
 import { scenario as channels } from './channels.ts';
 import { scenario as deliver } from './deliver.ts';
 import { scenario as distDeliver } from './dist-deliver.ts';
+import { scenario as distE2e } from './dist-e2e.ts';
 import { scenario as distIngest } from './dist-ingest.ts';
 import { scenario as e2eLatency } from './e2e-latency.ts';
 import { scenario as fanout } from './fanout.ts';
@@ -38,6 +39,7 @@ const SCENARIOS: Record<string, Scenario> = {
   bus,
   'dist-ingest': distIngest,
   'dist-deliver': distDeliver,
+  'dist-e2e': distE2e,
 };
 
 const USAGE = `usage: npm run bench -- <scenario> [options]

@@ -223,6 +223,8 @@ export interface PacedPosts {
   posts: number[];
   /** monotonicMs() when each notification's 202 arrived, by notification id. */
   acceptedAt: Map<string, number>;
+  /** Notifications answered 202, by recipient. */
+  byUser: Map<string, number>;
   pace: PaceResult;
 }
 
@@ -242,6 +244,7 @@ export async function postPaced(
 ): Promise<PacedPosts> {
   const posts: number[] = [];
   const acceptedAt = new Map<string, number>();
+  const byUser = new Map<string, number>();
   let accepted = 0;
   let errors = 0;
   const count = Math.round(seconds * rate);
@@ -261,9 +264,10 @@ export async function postPaced(
       accepted++;
       posts.push(at - sentAt);
       acceptedAt.set(id, at);
+      byUser.set(user, (byUser.get(user) ?? 0) + 1);
     } catch {
       errors++;
     }
   });
-  return { accepted, errors, posts, acceptedAt, pace };
+  return { accepted, errors, posts, acceptedAt, byUser, pace };
 }
