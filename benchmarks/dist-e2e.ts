@@ -8,9 +8,10 @@
  * (default 2 s) is delivered and discarded; then --duration s (default 20) are measured and the
  * run waits (≤ 60 s) for everything answered 202. Target: p99 ≤ 20 ms, nothing lost.
  *
- * Beside the latency: each process's CPU (% of one core over the measured window), PostgreSQL's
- * backends and redis-server's, and how late an idle probe process woke up meanwhile
- * (lib/jitter-probe.ts: what the machine adds at every hop whatever Herald does).
+ * Beside the latency: the latency split at the 202 (POST→202: the commit; 202→socket: the rest of
+ * the path — bus, worker, Redis, gateway), each process's CPU (% of one core over the measured
+ * window), PostgreSQL's backends and redis-server's, and how late an idle probe process woke up
+ * meanwhile (lib/jitter-probe.ts: what the machine adds at every hop whatever Herald does).
  */
 import { HeraldClient } from './lib/api-client.ts';
 import { busOf, cpuUsed, type Member, startCluster } from './lib/cluster.ts';
@@ -37,6 +38,8 @@ export const scenario: Scenario = {
     { key: 'max', label: 'max ms', digits: 1 },
     { key: 'postP50', label: 'POST→202 p50 ms', digits: 1 },
     { key: 'postP99', label: 'POST→202 p99 ms', digits: 1 },
+    { key: 'afterP50', label: '202→socket p50 ms', digits: 1 },
+    { key: 'afterP99', label: '202→socket p99 ms', digits: 1 },
     { key: 'received', label: 'received' },
     { key: 'lost', label: 'lost' },
     { key: 'postErrors', label: 'POST errors' },
@@ -102,6 +105,12 @@ export const scenario: Scenario = {
       const machine = await probe.stop();
       const got = await fleets.awaitSamples(expected(m.byUser), 60_000);
       const latencies = await fleets.samples(false);
+      // The part after the commit: 202 received by the sender → frame received by the client.
+      const afterCommit: number[] = [];
+      for (const { id, at } of await fleets.receipts()) {
+        const a = m.acceptedAt.get(id);
+        if (a !== undefined) afterCommit.push(at - a);
+      }
       log(`${m.accepted} accepted (${m.errors} errors) in ${m.pace.seconds.toFixed(1)} s; ${got.samples} received`);
       const used = cpuUsed(cpu0, cpu1);
       const pct = (ms: number) => Math.round((ms / (m.pace.seconds * 1000)) * 100);
@@ -123,6 +132,8 @@ export const scenario: Scenario = {
             max,
             postP50: percentile(m.posts, 50),
             postP99: percentile(m.posts, 99),
+            afterP50: percentile(afterCommit, 50),
+            afterP99: percentile(afterCommit, 99),
             received: got.samples,
             lost: m.accepted - got.samples,
             postErrors: m.errors,

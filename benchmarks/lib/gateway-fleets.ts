@@ -31,6 +31,8 @@ export interface GatewayFleets {
   ): Promise<{ samples: number; lastAt: number }>;
   /** Every part's latency samples, ms; `clear` starts a new series. */
   samples(clear: boolean): Promise<number[]>;
+  /** Notification id and receipt time (monotonicMs) of every part's samples since the last clear. */
+  receipts(): Promise<{ id: string; at: number }[]>;
   disconnect(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
   logTails(): string;
@@ -68,6 +70,10 @@ export async function startGatewayFleets(
     async samples(clear) {
       const all = await Promise.all(parts.map((p) => p.fleet.samples(clear)));
       return all.flatMap((a) => [...a]);
+    },
+    async receipts() {
+      const all = await Promise.all(parts.map((p) => p.fleet.receipts()));
+      return all.flatMap((r) => r.ids.map((id, i) => ({ id, at: r.at[i] as number })));
     },
     async disconnect(timeoutMs) {
       await Promise.all(parts.map((p) => p.fleet.disconnect(timeoutMs)));
