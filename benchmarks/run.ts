@@ -11,6 +11,7 @@ import { scenario as deliver } from './deliver.ts';
 import { scenario as distDeliver } from './dist-deliver.ts';
 import { scenario as distE2e } from './dist-e2e.ts';
 import { scenario as distIngest } from './dist-ingest.ts';
+import { scenario as distWs } from './dist-ws.ts';
 import { scenario as e2eLatency } from './e2e-latency.ts';
 import { scenario as fanout } from './fanout.ts';
 import { scenario as ingest } from './ingest.ts';
@@ -40,6 +41,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'dist-ingest': distIngest,
   'dist-deliver': distDeliver,
   'dist-e2e': distE2e,
+  'dist-ws': distWs,
 };
 
 const USAGE = `usage: npm run bench -- <scenario> [options]
