@@ -1,0 +1,7 @@
+/** Every chaos scenario by the name `npm run chaos -- <name>` takes. */
+import type { Scenario } from '../lib.ts';
+import { workerKill } from './worker-kill.ts';
+
+export const SCENARIOS: Record<string, Scenario> = {
+  'worker-kill': workerKill,
+};
