@@ -76,6 +76,8 @@ export interface Cluster {
   databaseUrl: string;
   /** Queries the cluster's database (a small pool of its own). */
   query<T = any>(text: string, params?: unknown[]): Promise<T[]>;
+  /** The last `chars` of each process's output, by name (for the JSON result of a failed run). */
+  outputs(chars?: number): Record<string, string>;
   /** Ends every process (SIGTERM, then SIGKILL), closes the pool, drops a fresh database. */
   stop(): Promise<void>;
 }
@@ -138,6 +140,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     async query(text, params) {
       return (await pool.query(text, params as unknown[] | undefined)).rows;
     },
+    outputs: (chars = 20_000) => Object.fromEntries(processes.map((p) => [p.name, p.output().slice(-chars)])),
     async stop() {
       await Promise.all(processes.map((p) => p.kill('SIGTERM')));
       await pool.end().catch(() => {});

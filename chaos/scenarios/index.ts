@@ -1,7 +1,9 @@
 /** Every chaos scenario by the name `npm run chaos -- <name>` takes. */
 import type { Scenario } from '../lib.ts';
+import { pgRestart } from './pg-restart.ts';
 import { workerKill } from './worker-kill.ts';
 
 export const SCENARIOS: Record<string, Scenario> = {
   'worker-kill': workerKill,
+  'pg-restart': pgRestart,
 };

@@ -81,28 +81,29 @@ export const workerKill: Scenario = async (size, log) => {
     const { stored, unseen } = await unseenDeliveries(c, receiver);
     const lost = unseen.length + Math.max(0, expected - stored);
     const bound = kills.reduce((a, k) => a + k.inFlight, 0);
+    const v = verdict({
+      scenario: 'worker-kill',
+      sent: expected,
+      delivered: receiver.delivered(),
+      lost,
+      duplicated: receiver.duplicated(),
+      duplicateBound: { max: bound, why: `in flight at ${kills.length} kill${kills.length === 1 ? '' : 's'}` },
+      facts: { states: JSON.stringify(counts) },
+      checks: [
+        { ok: accepted.length === s.notifications, failure: `${accepted.length} of ${s.notifications} POSTs 202` },
+        { ok: (counts.sent ?? 0) === expected, failure: `store: ${JSON.stringify(counts)}, not all sent` },
+        { ok: receiver.splitIds() === 0, failure: `${receiver.splitIds()} repeats under a second webhook-id` },
+        { ok: receiver.badSignatures() === 0, failure: `${receiver.badSignatures()} bad signatures` },
+        { ok: kills.length === s.kills, failure: `${kills.length} of ${s.kills} kills happened` },
+        ...kills.map((k, i) => ({
+          ok: k.openAtKill > 0,
+          failure: `kill #${i + 1} came after the flow ended (nothing open): make the run bigger`,
+        })),
+        ...kills.map((k, i) => ({ ok: k.signal === 'SIGKILL', failure: `kill #${i + 1} ended with ${k.signal}` })),
+      ],
+    });
     return {
-      ...verdict({
-        scenario: 'worker-kill',
-        sent: expected,
-        delivered: receiver.delivered(),
-        lost,
-        duplicated: receiver.duplicated(),
-        duplicateBound: { max: bound, why: `in flight at ${kills.length} kill${kills.length === 1 ? '' : 's'}` },
-        facts: { states: JSON.stringify(counts) },
-        checks: [
-          { ok: accepted.length === s.notifications, failure: `${accepted.length} of ${s.notifications} POSTs 202` },
-          { ok: (counts.sent ?? 0) === expected, failure: `store: ${JSON.stringify(counts)}, not all sent` },
-          { ok: receiver.splitIds() === 0, failure: `${receiver.splitIds()} repeats under a second webhook-id` },
-          { ok: receiver.badSignatures() === 0, failure: `${receiver.badSignatures()} bad signatures` },
-          { ok: kills.length === s.kills, failure: `${kills.length} of ${s.kills} kills happened` },
-          ...kills.map((k, i) => ({
-            ok: k.openAtKill > 0,
-            failure: `kill #${i + 1} came after the flow ended (nothing open): make the run bigger`,
-          })),
-          ...kills.map((k, i) => ({ ok: k.signal === 'SIGKILL', failure: `kill #${i + 1} ended with ${k.signal}` })),
-        ],
-      }),
+      ...v,
       details: { expected, kills, counts, stored, unseen: unseen.slice(0, 20), requests: receiver.requests() },
     };
   } catch (e) {
