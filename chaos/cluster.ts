@@ -124,8 +124,13 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const processes: ClusterProcess[] = [];
   try {
     for (const g of groups) processes.push(await defineProcess(g.name, g.roles, env, dataDir, log));
-    // Migrations take an advisory lock, so processes may start together.
-    await Promise.all(processes.map((p) => p.restart()));
+    // The first process alone, then the rest together: on a fresh database, processes starting
+    // together race on `CREATE TABLE IF NOT EXISTS herald_migrations`, which src/store/migrate.ts
+    // runs before taking its advisory lock, and all but one fail with "duplicate key value violates
+    // unique constraint pg_type_typname_nsp_index" (seen 2026-12; reported, not worked around in src/).
+    const [first, ...rest] = processes;
+    await first?.restart();
+    await Promise.all(rest.map((p) => p.restart()));
   } catch (e) {
     for (const p of processes) await p.kill('SIGKILL');
     await pool.end();

@@ -52,11 +52,11 @@ export async function waitUntilSettled(
 
 /**
  * Webhook deliveries the store holds (of these notifications, when given) whose webhook-id never
- * reached the receiver: lost, whatever state the store gives them.
+ * reached any of the receivers: lost, whatever state the store gives them.
  */
 export async function unseenDeliveries(
   cluster: Cluster,
-  receiver: CountingReceiver,
+  receivers: CountingReceiver | readonly CountingReceiver[],
   notificationIds?: readonly string[],
 ): Promise<{ stored: number; unseen: string[] }> {
   const rows = notificationIds
@@ -65,5 +65,7 @@ export async function unseenDeliveries(
         [notificationIds],
       )
     : await cluster.query<{ id: string }>("SELECT id FROM deliveries WHERE channel = 'webhook'");
-  return { stored: rows.length, unseen: rows.map((r) => r.id).filter((id) => !receiver.arrivals.has(id)) };
+  const all = Array.isArray(receivers) ? receivers : [receivers as CountingReceiver];
+  const seen = (id: string) => all.some((r) => r.arrivals.has(id));
+  return { stored: rows.length, unseen: rows.map((r) => r.id).filter((id) => !seen(id)) };
 }
