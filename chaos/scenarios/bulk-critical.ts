@@ -31,7 +31,7 @@ import {
 
 const SIZES = {
   full: { bulkUsers: 2_000, bulkNotifications: 100, criticalSeconds: 20, settleMs: 20 * 60_000 },
-  short: { bulkUsers: 1_000, bulkNotifications: 20, criticalSeconds: 10, settleMs: 180_000 },
+  short: { bulkUsers: 1_000, bulkNotifications: 10, criticalSeconds: 8, settleMs: 180_000 },
 };
 const RATE = 20;
 const WARMUP = 40;

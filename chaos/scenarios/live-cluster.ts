@@ -8,7 +8,7 @@
  * restart Redis).
  *
  * Before the stream, a probe: one in-app notification to every user must reach every client
- * within 15 s. Live frames reach gateway-only processes only through the Redis adapters; until
+ * within 10 s. Live frames reach gateway-only processes only through the Redis adapters; until
  * those are wired the probe fails, and the verdict says so at once instead of timing out later.
  *
  * What is checked: every user's client got seqs 1..n exactly once (n = the 202'd notifications
@@ -88,14 +88,14 @@ export async function runLive(s: LiveScenario, size: Size, log: (line: string) =
     const pids = new Map(c.processes.map((p) => [p.name, p.pid()]));
     log(`clients per gateway: ${JSON.stringify(Object.fromEntries(balancer.open()))}`);
 
-    // The probe: one in-app notification to every user, live within 15 s.
+    // The probe: one in-app notification to every user, live within 10 s.
     const expected = new Map(users.map((u) => [u, 0]));
     for (let i = 0; i < users.length; i += 1_000) {
       const to = users.slice(i, i + 1_000);
       await a.send({ to, category: 'chaos.probe', channels: ['in_app'], title: 'probe' });
       for (const u of to) expected.set(u, 1);
     }
-    const probed = await until(() => users.every((u) => (f.seen.get(u)?.get(1) ?? 0) > 0), 15_000, 100);
+    const probed = await until(() => users.every((u) => (f.seen.get(u)?.get(1) ?? 0) > 0), 10_000, 100);
     if (!probed) {
       const got = users.filter((u) => (f.seen.get(u)?.get(1) ?? 0) > 0).length;
       const said = /"msg":"(REDIS_URL is set[^"]*)"/.exec(c.processes.map((p) => p.output()).join('\n'))?.[1];
@@ -110,7 +110,7 @@ export async function runLive(s: LiveScenario, size: Size, log: (line: string) =
             ok: false,
             failure:
               `live frames do not reach gateway-only processes: ${got} of ${users.length} clients got the probe ` +
-              `within 15 s (the Redis LiveFrames adapter is not wired${said ? `; Herald says: "${said}"` : ''})`,
+              `within 10 s (the Redis LiveFrames adapter is not wired${said ? `; Herald says: "${said}"` : ''})`,
           },
         ],
       });

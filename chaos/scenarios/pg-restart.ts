@@ -28,14 +28,15 @@ import {
 
 const SIZES = {
   full: { postingMs: 40_000, stopAtMs: 12_000, settleMs: 180_000 },
-  short: { postingMs: 16_000, stopAtMs: 5_000, settleMs: 90_000 },
+  short: { postingMs: 12_000, stopAtMs: 4_000, settleMs: 90_000 },
 };
 const RECIPIENTS = 10;
 const DOWN_MS = 5_000;
 const LANES = 4;
 /** Per lane, between POSTs: about 50 POSTs/s in all. */
 const PAUSE_MS = 80;
-const ENV = { HERALD_LEASE_MS: '10000', HERALD_WEBHOOK_TIMEOUT_MS: '8000', HERALD_PG_CONNECT_TIMEOUT_MS: '3000' };
+// A short lease: what was sent but not recorded while PostgreSQL was down comes back soon after.
+const ENV = { HERALD_LEASE_MS: '6000', HERALD_WEBHOOK_TIMEOUT_MS: '4000', HERALD_PG_CONNECT_TIMEOUT_MS: '3000' };
 
 export const pgRestart: Scenario = async (size, log) => {
   const s = SIZES[size];
