@@ -5,8 +5,9 @@
  * with that line, which names what went wrong; a scenario that could not run fails with why
  * (PostgreSQL or Redis missing: the support modules say how to start them).
  *
- * The Redis-mode scenarios (gateway-kill, redis-flush, redis-restart) fail until live frames travel
- * between processes through Redis: their probe says so in the verdict.
+ * The Redis-mode scenarios (gateway-kill, redis-flush, redis-restart) run the distributed mode:
+ * gateway-only processes reached by live frames through Redis; the `-streams` ones with the Redis
+ * Streams bus, whose entries the disruption loses too.
  *
  * After each scenario no Herald process it started may still run (no orphans).
  */
@@ -33,6 +34,8 @@ describe('chaos scenarios (short)', () => {
     'gateway-kill',
     'redis-flush',
     'redis-restart',
+    'redis-flush-streams',
+    'redis-restart-streams',
   ] as const) {
     it(
       name,

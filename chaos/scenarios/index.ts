@@ -2,7 +2,13 @@
 import type { Scenario } from '../lib.ts';
 import { bulkCritical } from './bulk-critical.ts';
 import { pgRestart } from './pg-restart.ts';
-import { gatewayKillScenario, redisFlushScenario, redisRestartScenario } from './redis-scenarios.ts';
+import {
+  gatewayKillScenario,
+  redisFlushScenario,
+  redisFlushStreamsScenario,
+  redisRestartScenario,
+  redisRestartStreamsScenario,
+} from './redis-scenarios.ts';
 import { workerKill } from './worker-kill.ts';
 
 export const SCENARIOS: Record<string, Scenario> = {
@@ -12,4 +18,6 @@ export const SCENARIOS: Record<string, Scenario> = {
   'gateway-kill': gatewayKillScenario,
   'redis-flush': redisFlushScenario,
   'redis-restart': redisRestartScenario,
+  'redis-flush-streams': redisFlushStreamsScenario,
+  'redis-restart-streams': redisRestartStreamsScenario,
 };

@@ -63,8 +63,15 @@ export interface LiveScenario {
   checks?(run: LiveRun): VerdictInput['checks'];
 }
 
-export async function runLive(s: LiveScenario, size: Size, log: (line: string) => void): Promise<ScenarioResult> {
+export async function runLive(
+  s: LiveScenario,
+  size: Size,
+  log: (line: string) => void,
+  /** Settings on top of the scenario's own (e.g. HERALD_BUS=redis-streams). */
+  extraEnv: Record<string, string> = {},
+): Promise<ScenarioResult> {
   const z = SIZES[size];
+  const name = extraEnv.HERALD_BUS ? `${s.name} (bus ${extraEnv.HERALD_BUS})` : s.name;
   const redis = await privateRedis();
   const receiver = await startCountingReceiver();
   let cluster: Cluster | null = null;
@@ -73,7 +80,15 @@ export async function runLive(s: LiveScenario, size: Size, log: (line: string) =
   let api: ChaosApi | null = null;
   try {
     log(`private Redis on port ${redis.port}; starting 1 api, 2 workers, 1 scheduler, 2 gateway-only`);
-    cluster = await startCluster({ api: 1, worker: 2, scheduler: 1, gateway: 2, redisUrl: redis.url, env: ENV, log });
+    cluster = await startCluster({
+      api: 1,
+      worker: 2,
+      scheduler: 1,
+      gateway: 2,
+      redisUrl: redis.url,
+      env: { ...ENV, ...extraEnv },
+      log,
+    });
     const c = cluster;
     const gateways = c.withRole('gateway');
     balancer = await startBalancer(gateways.map((g, i) => ({ name: g.name, port: g.port, weight: i === 0 ? 4 : 1 })));
@@ -100,7 +115,7 @@ export async function runLive(s: LiveScenario, size: Size, log: (line: string) =
       const got = users.filter((u) => (f.seen.get(u)?.get(1) ?? 0) > 0).length;
       const said = /"msg":"(REDIS_URL is set[^"]*)"/.exec(c.processes.map((p) => p.output()).join('\n'))?.[1];
       const v = verdict({
-        scenario: s.name,
+        scenario: name,
         sent: users.length,
         delivered: got,
         lost: users.length - got,
@@ -174,7 +189,7 @@ export async function runLive(s: LiveScenario, size: Size, log: (line: string) =
     const seqs = f.tally(expected);
     const restarted = c.processes.filter((p) => !disrupted.killed.includes(p.name) && p.pid() !== pids.get(p.name));
     const v = verdict({
-      scenario: s.name,
+      scenario: name,
       sent: seqs.sent + webhookExpected,
       delivered: seqs.delivered + receiver.delivered(),
       lost: seqs.lost + webhook.unseen.length + Math.max(0, webhookExpected - webhook.stored),

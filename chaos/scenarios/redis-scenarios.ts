@@ -57,3 +57,12 @@ const redisRestart: LiveScenario = {
 export const gatewayKillScenario: Scenario = (size, log) => runLive(gatewayKill, size, log);
 export const redisFlushScenario: Scenario = (size, log) => runLive(redisFlush, size, log);
 export const redisRestartScenario: Scenario = (size, log) => runLive(redisRestart, size, log);
+
+/**
+ * The same two disruptions with the Redis Streams bus (HERALD_BUS=redis-streams), where Redis holds
+ * the bus's entries too: what a flush or a restart loses, the scheduler's reconciler re-announces
+ * (HERALD_RECONCILE_OVERDUE_MS, shortened here so that the short run does not wait 30 s).
+ */
+const STREAMS = { HERALD_BUS: 'redis-streams', HERALD_RECONCILE_OVERDUE_MS: '3000' };
+export const redisFlushStreamsScenario: Scenario = (size, log) => runLive(redisFlush, size, log, STREAMS);
+export const redisRestartStreamsScenario: Scenario = (size, log) => runLive(redisRestart, size, log, STREAMS);
