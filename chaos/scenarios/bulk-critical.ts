@@ -1,7 +1,8 @@
 /**
  * bulk-critical: a deep bulk backlog in a multi-process cluster does not slow critical deliveries.
  *
- * Cluster: 1 api, 2 workers, 1 scheduler. Critical webhook notifications to one user go to their
+ * Cluster: 1 api, 2 workers, 1 scheduler, in the distributed mode (a private Redis: workers are woken
+ * across processes when work arrives, as they would be in production). Critical webhook notifications to one user go to their
  * own receiver (another origin, so the bulk receiver's per-destination limit is not what is
  * measured: the lanes are) at 20/s, timed from the POST to the first arrival of their webhook-id.
  * First a warm-up (not counted), then the idle phase; then 200,000 bulk webhook deliveries (100
@@ -12,6 +13,8 @@
  * every bulk delivery reached its receiver in the end (lost = 0), with no duplicates (nothing
  * was killed).
  */
+
+import { type PrivateRedis, privateRedis } from '../../test/support/redis.ts';
 import {
   ChaosApi,
   type Cluster,
@@ -43,9 +46,11 @@ export const bulkCritical: Scenario = async (size, log) => {
   const criticalReceiver = await startCountingReceiver();
   let cluster: Cluster | null = null;
   let api: ChaosApi | null = null;
+  let redis: PrivateRedis | null = null;
   try {
-    log('starting 1 api, 2 workers, 1 scheduler');
-    cluster = await startCluster({ api: 1, worker: 2, scheduler: 1, log });
+    redis = await privateRedis();
+    log(`private Redis on port ${redis.port}; starting 1 api, 2 workers, 1 scheduler`);
+    cluster = await startCluster({ api: 1, worker: 2, scheduler: 1, redisUrl: redis.url, log });
     const c = cluster;
     api = new ChaosApi(c.withRole('api').map((p) => p.url));
     const a = api;
@@ -116,6 +121,7 @@ export const bulkCritical: Scenario = async (size, log) => {
     await cluster?.stop();
     await bulkReceiver.close();
     await criticalReceiver.close();
+    await redis?.cleanup();
   }
 };
 
