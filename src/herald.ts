@@ -21,7 +21,7 @@ import { HeraldEmitter } from './core/events.ts';
 import { FanoutRunner } from './core/fanout.ts';
 import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
-import type { Clock } from './core/ports.ts';
+import type { Clock, RoutedFrame } from './core/ports.ts';
 import { notificationFrame } from './core/realtime-protocol.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { DeliveryWorker } from './core/worker.ts';
@@ -160,7 +160,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   // Committed in-app entries and new unread counts, wherever they happen here, go to the gateways
   // that hold their users' sockets (this process's, or others' through LiveFrames).
   events.on('inbox:entries', (entries) => {
-    void live.publish(entries.map((e) => ({ userId: e.userId, seq: e.item.seq, frame: notificationFrame(e.item) })));
+    void live.publish(entries.map((e) => lazyFrame(e.userId, e.item.seq, () => notificationFrame(e.item))));
   });
   events.on('inbox:unread', ({ userId, unreadCount }) => {
     void live.publish([{ userId, seq: null, frame: Buffer.from(JSON.stringify({ type: 'unread', unreadCount })) }]);
@@ -282,6 +282,22 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     return stopping;
   };
   return { config, roles: [...roles], secrets, adapters, events, logger, url, listening, server, gateway, stop };
+}
+
+/**
+ * A frame serialized when first read, and once: only entries some gateway holds the user of are
+ * ever serialized (most entries of a busy ingest have nobody connected).
+ */
+function lazyFrame(userId: string, seq: number, encode: () => Buffer): RoutedFrame {
+  let frame: Buffer | undefined;
+  return {
+    userId,
+    seq,
+    get frame() {
+      frame ??= encode();
+      return frame;
+    },
+  };
 }
 
 /**

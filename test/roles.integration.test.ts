@@ -77,6 +77,12 @@ describe('roles that would lose live notifications', () => {
     const api = await start(db.url, ['api']);
     const scheduler = await start(db.url, ['scheduler']);
     expect((await fetch(`${api.url}/readyz`)).status).toBe(200);
+    // Every process serves health, readiness and metrics on PORT, whatever its roles (API.md) — and
+    // only those: no producer API where the api role does not run.
+    for (const path of ['/healthz', '/readyz', '/metrics']) {
+      expect((await fetch(`${scheduler.url}${path}`)).status, path).toBe(200);
+    }
+    expect((await fetch(`${scheduler.url}/v1/notifications/x`)).status).toBe(404);
     await scheduler.stop();
     await api.stop();
 

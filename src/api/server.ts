@@ -13,7 +13,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import { HeraldError, validationError } from '../core/errors.ts';
+import { HeraldError, isUnavailable, validationError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
 import type {
@@ -325,5 +325,11 @@ function toHeraldError(error: FastifyError | HeraldError): HeraldError {
   if (status === 415) return new HeraldError('HERALD_ERR_UNSUPPORTED_MEDIA_TYPE', error.message, { cause: error });
   if (status >= 400 && status < 500) return new HeraldError('HERALD_ERR_VALIDATION', error.message, { cause: error });
   if (status === 503) return new HeraldError('HERALD_ERR_UNAVAILABLE', error.message, { cause: error, retryAfter: 1 });
+  if (isUnavailable(error)) {
+    return new HeraldError('HERALD_ERR_UNAVAILABLE', 'the store is unavailable; retry shortly', {
+      cause: error,
+      retryAfter: 1,
+    });
+  }
   return new HeraldError('HERALD_ERR_INTERNAL', 'internal error', { cause: error });
 }

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ERRORS, HeraldError } from './errors.ts';
+import { ERRORS, HeraldError, isUnavailable } from './errors.ts';
 
 const DOC_PATH = new URL('../../docs/errors.md', import.meta.url);
 
@@ -121,5 +121,18 @@ describe('parseErrorTable', () => {
       { code: 'HERALD_ERR_A', status: 409, retryable: false, when: 'Some time.', todo: 'Something.' },
     ]);
     expect(malformed).toHaveLength(2);
+  });
+});
+
+describe('isUnavailable', () => {
+  it('names a store that cannot be reached or is not serving, and nothing else', () => {
+    expect(isUnavailable(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toBe(true);
+    expect(isUnavailable({ code: '57P03', message: 'the database system is starting up' })).toBe(true);
+    expect(isUnavailable({ code: '08006', message: 'connection failure' })).toBe(true);
+    expect(isUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isUnavailable(new Error('wrapped', { cause: { code: '57P01' } }))).toBe(true);
+    expect(isUnavailable({ code: '23505', message: 'duplicate key value' })).toBe(false);
+    expect(isUnavailable(new TypeError('x is undefined'))).toBe(false);
+    expect(isUnavailable(null)).toBe(false);
   });
 });

@@ -156,3 +156,23 @@ export function validationError(issues: FieldIssue[]): HeraldError {
   const message = first ? `${first.field}: ${first.message}` : 'invalid request';
   return new HeraldError('HERALD_ERR_VALIDATION', message, { details: issues });
 }
+
+/** Node's codes for a peer that cannot be reached, or went away. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
+/**
+ * Whether `e` says a dependency (the store) is unreachable or not serving right now, rather than
+ * that the request or Herald is wrong: a connection error, or SQLSTATE class 08 (connection
+ * exception) or 57P (the server shutting down, restarting, or not yet accepting connections).
+ * Such a failure is answered 503 with Retry-After, not 500: the client should retry.
+ */
+export function isUnavailable(e: unknown): boolean {
+  for (let cause = e, depth = 0; cause && depth < 5; depth++) {
+    const { code, message } = cause as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || /^08|^57P/.test(code))) return true;
+    if (typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect/i.test(message))
+      return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
+}

@@ -102,7 +102,8 @@ export class Ingest {
   async submit(request: NotificationRequest, idempotencyKey: string | null): Promise<AcceptOutcome> {
     const now = new Date();
     let policy = this.policies?.policyOf(request.category) ?? null;
-    if (policy instanceof Promise) policy = await policy;
+    // A policy the cache must read first: a store that cannot answer refuses the request (503), as a commit that fails does.
+    if (policy instanceof Promise) policy = await policy.catch((e: unknown) => Promise.reject(refusal(e)));
     const n = this.prepare(request, idempotencyKey, now, policy);
     this.refuseWhileBusFull();
     try {
@@ -123,7 +124,7 @@ export class Ingest {
     const ns: NewNotification[] = [];
     for (const { request, idempotencyKey } of items) {
       let policy = this.policies?.policyOf(request.category) ?? null;
-      if (policy instanceof Promise) policy = await policy;
+      if (policy instanceof Promise) policy = await policy.catch((e: unknown) => Promise.reject(refusal(e)));
       ns.push(this.prepare(request, idempotencyKey, now, policy));
     }
     this.refuseWhileBusFull();

@@ -239,7 +239,12 @@ export class Gateway {
       void this.presence.closed(this.options.node, userId).catch(() => {});
     });
     // Counted in presence before the first store read: a frame routed after that read reaches this socket.
-    const counted = this.presence.opened(this.options.node, userId);
+    // If presence cannot be written (Redis down), the socket is served anyway: nothing can be routed
+    // to any gateway meanwhile, and when Redis is back the next heartbeat reports this socket and
+    // every session catches up from the store (LiveHandler.resync, or checkPresence).
+    const counted = this.presence.opened(this.options.node, userId).catch((e: unknown) => {
+      this.log.warn({ err: e, userId }, 'presence could not count a new socket; the next heartbeat will');
+    });
     counted
       .then(() => session.start(after))
       .catch((e: unknown) => {
