@@ -92,9 +92,11 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   const ingest = new Ingest(store, bus, events, failures, {
     maxPending: config.ingestMaxPending,
     parallel: Math.max(1, Math.min(8, store.parallelism)),
-    // Small in-app notifications are delivered in the accepting transaction where this process
-    // delivers (and pushes to its sockets); elsewhere they wait for a worker like everything else.
-    inAppUpTo: roles.has('worker') ? INLINE_IN_APP_RECIPIENTS : 0,
+    // Small in-app notifications are delivered in the accepting transaction where their live frames
+    // reach every socket: where this process delivers (its worker pushes to its own sockets), and in
+    // the distributed mode anywhere (live frames travel through Redis). Elsewhere they wait for a
+    // worker like everything else.
+    inAppUpTo: roles.has('worker') || adapters.redis ? INLINE_IN_APP_RECIPIENTS : 0,
     // In-app deliveries of categories with a template go to a worker, which renders them.
     templates: adapters.templates,
     // A notification without a ttl (its own or its category's) expires this long after it is due.
