@@ -23,6 +23,7 @@ import { Ingest } from './core/ingest.ts';
 import { Maintenance } from './core/maintenance.ts';
 import type { Clock, RoutedFrame } from './core/ports.ts';
 import { notificationFrame } from './core/realtime-protocol.ts';
+import type { InboxItem } from './core/types.ts';
 import { UnsubscribeTokens } from './core/unsubscribe-token.ts';
 import { DeliveryWorker } from './core/worker.ts';
 import { LogThrottle } from './log-throttle.ts';
@@ -162,7 +163,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   // Committed in-app entries and new unread counts, wherever they happen here, go to the gateways
   // that hold their users' sockets (this process's, or others' through LiveFrames).
   events.on('inbox:entries', (entries) => {
-    void live.publish(entries.map((e) => lazyFrame(e.userId, e.item.seq, () => notificationFrame(e.item))));
+    void live.publish(entries.map((e) => new LazyFrame(e.userId, e.item.seq, e.item)));
   });
   events.on('inbox:unread', ({ userId, unreadCount }) => {
     void live.publish([{ userId, seq: null, frame: Buffer.from(JSON.stringify({ type: 'unread', unreadCount })) }]);
@@ -290,16 +291,17 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
  * A frame serialized when first read, and once: only entries some gateway holds the user of are
  * ever serialized (most entries of a busy ingest have nobody connected).
  */
-function lazyFrame(userId: string, seq: number, encode: () => Buffer): RoutedFrame {
-  let frame: Buffer | undefined;
-  return {
-    userId,
-    seq,
-    get frame() {
-      frame ??= encode();
-      return frame;
-    },
-  };
+class LazyFrame implements RoutedFrame {
+  private encoded: Buffer | undefined;
+  constructor(
+    readonly userId: string,
+    readonly seq: number,
+    private readonly item: InboxItem,
+  ) {}
+  get frame(): Buffer {
+    this.encoded ??= notificationFrame(this.item);
+    return this.encoded;
+  }
 }
 
 /**

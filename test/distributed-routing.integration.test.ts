@@ -4,13 +4,14 @@
  * worker that delivers it and Redis — and no other gateway receives that frame. Each Herald here is a
  * separate instance with its own roles, its own Redis connections and its own node name, as separate
  * processes would be (the chaos suite, chaos/, runs them as real processes). Redis is a private
- * server of this file's, so that its keys and streams are nobody else's.
+ * server of this file's, so that its keys and streams are nobody else's — and once a private
+ * three-node Redis Cluster.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshPostgresUrl } from './support/databases.ts';
 import { eventually, startTestHerald, type TestHerald } from './support/herald.ts';
 import { userToken } from './support/http.ts';
-import { type PrivateRedis, privateRedis } from './support/redis.ts';
+import { type PrivateCluster, type PrivateRedis, privateCluster, privateRedis } from './support/redis.ts';
 import { connectReady, type RealtimeClient } from './support/ws-client.ts';
 
 /** The e2e latency target of the project (docs/benchmarks.md): p99 ≤ 20 ms; a test on a busy machine gets more room. */
@@ -20,8 +21,12 @@ function framesReceived(h: TestHerald): number {
   return h.herald.adapters.live.received;
 }
 
-describe.each(['queue-table', 'redis-streams'])('routed real time across processes (HERALD_BUS=%s)', (busKind) => {
-  let redis: PrivateRedis;
+describe.each([
+  { busKind: 'queue-table', redisKind: 'redis' },
+  { busKind: 'redis-streams', redisKind: 'redis' },
+  { busKind: 'redis-streams', redisKind: 'cluster' },
+])('routed real time across processes (HERALD_BUS=$busKind, $redisKind)', ({ busKind, redisKind }) => {
+  let redis: PrivateRedis | PrivateCluster;
   let db: { url: string; drop(): Promise<void> };
   let api: TestHerald;
   let worker: TestHerald;
@@ -30,7 +35,8 @@ describe.each(['queue-table', 'redis-streams'])('routed real time across process
   const clients: RealtimeClient[] = [];
 
   beforeAll(async () => {
-    redis = await privateRedis();
+    // A three-node Redis Cluster: REDIS_URL names its nodes, separated by commas.
+    redis = redisKind === 'cluster' ? await privateCluster() : await privateRedis();
     db = await freshPostgresUrl();
     const start = (roles: ('api' | 'worker' | 'gateway' | 'scheduler')[]) =>
       startTestHerald({
@@ -78,7 +84,7 @@ describe.each(['queue-table', 'redis-streams'])('routed real time across process
     const lost = sent - delivered;
     latencies.sort((a, b) => a - b);
     console.log(
-      `routing (${busKind}): sent=${sent} delivered=${delivered} lost=${lost} duplicated=${duplicated} ` +
+      `routing (${busKind}, ${redisKind}): sent=${sent} delivered=${delivered} lost=${lost} duplicated=${duplicated} ` +
         `POST→socket p50=${latencies[Math.floor(sent / 2)]?.toFixed(1)} ms max=${latencies.at(-1)?.toFixed(1)} ms; ` +
         `frames from Redis: gateway1=${framesReceived(gateway1) - before.g1} gateway2=${framesReceived(gateway2) - before.g2}`,
     );

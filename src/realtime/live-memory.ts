@@ -5,14 +5,18 @@
  */
 import type { LiveFrames, LiveHandler, RoutedFrame } from '../core/ports.ts';
 
+/** One settled promise for every publish: the hot path allocates none. */
+const DONE = Promise.resolve();
+
 export class MemoryLiveFrames implements LiveFrames {
   readonly kind = 'in-process';
   /** Nothing comes from other processes. */
   readonly received = 0;
   private handler: LiveHandler | null = null;
 
-  async publish(frames: readonly RoutedFrame[]): Promise<void> {
+  publish(frames: readonly RoutedFrame[]): Promise<void> {
     if (frames.length) this.handler?.frames(frames);
+    return DONE;
   }
 
   async subscribe(_node: string, handler: LiveHandler): Promise<void> {
