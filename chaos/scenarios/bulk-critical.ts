@@ -8,7 +8,10 @@
  * First a warm-up (not counted), then the idle phase; then 200,000 bulk webhook deliveries (100
  * notifications × 2,000 users) are queued and the same critical trickle runs during the backlog.
  *
- * Verdict: critical p99 during ≤ 2 × critical p99 idle, measured on the same cluster; the backlog
+ * Verdict: critical p99 during ≤ 2 × critical p99 idle, measured on the same cluster — at full
+ * size only: the short size runs in `npm test`, beside other test files on the same two cores, where
+ * a latency ratio measures the neighbours as much as Herald (timing bars are benchmarks' business,
+ * not the test suite's), so there it is printed, not judged; the backlog
  * was still open when the critical phase ended (else it ran beside nothing); every critical and
  * every bulk delivery reached its receiver in the end (lost = 0), with no duplicates (nothing
  * was killed).
@@ -100,12 +103,14 @@ export const bulkCritical: Scenario = async (size, log) => {
       facts: {
         'critical p99 idle': `${idle.p99.toFixed(1)}ms`,
         during: `${during.p99.toFixed(1)}ms`,
-        ratio: ratio.toFixed(2),
+        ratio: size === 'full' ? ratio.toFixed(2) : `${ratio.toFixed(2)} (judged at full size only)`,
         'p50 idle/during': `${idle.p50.toFixed(1)}/${during.p50.toFixed(1)}ms`,
         'bulk open after': bulkOpen,
       },
       checks: [
-        { ok: ratio <= MAX_RATIO, failure: `critical p99 ratio ${ratio.toFixed(2)} > ${MAX_RATIO}` },
+        ...(size === 'full'
+          ? [{ ok: ratio <= MAX_RATIO, failure: `critical p99 ratio ${ratio.toFixed(2)} > ${MAX_RATIO}` }]
+          : []),
         { ok: bulkOpen > 0, failure: 'the backlog had drained before the critical phase ended: make it bigger' },
         { ok: during.missing === 0 && idle.missing === 0, failure: 'critical deliveries missing at phase end' },
         { ok: (counts.sent ?? 0) === expected, failure: `store: ${JSON.stringify(counts)}, not all sent` },
