@@ -55,11 +55,17 @@ export interface RedisStreamsBusOptions {
   horizonMs?: number;
   /** How often, at most, the delayed sets are checked for due members. Default 1,000. */
   promoteEveryMs?: number;
+  /** How often dead consumers are looked for, per lane (default 10 minutes), and how idle one must be (default 1 h, at least 10 × visibilityMs). */
+  pruneEveryMs?: number;
+  pruneIdleMs?: number;
   /** Makes the connection a blocking read may hold (one per lane that waits). Default `client.duplicate()`. */
   blockingConnection?: () => RedisClient;
 }
 
 const GROUP = 'herald';
+/** Defaults: how often a process looks for dead consumers in a lane's group, and how idle one must be to go. */
+const PRUNE_EVERY_MS = 10 * 60_000;
+const PRUNE_IDLE_MS = 60 * 60_000;
 /** Ids per script call: keeps each call's argument list (and Lua's unpack) small. */
 const CHUNK = 1000;
 
@@ -148,6 +154,9 @@ export class RedisStreamsBus implements Bus {
   /** Earliest score known to be in each lane's delayed set (Infinity: none known). */
   private readonly earliest = new Map<Lane, number>(LANES.map((l) => [l, Number.POSITIVE_INFINITY]));
   private readonly lastAutoclaim = new Map<Lane, number>();
+  private readonly lastPrune = new Map<Lane, number>();
+  private readonly pruneEveryMs: number;
+  private readonly pruneIdleMs: number;
   private readonly waiters = new Map<Lane, Set<() => void>>(LANES.map((l) => [l, new Set()]));
   private readonly watching = new Set<Lane>();
   private readonly blockers = new Map<Lane, RedisClient>();
@@ -166,6 +175,8 @@ export class RedisStreamsBus implements Bus {
     this.maxLength = options.maxLength ?? 1_000_000;
     this.horizonMs = options.horizonMs ?? 15 * 60_000;
     this.promoteEveryMs = options.promoteEveryMs ?? 1_000;
+    this.pruneEveryMs = options.pruneEveryMs ?? PRUNE_EVERY_MS;
+    this.pruneIdleMs = Math.max(options.pruneIdleMs ?? PRUNE_IDLE_MS, 10 * this.visibilityMs);
     // Redis and Cluster both have duplicate(); the cast only joins their signatures (no arguments here).
     this.makeBlocking = options.blockingConnection ?? (() => (client as Redis).duplicate());
     this.schedulePromote(this.promoteEveryMs);
@@ -219,12 +230,36 @@ export class RedisStreamsBus implements Bus {
     }
   }
 
+  /**
+   * Forgets the group's consumers that hold nothing and have been idle far longer than any live one
+   * (processes that died or were replaced: every deploy leaves one name per process); what they held
+   * was taken over by XAUTOCLAIM already, so nothing is lost with them.
+   */
+  private async pruneConsumers(lane: Lane): Promise<void> {
+    const consumers = (await this.client.xinfo('CONSUMERS', this.ready(lane), GROUP)) as unknown[][];
+    for (const c of consumers) {
+      const info = new Map<string, unknown>();
+      for (let i = 0; i + 1 < c.length; i += 2) info.set(String(c[i]), c[i + 1]);
+      const name = String(info.get('name'));
+      if (name === this.consumer || Number(info.get('pending')) > 0 || Number(info.get('idle')) < this.pruneIdleMs)
+        continue;
+      await this.client.xgroup('DELCONSUMER', this.ready(lane), GROUP, name);
+    }
+  }
+
   async claim(lane: Lane, max: number): Promise<TakeFrom> {
     if (this.closed || max <= 0) return { ids: [] };
     if ((this.earliest.get(lane) as number) <= Date.now()) await this.promote([lane]);
     const key = this.ready(lane);
     const got: StreamEntry[] = [];
     const now = Date.now();
+    if (now - (this.lastPrune.get(lane) ?? 0) >= this.pruneEveryMs) {
+      this.lastPrune.set(lane, now);
+      // Before the take-over below: a consumer whose entries it is about to take stays until next time.
+      await this.pruneConsumers(lane).catch(() => {
+        // Tidying only: tried again at the next prune.
+      });
+    }
     if (now - (this.lastAutoclaim.get(lane) ?? 0) >= this.visibilityMs / 4) {
       this.lastAutoclaim.set(lane, now);
       // Entries handed to a consumer that has not acked them within visibilityMs: its process died.
