@@ -182,6 +182,10 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         pageBudgetMs: store.parallelism > 1 ? 200 : 25,
         templates: adapters.templates,
         liveUsers: () => gateway?.connectedUsers() ?? [],
+        // In the distributed mode sockets are on any gateway: presence says which subscribers have one.
+        ...(adapters.redis
+          ? { liveAmong: async (users: readonly string[]) => [...(await presence.nodesOf(users)).keys()] }
+          : {}),
         busy: () => worker.inFlight('critical') + worker.inFlight('high') > 0,
         exclusive: store.exclusive,
         // Each page is decided by ingest's decider (ADR 13), its decisions stored by the page.

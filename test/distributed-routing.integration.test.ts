@@ -110,6 +110,27 @@ describe.each([
     }, 'carol down to one socket');
   });
 
+  it('a topic notification reaches its subscribers live on whichever gateway holds them', async () => {
+    const topic = `t-${busKind}-${redisKind}`;
+    const put = await api.api('PUT', `/v1/topics/${topic}/subscribers`, { userIds: ['erin', 'frank', 'gus'] });
+    expect(put.status).toBe(200);
+    const { client: erin } = await connectReady(gateway2.url, userToken('erin'));
+    const { client: frank } = await connectReady(gateway1.url, userToken('frank'));
+    clients.push(erin, frank);
+    const r = await api.api('POST', '/v1/notifications', {
+      to: { topic },
+      category: 'test.routing',
+      channels: ['in_app'],
+      title: 'to the topic',
+    });
+    expect(r.status, JSON.stringify(r.json)).toBe(202);
+    // The worker's fan-out page writes the entries and routes those of connected subscribers.
+    for (const c of [erin, frank]) {
+      const [n] = await c.waitForNotifications(1, ROUTED_WITHIN_MS);
+      expect(n).toMatchObject({ title: 'to the topic', seq: 1 });
+    }
+  });
+
   it("a read on one gateway updates the user's unread count on the other", async () => {
     const { client: phone } = await connectReady(gateway1.url, userToken('dave'));
     const { client: laptop } = await connectReady(gateway2.url, userToken('dave'));

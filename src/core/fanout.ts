@@ -19,7 +19,8 @@
  * ahead of a password reset.
  *
  * In-app: entries due now are written by the page itself (inbox entry, seq); those of users with a
- * socket on this process (`liveUsers`) come back and go to the gateway (`inbox:entries`). A topic
+ * socket on this process (`liveUsers`) — or, in the distributed mode, on any gateway (`liveAmong`,
+ * asked about the page's subscribers) — come back and go to the gateways (`inbox:entries`). A topic
  * above the fan-out-on-read size has its in-app channel read through the subscription instead
  * (TopicStore.materializeTopics): the pages then write only the other channels.
  */
@@ -42,6 +43,12 @@ export interface FanoutOptions {
   templates?: { hasTemplate(category: string): boolean | Promise<boolean> };
   /** Users with a socket on this process: their new entries are pushed to it. Default: nobody. */
   liveUsers?: () => readonly string[];
+  /**
+   * Which of a page's subscribers have a socket anywhere (presence, in the distributed mode, where
+   * sockets are on other processes): given, each page reads its subscribers first and returns the
+   * entries of these, which LiveFrames routes to their gateways. Replaces `liveUsers`.
+   */
+  liveAmong?: (users: readonly string[]) => Promise<readonly string[]>;
   /** True while critical or high work is in flight: the next page waits for it. Default: never. */
   busy?: () => boolean;
   /** Every lease found at start-up was held by a dead process (the embedded store): take them at once. */
@@ -154,10 +161,16 @@ export class FanoutRunner {
       // The decider reads the page's subscribers only when it might decide something for them; while
       // nobody has preferences (and the category decides nothing alone) the page reads them itself.
       const decider = this.options.decider;
-      if (decider && (await decider.mayDecide(pageNotification(job, [])))) {
+      const deciding = decider ? await decider.mayDecide(pageNotification(job, [])) : false;
+      const liveAmong = this.options.liveAmong;
+      if (deciding || liveAmong) {
         const users = await this.store.fanoutAudience(job, after, this.page);
-        decisions = (await decider.decide([pageNotification(job, users)]))?.get(job.notificationId);
+        if (deciding && decider) {
+          decisions = (await decider.decide([pageNotification(job, users)]))?.get(job.notificationId);
+        }
         request.decided = { after, users, decisions };
+        // A presence that cannot answer costs the live push only: the entries are in the store.
+        if (liveAmong) request.live = [...(await liveAmong(users).catch(() => []))];
       }
       const result = await this.store.fanoutPage(job, request);
       this.resize(performance.now() - started, result?.recipients ?? 0);
