@@ -130,15 +130,11 @@ function banner(herald: Herald): string[] {
   const { secrets, listening, url } = herald;
   const store = herald.adapters.description.store;
   const lines: string[] = [];
-  if (listening && url) {
-    lines.push(
-      listening.allInterfaces
-        ? `Herald is listening on every interface, port ${listening.port} (${listening.address}): ${url} on this machine  (store: ${store})`
-        : `Herald is listening on ${url}  (store: ${store})`,
-    );
-  } else {
-    lines.push(`Herald is running (roles: ${herald.roles.join(', ')}; no HTTP server)  (store: ${store})`);
-  }
+  lines.push(
+    listening.allInterfaces
+      ? `Herald is listening on every interface, port ${listening.port} (${listening.address}): ${url} on this machine  (store: ${store})`
+      : `Herald is listening on ${url}  (store: ${store})`,
+  );
   if (secrets.created.apiKey) {
     lines.push(
       `API key: ${secrets.apiKeys[0]}   (generated now and kept in ${secrets.file}; printed only on this first start)`,

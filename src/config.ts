@@ -372,7 +372,7 @@ function shownValue(path: readonly PropertyKey[], value: string | undefined): st
 const SHOWN_DEFAULTS: Partial<Record<keyof typeof schema.shape, string>> = {
   DATABASE_URL: 'unset → embedded PGlite',
   REDIS_URL: 'unset → in-process',
-  HERALD_BUS: 'queue-table (with REDIS_URL: woken across processes through Redis)',
+  HERALD_BUS: 'queue-table',
   HERALD_API_KEYS: 'generated on first start',
   HERALD_JWT_SECRET: 'generated on first start',
   HERALD_WEBHOOK_SECRET: 'generated on first start',

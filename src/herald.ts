@@ -48,11 +48,11 @@ export interface Herald {
   adapters: Adapters;
   events: HeraldEmitter;
   logger: Logger;
-  /** Base URL of the HTTP server when the api role runs, reachable from this machine. */
-  url: string | null;
+  /** Base URL of the HTTP server (every process has one: health, readiness, metrics), reachable from this machine. */
+  url: string;
   /** The address the server is actually bound to; `allInterfaces` for 0.0.0.0 and ::. */
-  listening: { address: string; port: number; family: string; allInterfaces: boolean } | null;
-  server: FastifyInstance | null;
+  listening: { address: string; port: number; family: string; allInterfaces: boolean };
+  server: FastifyInstance;
   gateway: Gateway | null;
   stop(): Promise<void>;
 }
@@ -206,12 +206,9 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
     });
   }
 
-  let server: FastifyInstance | null = null;
-  let url: string | null = null;
-  let listening: Herald['listening'] = null;
   // Every process serves /healthz, /readyz and /metrics on PORT, whatever its roles (API.md); the
   // producer and inbox API only with the api role.
-  server = await buildServer(
+  const server = await buildServer(
     {
       config,
       store,
@@ -235,8 +232,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   );
   gateway?.attach(server.server);
   await server.listen({ port: config.port, host: config.host });
-  listening = boundAddress(server);
-  url = reachableUrl(listening);
+  const listening = boundAddress(server);
+  const url = reachableUrl(listening);
   // Expired leases of a previous run come back before workers start claiming; on a store that only
   // this process can use, every lease does: whoever held it has died.
   if (maintenance) {
@@ -250,8 +247,7 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
   logger.info(
     {
       url,
-      listening:
-        listening && `${listening.family === 'IPv6' ? `[${listening.address}]` : listening.address}:${listening.port}`,
+      listening: `${listening.family === 'IPv6' ? `[${listening.address}]` : listening.address}:${listening.port}`,
       roles: [...roles],
       store: adapters.description.store,
       bus: adapters.description.bus,
@@ -267,8 +263,8 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       await gateway?.close();
       // Requests in flight may finish, for SHUTDOWN_GRACE_MS at most (a client sending slowly
       // cannot hold the process); a request arriving meanwhile on an open connection gets 503.
-      const cut = setTimeout(() => server?.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-      await server?.close();
+      const cut = setTimeout(() => server.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      await server.close();
       clearTimeout(cut);
       await ingest.drain();
       await fanout?.stop();

@@ -141,7 +141,7 @@ async function startWorker(databaseUrl: string): Promise<Worker> {
   await eventually(
     () => {
       if (proc.exitCode !== null) throw new Error(`herald exited (${proc.exitCode}): ${out}`);
-      return /Herald is running/.test(out) || undefined;
+      return /Herald is listening/.test(out) || undefined;
     },
     'a worker process to start',
     120_000,

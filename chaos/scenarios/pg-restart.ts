@@ -9,8 +9,9 @@
  * Verdict: while it is down the API answers 503 (counted; at least one, else the outage was not
  * seen) and nothing but 202 or 503; every notification answered 202 is in the store with all its
  * deliveries, every one of them `sent` and seen by the receiver (lost = 0; a 202 means stored);
- * duplicates at most what was in flight when PostgreSQL stopped (sends whose outcome could not be
- * recorded); and no Herald process restarted or died.
+ * duplicates at most the deliveries the store saw attempted more than once (sends whose outcome could
+ * not be recorded while it was down, taken again once their lease lapsed); and no Herald process
+ * restarted or died.
  */
 import { privatePostgres } from '../../test/support/postgres-private.ts';
 import {
@@ -131,6 +132,17 @@ export const pgRestart: Scenario = async (size, log) => {
       500,
     ).catch(() => false);
     const lost = unseen.length + Math.max(0, expected - stored);
+    // A webhook arrives twice only if its delivery was attempted twice (its outcome could not be
+    // recorded while PostgreSQL was down, so its lease lapsed and it was taken again): the deliveries
+    // the store saw attempted more than once bound the duplicates. The count of `processing` rows
+    // just before the stop undercounts: a take can start between that count and the stop.
+    const [reattempted] = await c
+      .query<{ n: string }>(
+        'SELECT count(*) AS n FROM deliveries WHERE notification_id = ANY($1::uuid[]) AND attempts > 1',
+        [accepted],
+      )
+      .catch(() => [{ n: '0' }]);
+    const bound = Math.max(flying, Number(reattempted?.n ?? 0));
     const other = [...oddities].map(
       ([code, o]) =>
         `${o.atMs.length}× ${code} (${Math.min(...o.atMs)}…${Math.max(...o.atMs)} ms after the stop; first: ${o.first})`,
@@ -143,7 +155,7 @@ export const pgRestart: Scenario = async (size, log) => {
       delivered: receiver.delivered(),
       lost,
       duplicated: receiver.duplicated(),
-      duplicateBound: { max: flying, why: 'in flight when PostgreSQL stopped' },
+      duplicateBound: { max: bound, why: 'deliveries attempted more than once (in flight when PostgreSQL stopped)' },
       facts: { posts: n, accepted: accepted.length, '503s': r503, unanswered, downMs },
       checks: [
         { ok: r503 > 0, failure: 'no 503 while PostgreSQL was down (was the outage seen?)' },
@@ -164,6 +176,7 @@ export const pgRestart: Scenario = async (size, log) => {
         stored,
         unseen: unseen.slice(0, 20),
         flying,
+        reattempted: Number(reattempted?.n ?? 0),
         ...(v.pass ? {} : { outputs: c.outputs() }),
       },
     };

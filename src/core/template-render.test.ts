@@ -265,13 +265,16 @@ describe('limits: a render that exceeds a bound fails cleanly and quickly', () =
     ],
   ];
   for (const [name, body] of bombs) {
-    it(`${name}: TemplateRenderError naming the field within a second`, async () => {
+    it(`${name}: TemplateRenderError naming the field within a second of CPU`, async () => {
       expect(checkTemplate(only(body))).toEqual([]);
-      const started = performance.now();
+      // CPU time, not wall time: what the render costs Herald, whatever else the (shared, loaded)
+      // machine runs meanwhile — on a saturated CI machine the same render took 1.18 s of wall time.
+      const started = process.cpuUsage();
       const error = await render(only(body), context('en', 'in_app')).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TemplateRenderError);
       expect((error as TemplateRenderError).field).toBe('locales.en.body');
-      expect(performance.now() - started).toBeLessThan(1_000);
+      const { user, system } = process.cpuUsage(started);
+      expect((user + system) / 1_000).toBeLessThan(1_000);
     });
   }
 
