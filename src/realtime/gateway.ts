@@ -115,9 +115,7 @@ export class Gateway {
   async start(): Promise<void> {
     await this.live.subscribe(this.options.node, {
       frames: (frames) => this.onFrames(frames),
-      resync: () => {
-        for (const set of this.byUser.values()) for (const c of set) c.session.resync();
-      },
+      resync: () => this.resyncAll(),
     });
   }
 
@@ -264,11 +262,16 @@ export class Gateway {
       .then(async (known) => {
         if (known || this.closing) return;
         await this.presence.refresh(this.options.node, this.held());
-        for (const set of this.byUser.values()) for (const c of set) c.session.resync();
+        this.resyncAll();
       })
       .catch(() => {
         // Redis unreachable: the next check (or heartbeat) tries again.
       });
+  }
+
+  /** Frames routed here may have been missed: every session catches up from the store. */
+  private resyncAll(): void {
+    for (const set of this.byUser.values()) for (const c of set) c.session.resync();
   }
 
   /** Sockets held per user. */
