@@ -37,7 +37,7 @@ import {
 } from '../lib.ts';
 
 const SIZES = {
-  full: { users: 500, streamMs: 30_000, postsPerSecond: 10 },
+  full: { users: 625, streamMs: 30_000, postsPerSecond: 10 }, // 500 of them on gateway 1
   short: { users: 100, streamMs: 10_000, postsPerSecond: 10 },
 };
 const GROUP = 25;
