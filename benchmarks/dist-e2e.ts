@@ -65,7 +65,7 @@ export const scenario: Scenario = {
         { name: 'gateway-1', roles: 'gateway' },
         { name: 'gateway-2', roles: 'gateway' },
       ],
-      { env: o.env, log },
+      { env: o.env, cpuProfDir: o.cpuProfDir, log },
     );
     let fleets: GatewayFleets | null = null;
     // The first process started: the cluster exists only if it did.

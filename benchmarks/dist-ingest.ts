@@ -68,7 +68,7 @@ async function measure(n: number, o: BenchOptions, log: (m: string) => void): Pr
   log(`starting ${n} api process${n > 1 ? 'es' : ''} (PostgreSQL + Redis, no worker)`);
   const cluster = await startCluster(
     Array.from({ length: n }, (_, i) => ({ name: `api-${i + 1}`, roles: 'api' })),
-    { env: o.env, log },
+    { env: o.env, cpuProfDir: o.cpuProfDir, log },
   );
   try {
     const apis = cluster.members;

@@ -63,7 +63,7 @@ export const scenario: Scenario = {
       ...ports.map((port, i) => ({ name: `gateway-${i + 1}`, roles: 'gateway', env: inspectorEnv(port) })),
     ];
     log(`starting ${specs.map((s) => s.name).join(', ')} (PostgreSQL + Redis)`);
-    const cluster = await startCluster(specs, { env: o.env, log });
+    const cluster = await startCluster(specs, { env: o.env, cpuProfDir: o.cpuProfDir, log });
     const api = cluster.members[0] as Member;
     const client = new HeraldClient(api.herald.url, 8);
     const inspectors: Inspector[] = [];

@@ -198,6 +198,29 @@ describe.each(ADAPTERS.filter((a) => a.routes))('LiveFrames contract between pro
     expect(summary(g2.rec)).toEqual(expected2);
   });
 
+  it('keeps that order when a publish of many users (looked up first) is followed by one of a few', async () => {
+    const { gs, worker } = await gateways(await adapter.world(), 2);
+    const [g1, g2] = gs as [(typeof gs)[0], (typeof gs)[0]];
+    await g1.presence.opened('g1', 'a');
+    await g1.presence.opened('g1', 'b');
+    await g2.presence.opened('g2', 'b');
+    // 40 users, most held by nobody: more than a single server routes in one script.
+    const users = ['a', 'b', ...Array.from({ length: 38 }, (_, i) => `nobody-${i}`)];
+    const batch: RoutedFrame[] = [];
+    for (let seq = 1; seq <= 200; seq++) batch.push(frame(users[seq % users.length] as string, seq));
+    const more = [frame('b', 201), frame('a', 202)];
+    await Promise.all([worker.live.publish(batch), worker.live.publish(more)]);
+    const held = [...batch, ...more].filter((f) => f.userId === 'a' || f.userId === 'b');
+    const expected1 = held.map((f) => `${f.userId}:${f.seq}:{"seq":${f.seq}}`);
+    const expected2 = held.filter((f) => f.userId === 'b').map((f) => `b:${f.seq}:{"seq":${f.seq}}`);
+    await until(
+      'both nodes to receive everything',
+      () => g1.rec.got.length === expected1.length && g2.rec.got.length === expected2.length,
+    );
+    expect(summary(g1.rec)).toEqual(expected1);
+    expect(summary(g2.rec)).toEqual(expected2);
+  });
+
   it('stops routing to a node once its socket closed', async () => {
     const { gs, worker } = await gateways(await adapter.world(), 2);
     const [g1, g2] = gs as [(typeof gs)[0], (typeof gs)[0]];

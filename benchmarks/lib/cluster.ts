@@ -67,6 +67,8 @@ export interface HeraldCluster {
 export interface ClusterOptions {
   /** Environment for every process (e.g. from --env). */
   env?: Record<string, string>;
+  /** Write a V8 CPU profile of every process into this folder (--cpu-prof; one file per pid). */
+  cpuProfDir?: string | undefined;
   log?: (message: string) => void;
 }
 
@@ -130,6 +132,7 @@ export async function startCluster(specs: readonly MemberSpec[], options: Cluste
       store: 'postgres',
       database: db,
       roles: spec.roles,
+      ...(options.cpuProfDir ? { cpuProfDir: options.cpuProfDir } : {}),
       env: { ...options.env, HERALD_JWT_SECRET: BENCH_JWT_SECRET, REDIS_URL: redis.url, ...spec.env },
     });
     live.add(herald.pid);

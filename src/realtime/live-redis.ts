@@ -5,6 +5,8 @@
  * - `publish` looks up the nodes of all the call's users at once (`Presence.nodesOf`), then sends one
  *   SPUBLISH per node with that node's frames (live-frame-codec.ts), to the node's own channel
  *   `{prefix}herald:live:{<node>}`. Frames for this process's own node go straight to its handler.
+ *   On a single server, a publish of few users does both in one script (`RedisPresence.routeFrames`):
+ *   one round trip instead of two, on the path of every single-recipient notification.
  *   Within one publish, a node receives its frames in the order given; successive publishes of one
  *   process are sent in call order. `publish` never throws: frames it could not send are counted
  *   (`failed`) and left to the store, which sessions read at the next gap, `resync` or reconnect.
@@ -24,6 +26,14 @@ import { Cluster } from 'ioredis';
 import type { LiveFrames, LiveHandler, Presence, RoutedFrame } from '../core/ports.ts';
 import type { RedisClient } from '../redis-connection.ts';
 import { decodeFrames, encodeFrames } from './live-frame-codec.ts';
+import { RedisPresence } from './presence-redis.ts';
+
+/**
+ * Up to this many users, a publish on a single Redis server looks up and sends in one script (one
+ * round trip, every frame shipped to Redis whether or not anyone holds its user); beyond, it looks
+ * up first and ships only the frames of users some gateway holds.
+ */
+const ONE_TRIP_MAX_USERS = 16;
 
 export interface RedisLiveFramesOptions {
   /** Prepended to every channel (tests). Default ''. */
@@ -37,8 +47,12 @@ export class RedisLiveFrames implements LiveFrames {
   private handler: LiveHandler | null = null;
   private sub: RedisClient | null = null;
   private channel = '';
-  /** Settles when the previous publish has sent its messages (keeps publishes in call order). */
-  private sent: Promise<void> = Promise.resolve();
+  /** Settles when the previous publish has issued its sends (keeps sends in call order). */
+  private issued: Promise<void> = Promise.resolve();
+  /** Settles when the previous publish has handed this node's frames over (keeps them in call order). */
+  private delivered: Promise<void> = Promise.resolve();
+  /** The single-server fast path (`RedisPresence.routeFrames`), or null on a Cluster. */
+  private readonly oneTrip: RedisPresence | null;
   private receivedFrames = 0;
   private failedFrames = 0;
   private badMessages = 0;
@@ -50,6 +64,7 @@ export class RedisLiveFrames implements LiveFrames {
     options: RedisLiveFramesOptions = {},
   ) {
     this.prefix = options.prefix ?? '';
+    this.oneTrip = presence instanceof RedisPresence && !(client instanceof Cluster) ? presence : null;
   }
 
   /** Frames this process received from other processes for its sockets. */
@@ -74,39 +89,55 @@ export class RedisLiveFrames implements LiveFrames {
 
   async publish(frames: readonly RoutedFrame[]): Promise<void> {
     if (frames.length === 0) return;
+    const oneTrip = this.inOneTrip(frames);
     // The lookup starts at once (lookups of successive publishes pipeline); sending waits its turn.
-    const routed = this.route(frames);
-    const previous = this.sent;
-    let done!: () => void;
-    this.sent = new Promise<void>((resolve) => {
-      done = resolve;
+    const lookup = oneTrip ? null : this.route(frames);
+    const previousIssue = this.issued;
+    const previousDelivery = this.delivered;
+    let issuedDone!: () => void;
+    let deliveredDone!: () => void;
+    this.issued = new Promise<void>((resolve) => {
+      issuedDone = resolve;
+    });
+    this.delivered = new Promise<void>((resolve) => {
+      deliveredDone = resolve;
     });
     const sends: Promise<void>[] = [];
+    let local: Promise<RoutedFrame[] | undefined>;
     try {
-      await previous;
-      const perNode = await routed;
-      if (!perNode) return;
-      for (const [node, list] of perNode) {
-        if (node === this.node && this.handler) continue;
-        sends.push(
-          this.client.spublish(this.channelOf(node), encodeFrames(list)).then(
-            () => {},
-            () => {
-              this.failedFrames += list.length;
-            },
-          ),
-        );
+      await previousIssue;
+      if (oneTrip) {
+        local = this.routeInRedis(frames, oneTrip);
+      } else {
+        const perNode = await lookup;
+        for (const [node, list] of perNode ?? []) {
+          if (node === this.node && this.handler) continue;
+          sends.push(
+            this.client.spublish(this.channelOf(node), encodeFrames(list)).then(
+              () => {},
+              () => {
+                this.failedFrames += list.length;
+              },
+            ),
+          );
+        }
+        local = Promise.resolve(this.node === null ? undefined : perNode?.get(this.node));
       }
-      const local = this.node === null ? undefined : perNode.get(this.node);
-      if (local && this.handler) {
+    } finally {
+      issuedDone();
+    }
+    try {
+      const own = await local;
+      await previousDelivery;
+      if (own && this.handler) {
         try {
-          this.handler.frames(local);
+          this.handler.frames(own);
         } catch {
-          this.failedFrames += local.length;
+          this.failedFrames += own.length;
         }
       }
     } finally {
-      done();
+      deliveredDone();
     }
     await Promise.all(sends);
   }
@@ -158,6 +189,45 @@ export class RedisLiveFrames implements LiveFrames {
 
   private channelOf(node: string): string {
     return `${this.prefix}herald:live:{${node}}`;
+  }
+
+  /** The frames' users (each frame's index into them), if they go in one round trip (a single server, few users); else null. */
+  private inOneTrip(frames: readonly RoutedFrame[]): { users: string[]; of: number[] } | null {
+    if (!this.oneTrip) return null;
+    const index = new Map<string, number>();
+    const of: number[] = [];
+    for (const f of frames) {
+      let i = index.get(f.userId);
+      if (i === undefined) {
+        if (index.size === ONE_TRIP_MAX_USERS) return null;
+        i = index.size;
+        index.set(f.userId, i);
+      }
+      of.push(i);
+    }
+    return { users: [...index.keys()], of };
+  }
+
+  /** Lookup and sends in one script; resolves to this node's frames, in order (none if it holds none of the users). */
+  private async routeInRedis(
+    frames: readonly RoutedFrame[],
+    { users, of }: { users: string[]; of: number[] },
+  ): Promise<RoutedFrame[] | undefined> {
+    let mine: boolean[];
+    try {
+      mine = await (this.oneTrip as RedisPresence).routeFrames(
+        users,
+        frames.map((f, k) => [of[k] as number, encodeFrames([f])] as const),
+        this.handler ? this.node : null,
+        `${this.prefix}herald:live:{`,
+        '}',
+      );
+    } catch {
+      this.failedFrames += frames.length;
+      return undefined;
+    }
+    const local = frames.filter((_, k) => mine[of[k] as number]);
+    return local.length ? local : undefined;
   }
 
   /** Each node's frames in the given order; null if the lookup failed (the frames count as failed). */

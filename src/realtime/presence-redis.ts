@@ -70,8 +70,55 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 and redis.call('HLEN', KEYS[1]) <= 
 end
 `;
 
+/**
+ * `routeFrames` on a single server: the lookup and the sends in one round trip. KEYS = the users'
+ * keys, then the node set; ARGV = now, this process's node ('' if none), the channel's head and
+ * tail, then per frame its user's index in KEYS and the frame encoded alone (live-frame-codec.ts:
+ * a version byte, then the record). Each live node other than `own` gets one SPUBLISH: a version
+ * byte, then the records of its users' frames in ARGV order. Returns 1/0 per user: whether `own`
+ * holds it.
+ */
+const ROUTE = `
+local nodesKey = KEYS[#KEYS]
+local now = tonumber(ARGV[1])
+local own = ARGV[2]
+local aliveUntil, nodesOf, mine = {}, {}, {}
+for i = 1, #KEYS - 1 do
+  local nodes = {}
+  mine[i] = 0
+  for _, f in ipairs(redis.call('HKEYS', KEYS[i])) do
+    if string.sub(f, 1, 2) == 'n:' then
+      local node = string.sub(f, 3)
+      if aliveUntil[node] == nil then aliveUntil[node] = tonumber(redis.call('ZSCORE', nodesKey, node) or 0) end
+      if aliveUntil[node] > now then
+        if node == own then mine[i] = 1 else nodes[#nodes + 1] = node end
+      end
+    end
+  end
+  nodesOf[i] = nodes
+end
+local order, parts = {}, {}
+for j = 5, #ARGV, 2 do
+  local blob = ARGV[j + 1]
+  for _, node in ipairs(nodesOf[tonumber(ARGV[j])]) do
+    local list = parts[node]
+    if list == nil then
+      list = { string.sub(blob, 1, 1) }
+      parts[node] = list
+      order[#order + 1] = node
+    end
+    list[#list + 1] = string.sub(blob, 2)
+  end
+end
+for _, node in ipairs(order) do
+  redis.call('SPUBLISH', ARGV[3] .. node .. ARGV[4], table.concat(parts[node]))
+end
+return mine
+`;
+
 /** The scripts, as defineCommand adds them (EVALSHA, EVAL on NOSCRIPT). */
 interface PresenceCommands {
+  heraldRouteFrames(...args: (string | number | Buffer)[]): Promise<number[]>;
   heraldPresenceOpened(key: string, field: string, now: number, ttlMs: number): Promise<unknown>;
   heraldPresenceHeld(key: string, field: string, sockets: number, now: number, ttlMs: number): Promise<unknown>;
   heraldPresenceClosed(key: string, field: string, now: number, ttlMs: number, lastSeenMs: number): Promise<unknown>;
@@ -103,6 +150,7 @@ export class RedisPresence implements Presence {
     client.defineCommand('heraldPresenceHeld', { numberOfKeys: 1, lua: HELD });
     client.defineCommand('heraldPresenceClosed', { numberOfKeys: 1, lua: CLOSED });
     client.defineCommand('heraldPresenceGone', { numberOfKeys: 1, lua: GONE });
+    client.defineCommand('heraldRouteFrames', { lua: ROUTE });
     this.redis = client as RedisClient & PresenceCommands;
   }
 
@@ -183,6 +231,33 @@ export class RedisPresence implements Presence {
       if (nodes.length) out.set(userId, nodes);
     }
     return out;
+  }
+
+  /**
+   * Single server only (a Cluster would put the users' keys and the nodes' channels in other
+   * slots): looks up where each user is held and sends each live node but `own` the frames of its
+   * users, in the order given (`frames[k]`: the index of its user in `userIds`, and the frame
+   * encoded alone), all in one script — one round trip, against two for `nodesOf` then the sends.
+   * Resolves to whether `own` holds each user. A node's channel is `channelHead + node + channelTail`.
+   */
+  async routeFrames(
+    userIds: readonly string[],
+    frames: readonly (readonly [user: number, encoded: Buffer])[],
+    own: string | null,
+    channelHead: string,
+    channelTail: string,
+  ): Promise<boolean[]> {
+    const mine = await this.redis.heraldRouteFrames(
+      userIds.length + 1,
+      ...userIds.map((u) => this.userKey(u)),
+      this.nodesKey,
+      Date.now(),
+      own ?? '',
+      channelHead,
+      channelTail,
+      ...frames.flatMap(([user, encoded]) => [user + 1, encoded]),
+    );
+    return mine.map((m) => m === 1);
   }
 
   async get(userId: string): Promise<{ online: boolean; sockets: number; lastSeen: Date | null }> {
