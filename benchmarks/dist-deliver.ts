@@ -56,7 +56,11 @@ export const scenario: Scenario = {
 async function measure(n: number, o: BenchOptions, log: (m: string) => void): Promise<Record<string, Cell>> {
   const receiver = await startWebhookReceiver();
   log('starting the api,scheduler process (PostgreSQL + Redis)');
-  const cluster = await startCluster([{ name: 'api', roles: 'api,scheduler' }], { env: o.env, cpuProfDir: o.cpuProfDir, log });
+  const cluster = await startCluster([{ name: 'api', roles: 'api,scheduler' }], {
+    env: o.env,
+    cpuProfDir: o.cpuProfDir,
+    log,
+  });
   // The first process started: the cluster exists only if it did.
   const api = cluster.members[0] as Member;
   const client = new HeraldClient(api.herald.url, 64);

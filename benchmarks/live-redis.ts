@@ -67,6 +67,7 @@ async function gateway(url: string, prefix: string, users: number, expect: numbe
       if (latencies.length >= expect) finish();
     },
     resync() {},
+    topicAccepted() {},
   });
   await presence.refresh('g1', new Map(Array.from({ length: users }, (_, i) => [`user-${i}`, 1])));
   process.stdout.write('ready\n');

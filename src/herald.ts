@@ -158,6 +158,15 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
         heartbeatMs: config.wsHeartbeatMs,
         maxSocketsPerUser: config.maxSocketsPerUser,
         node: adapters.node,
+        // Fan-out on read: the subscribers connected here get a topic notification's entry now,
+        // wherever it was accepted (one statement per 1,000 of them).
+        topicAccepted: () => {
+          store.topicItemAccepted();
+          const users = gateway?.connectedUsers() ?? [];
+          void (async () => {
+            for (let i = 0; i < users.length; i += 1_000) await store.materializeTopics(users.slice(i, i + 1_000));
+          })().catch((error: unknown) => failures.warn({ err: error }, 'fan-out on read: live entries not pushed'));
+        },
       })
     : null;
   // Committed in-app entries and new unread counts, wherever they happen here, go to the gateways
@@ -193,18 +202,12 @@ export async function startHerald(config: Config, options: StartOptions = {}): P
       })
     : null;
 
-  // Fan-out on read: entries a read appends go to the user's sockets; and when a topic notification
-  // is accepted, the subscribers connected here get its entry now (one statement per 1,000 of them).
-  if (gateway) {
-    store.onTopicEntries = (entries) => events.emit('inbox:entries', entries);
-    events.on('notification:accepted', (n) => {
-      if (!n.fanout) return;
-      const users = gateway.connectedUsers();
-      void (async () => {
-        for (let i = 0; i < users.length; i += 1_000) await store.materializeTopics(users.slice(i, i + 1_000));
-      })().catch((error: unknown) => failures.warn({ err: error }, 'fan-out on read: live entries not pushed'));
-    });
-  }
+  // Fan-out on read: entries a read appends go to the user's sockets; a topic notification accepted
+  // here is signalled to every gateway (this process's too), whose connected subscribers read it.
+  if (gateway) store.onTopicEntries = (entries) => events.emit('inbox:entries', entries);
+  events.on('notification:accepted', (n) => {
+    if (n.inAppOnRead) void live.topicAccepted();
+  });
 
   // Every process serves /healthz, /readyz and /metrics on PORT, whatever its roles (API.md); the
   // producer and inbox API only with the api role.

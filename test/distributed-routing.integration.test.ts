@@ -43,7 +43,8 @@ describe.each([
         store: 'postgres',
         databaseUrl: db.url,
         roles,
-        env: { REDIS_URL: redis.url, HERALD_BUS: busKind },
+        // Topics of more than 10 subscribers get their in-app channel by fan-out on read.
+        env: { REDIS_URL: redis.url, HERALD_BUS: busKind, HERALD_FANOUT_ON_READ_ABOVE: '10' },
       });
     api = await start(['api']);
     worker = await start(['worker', 'scheduler']);
@@ -128,6 +129,28 @@ describe.each([
     for (const c of [erin, frank]) {
       const [n] = await c.waitForNotifications(1, ROUTED_WITHIN_MS);
       expect(n).toMatchObject({ title: 'to the topic', seq: 1 });
+    }
+  });
+
+  it('a topic notification read on read reaches its connected subscribers live on every gateway', async () => {
+    const topic = `big-${busKind}-${redisKind}`;
+    const subscribers = ['hank', 'ivy', ...Array.from({ length: 10 }, (_, i) => `offline-${i}`)];
+    const put = await api.api('PUT', `/v1/topics/${topic}/subscribers`, { userIds: subscribers });
+    expect(put.status).toBe(200);
+    const { client: hank } = await connectReady(gateway1.url, userToken('hank'));
+    const { client: ivy } = await connectReady(gateway2.url, userToken('ivy'));
+    clients.push(hank, ivy);
+    const r = await api.api('POST', '/v1/notifications', {
+      to: { topic },
+      category: 'test.routing',
+      channels: ['in_app'],
+      title: 'to the big topic',
+    });
+    expect(r.status, JSON.stringify(r.json)).toBe(202);
+    // No fan-out job writes entries: each gateway is told, and reads it for the users it holds.
+    for (const c of [hank, ivy]) {
+      const [n] = await c.waitForNotifications(1, ROUTED_WITHIN_MS);
+      expect(n).toMatchObject({ title: 'to the big topic', seq: 1 });
     }
   });
 

@@ -79,18 +79,23 @@ const ADAPTERS: LiveAdapter[] = [
 interface Recorder extends LiveHandler {
   got: RoutedFrame[];
   resyncs: number;
+  topics: number;
 }
 
 function recorder(): Recorder {
   const r: Recorder = {
     got: [],
     resyncs: 0,
+    topics: 0,
     frames(frames) {
       // Copies: a frame may be a view of a message buffer.
       for (const f of frames) r.got.push({ userId: f.userId, seq: f.seq, frame: Buffer.from(f.frame) });
     },
     resync() {
       r.resyncs++;
+    },
+    topicAccepted() {
+      r.topics++;
     },
   };
   return r;
@@ -219,6 +224,31 @@ describe.each(ADAPTERS.filter((a) => a.routes))('LiveFrames contract between pro
     );
     expect(summary(g1.rec)).toEqual(expected1);
     expect(summary(g2.rec)).toEqual(expected2);
+  });
+
+  it('tells every live gateway node, and no other, that a topic notification was accepted', async () => {
+    if (!adapter.routes) {
+      const p = await (await adapter.world()).process();
+      const rec = recorder();
+      await p.live.subscribe('g1', rec);
+      await p.live.topicAccepted();
+      expect(rec.topics).toBe(1);
+      return;
+    }
+    const { gs, worker } = await gateways(await adapter.world(), 4);
+    const [g1, g2, g3, g4] = gs as [(typeof gs)[0], (typeof gs)[0], (typeof gs)[0], (typeof gs)[0]];
+    await g1.presence.opened('g1', 'a');
+    await g2.presence.opened('g2', 'b');
+    await g3.presence.refresh('g3', new Map()); // alive, holding nobody yet
+    // g4 never reported: not a live node.
+    await worker.live.topicAccepted();
+    await until('the live nodes to be told', () => g1.rec.topics === 1 && g2.rec.topics === 1 && g3.rec.topics === 1);
+    // A gateway that publishes is told in its own process, not through Redis.
+    await g1.live.topicAccepted();
+    await until('g1 to be told again', () => g1.rec.topics === 2 && g2.rec.topics === 2 && g3.rec.topics === 2);
+    await sleep(SETTLE_MS);
+    expect([g1, g2, g3, g4].map((g) => g.rec.topics)).toEqual([2, 2, 2, 0]);
+    expect(g1.rec.got).toEqual([]);
   });
 
   it('stops routing to a node once its socket closed', async () => {

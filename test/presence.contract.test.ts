@@ -131,7 +131,9 @@ describe.each(ADAPTERS)('Presence contract: $name', (adapter) => {
     }
     expect(await p.get('a')).toMatchObject({ online: true, sockets: 1 });
     expect(await p.nodesOf(['a'])).toEqual(new Map([['a', ['alive']]]));
+    expect(await p.nodes()).toEqual(['alive']);
     await p.refresh('dead', new Map([['a', 1]]));
+    expect((await p.nodes()).sort()).toEqual(['alive', 'dead']);
     expect(await p.get('a')).toMatchObject({ sockets: 2 });
     await p.close();
   });
@@ -146,6 +148,7 @@ describe.each(ADAPTERS)('Presence contract: $name', (adapter) => {
     expect(await b.get('u')).toMatchObject({ online: true, sockets: 2 });
     await b.refresh('g2', new Map([['v', 3]]));
     expect(await a.get('v')).toMatchObject({ online: true, sockets: 3 });
+    expect((await a.nodes()).sort()).toEqual(['g-new', 'g1', 'g2']);
     await a.close();
     await b.close();
   });

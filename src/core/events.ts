@@ -16,8 +16,11 @@ export interface DeliveryEvent {
 }
 
 export interface HeraldEvents {
-  /** `fanout`: a topic notification, whose deliveries a fan-out job creates (src/core/fanout.ts). */
-  'notification:accepted': [{ id: string; lane: Lane; deliveries: number; fanout?: boolean }];
+  /**
+   * `fanout`: a topic notification, whose deliveries a fan-out job creates (src/core/fanout.ts);
+   * `inAppOnRead`: its in-app channel is read through the subscription (every gateway is told).
+   */
+  'notification:accepted': [{ id: string; lane: Lane; deliveries: number; fanout?: boolean; inAppOnRead?: boolean }];
   /** One committed page of a fan-out job: how many subscribers it served. */
   'fanout:page': [{ notificationId: string; recipients: number }];
   /** One group commit: how many notifications shared it, and how long the store took. */

@@ -224,6 +224,7 @@ export class Ingest {
         lane,
         deliveries: o.jobs.length + o.delivered.length,
         ...(o.answer.recipients === null ? { fanout: true } : {}),
+        ...(o.inAppOnRead ? { inAppOnRead: true } : {}),
       });
     }
     this.events.inboxDelivered(accepted.flatMap((o) => o.delivered));

@@ -356,6 +356,8 @@ export interface Presence {
    * sessions catch up from the store. Cheap: a gateway asks every few seconds.
    */
   knows(node: string): Promise<boolean>;
+  /** The nodes whose reports count now (gateways that are alive, holding sockets or not). */
+  nodes(): Promise<string[]>;
   /** The live nodes holding sockets of each of `userIds` (a user with none is absent). */
   nodesOf(userIds: readonly string[]): Promise<Map<string, string[]>>;
   /** Across every live node. `lastSeen`: the last open, close or heartbeat of the user (null: never seen). */
@@ -381,6 +383,12 @@ export interface LiveHandler {
    * session catches up from the store, which holds every committed seq.
    */
   resync(): void;
+  /**
+   * A topic notification was accepted (by this process or another): its subscribers with sockets
+   * here may have entries to read on (fan-out on read, src/store/sql-topics.ts), which this process's
+   * sessions then get live.
+   */
+  topicAccepted(): void;
 }
 
 /**
@@ -393,6 +401,12 @@ export interface LiveHandler {
 export interface LiveFrames {
   readonly kind: string;
   publish(frames: readonly RoutedFrame[]): Promise<void>;
+  /**
+   * Tells every live gateway node, this process's included, that a topic notification was accepted
+   * (`LiveHandler.topicAccepted`): a topic's subscribers are only known to the store, so this one
+   * signal goes to every node, where each reads for the users it holds. Best effort; never throws.
+   */
+  topicAccepted(): Promise<void>;
   /** Registers this process's gateway as `node`: frames routed to it go to `handler`. */
   subscribe(node: string, handler: LiveHandler): Promise<void>;
   /** Frames this process received from other processes for its sockets (metrics). */

@@ -153,6 +153,11 @@ export interface TopicStore {
    */
   materializeTopics(userIds: readonly string[]): Promise<InboxEntry[]>;
   /**
+   * Another process accepted a topic item (LiveHandler.topicAccepted): reads materialize from now
+   * on, even where this process had found no item yet and would not look again for a while.
+   */
+  topicItemAccepted(): void;
+  /**
    * Told of every entry fan-out on read appends, whichever call appended it (the store's inbox reads
    * materialize first, so that listings, unread counts and replay include the items): the wiring
    * points it at the gateway, so that the user's open sockets get each entry live. Null: nobody.

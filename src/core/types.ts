@@ -202,7 +202,14 @@ export type AcceptOutcome =
    * Committed, with the deliveries it created that are still to do (to announce on the bus) and the
    * in-app ones completed in the same transaction (see NotificationStore.accept).
    */
-  | { kind: 'accepted'; answer: AcceptedAnswer; jobs: BusJob[]; delivered: InboxDelivery[] }
+  | {
+      kind: 'accepted';
+      answer: AcceptedAnswer;
+      jobs: BusJob[];
+      delivered: InboxDelivery[];
+      /** A topic notification whose in-app channel is read through the subscription (fan-out on read). */
+      inAppOnRead?: true;
+    }
   /** Same idempotency key, same body: the first answer again. */
   | { kind: 'replayed'; answer: AcceptedAnswer }
   /** Same idempotency key, another body. */

@@ -39,6 +39,8 @@ export interface GatewayOptions {
   maxSocketsPerUser: number;
   /** Largest client frame; default 4096. */
   maxFrameBytes?: number;
+  /** A topic notification was accepted somewhere (LiveHandler.topicAccepted); default: nothing to do. */
+  topicAccepted?: () => void;
 }
 
 export interface GatewayLog {
@@ -116,6 +118,7 @@ export class Gateway {
     await this.live.subscribe(this.options.node, {
       frames: (frames) => this.onFrames(frames),
       resync: () => this.resyncAll(),
+      topicAccepted: () => this.options.topicAccepted?.(),
     });
   }
 

@@ -19,6 +19,10 @@ export class MemoryLiveFrames implements LiveFrames {
     return DONE;
   }
 
+  async topicAccepted(): Promise<void> {
+    this.handler?.topicAccepted();
+  }
+
   async subscribe(_node: string, handler: LiveHandler): Promise<void> {
     this.handler = handler;
   }

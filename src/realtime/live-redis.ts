@@ -25,7 +25,7 @@
 import { Cluster } from 'ioredis';
 import type { LiveFrames, LiveHandler, Presence, RoutedFrame } from '../core/ports.ts';
 import type { RedisClient } from '../redis-connection.ts';
-import { decodeFrames, encodeFrames } from './live-frame-codec.ts';
+import { decodeFrames, encodeFrames, isTopicAccepted, TOPIC_ACCEPTED } from './live-frame-codec.ts';
 import { RedisPresence } from './presence-redis.ts';
 
 /**
@@ -72,7 +72,10 @@ export class RedisLiveFrames implements LiveFrames {
     return this.receivedFrames;
   }
 
-  /** Frames (per destination node) that `publish` could not route or send: left to the store. */
+  /**
+   * Frames (per destination node) that `publish` could not route or send, and topic signals that
+   * `topicAccepted` could not: left to the store (read at the next gap, resync, reconnect or read).
+   */
   get failed(): number {
     return this.failedFrames;
   }
@@ -140,6 +143,23 @@ export class RedisLiveFrames implements LiveFrames {
       deliveredDone();
     }
     await Promise.all(sends);
+  }
+
+  async topicAccepted(): Promise<void> {
+    let nodes: string[];
+    try {
+      nodes = await this.presence.nodes();
+    } catch {
+      this.failedFrames++;
+      return;
+    }
+    for (const node of nodes) {
+      if (node === this.node && this.handler) continue;
+      void this.client.spublish(this.channelOf(node), TOPIC_ACCEPTED).catch(() => {
+        this.failedFrames++;
+      });
+    }
+    if (this.handler) this.handler.topicAccepted();
   }
 
   async subscribe(node: string, handler: LiveHandler): Promise<void> {
@@ -253,6 +273,10 @@ export class RedisLiveFrames implements LiveFrames {
   private onMessage(message: Buffer): void {
     const handler = this.handler;
     if (!handler) return;
+    if (isTopicAccepted(message)) {
+      handler.topicAccepted();
+      return;
+    }
     let frames: RoutedFrame[];
     try {
       frames = decodeFrames(message);

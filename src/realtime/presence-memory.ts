@@ -48,6 +48,11 @@ export class MemoryPresence implements Presence {
     return this.online.size + this.offline.size;
   }
 
+  async nodes(): Promise<string[]> {
+    const now = Date.now();
+    return [...this.nodeUntil].filter(([, until]) => until > now).map(([node]) => node);
+  }
+
   async opened(node: string, userId: string): Promise<void> {
     const now = Date.now();
     this.alive(node, now);

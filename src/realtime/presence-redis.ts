@@ -211,6 +211,12 @@ export class RedisPresence implements Presence {
     return until !== null && Number(until) > Date.now();
   }
 
+  async nodes(): Promise<string[]> {
+    await this.fetchNodes(Date.now());
+    const now = Date.now();
+    return [...this.nodeUntil].filter(([, until]) => until > now).map(([node]) => node);
+  }
+
   async nodesOf(userIds: readonly string[]): Promise<Map<string, string[]>> {
     const startedAt = Date.now();
     const refetch = this.maybeFetch(startedAt);

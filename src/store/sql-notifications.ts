@@ -90,7 +90,9 @@ export class SqlNotificationStore implements NotificationStore {
       const ns = fresh.map((i) => batch[i] as NewNotification);
       const created = await insertNotifications(q, ns, inline, options.templated, options.decisions);
       const topical = ns.filter((n) => n.topic);
-      if (topical.length) await acceptTopicNotifications(q, topical, options.fanoutOnReadAbove ?? Infinity);
+      const onRead = topical.length
+        ? await acceptTopicNotifications(q, topical, options.fanoutOnReadAbove ?? Infinity)
+        : null;
       for (const [k, i] of fresh.entries()) {
         const c = created[k] ?? { jobs: [], delivered: [] };
         out[i] = {
@@ -98,6 +100,7 @@ export class SqlNotificationStore implements NotificationStore {
           answer: answerOf(batch[i] as NewNotification),
           jobs: c.jobs,
           delivered: c.delivered,
+          ...(onRead?.has((batch[i] as NewNotification).id) ? { inAppOnRead: true as const } : {}),
         };
       }
     };

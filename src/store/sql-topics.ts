@@ -297,7 +297,7 @@ export class SqlTopicStore implements TopicStore {
   private itemsCheckedAt = 0;
 
   /** An item was just accepted by this process: reads materialize from now on. */
-  itemAccepted(): void {
+  topicItemAccepted(): void {
     this.itemsSeen = true;
   }
 }
@@ -306,13 +306,14 @@ export class SqlTopicStore implements TopicStore {
  * In the accepting transaction: a fan-out job for each topic notification of `ns` (its audience: the
  * subscribers now), and for the in-app channel of a topic above `onReadAbove` subscribers one topic
  * item instead (fan-out on read); with no other channel such a notification needs no job, and its
- * recipients are the subscriber count now.
+ * recipients are the subscriber count now. Returns the ids of the notifications read on read.
  */
 export async function acceptTopicNotifications(
   tx: SqlClient,
   ns: readonly NewNotification[],
   onReadAbove: number,
-): Promise<void> {
+): Promise<Set<string>> {
+  const readOnRead = new Set<string>();
   for (const n of ns) {
     const topic = n.topic as string;
     const [t] = await tx.query<{ subscribers: string | number }>('SELECT subscribers FROM topics WHERE name = $1', [
@@ -321,6 +322,7 @@ export async function acceptTopicNotifications(
     const subscribers = t ? Number(t.subscribers) : 0;
     const onRead = n.channels.includes('in_app') && subscribers > onReadAbove;
     if (onRead) {
+      readOnRead.add(n.id);
       await tx.query(
         `WITH t AS (UPDATE topics SET last_item = last_item + 1 WHERE name = $1 RETURNING last_item)
          INSERT INTO topic_items (topic, seq, notification_id, cutoff) SELECT $1, t.last_item, $2, now() FROM t`,
@@ -341,6 +343,7 @@ export async function acceptTopicNotifications(
       [n.id, topic, n.priority satisfies Priority, onRead, n.ttlMs ?? null],
     );
   }
+  return readOnRead;
 }
 
 /**

@@ -118,7 +118,7 @@ export class SqlStore implements Store {
   async accept(batch: readonly NewNotification[], options?: AcceptOptions): Promise<AcceptOutcome[]> {
     const out = await this.notifications.accept(batch, options);
     // A topic notification may have left an item to read through its subscriptions.
-    if (batch.some((n) => n.topic)) this.topics.itemAccepted();
+    if (batch.some((n) => n.topic)) this.topics.topicItemAccepted();
     return out;
   }
   getNotification(
@@ -196,6 +196,9 @@ export class SqlStore implements Store {
   }
   materializeTopics(userIds: readonly string[]): Promise<InboxEntry[]> {
     return this.topics.materializeTopics(userIds);
+  }
+  topicItemAccepted(): void {
+    this.topics.topicItemAccepted();
   }
   /** Where entries appended by fan-out on read go (to the gateway), whichever read appended them. */
   get onTopicEntries(): ((entries: InboxEntry[]) => void) | null {
