@@ -54,9 +54,12 @@ export async function waitUntilSettled(
  * Webhook deliveries the store holds (of these notifications, when given) whose webhook-id never
  * reached any of the receivers: lost, whatever state the store gives them.
  */
+/** What a receiver saw, by webhook-id (a CountingReceiver, or a thread's ReceiverSnapshot). */
+type Received = Pick<CountingReceiver, 'arrivals'> | { arrivals: ReadonlySet<string> };
+
 export async function unseenDeliveries(
   cluster: Cluster,
-  receivers: CountingReceiver | readonly CountingReceiver[],
+  receivers: Received | readonly Received[],
   notificationIds?: readonly string[],
 ): Promise<{ stored: number; unseen: string[] }> {
   const rows = notificationIds
@@ -65,7 +68,7 @@ export async function unseenDeliveries(
         [notificationIds],
       )
     : await cluster.query<{ id: string }>("SELECT id FROM deliveries WHERE channel = 'webhook'");
-  const all = Array.isArray(receivers) ? receivers : [receivers as CountingReceiver];
+  const all = Array.isArray(receivers) ? receivers : [receivers as Received];
   const seen = (id: string) => all.some((r) => r.arrivals.has(id));
   return { stored: rows.length, unseen: rows.map((r) => r.id).filter((id) => !seen(id)) };
 }
