@@ -12,6 +12,7 @@
 import type { RoutedFrame } from '../core/ports.ts';
 
 const VERSION = 1;
+const NO_SEQ = -1;
 
 /**
  * The one message that is not frames: "a topic notification was accepted" (LiveFrames.topicAccepted).
@@ -22,7 +23,6 @@ export const TOPIC_ACCEPTED = Buffer.from([0x54]);
 export function isTopicAccepted(message: Buffer): boolean {
   return message.length === 1 && message[0] === TOPIC_ACCEPTED[0];
 }
-const NO_SEQ = -1;
 
 export function encodeFrames(frames: readonly RoutedFrame[]): Buffer {
   let size = 1;
