@@ -17,7 +17,7 @@ import { HeraldClient } from './lib/api-client.ts';
 import { busOf, cpuUsed, type Member, startCluster } from './lib/cluster.ts';
 import { type GatewayFleets, startGatewayFleets } from './lib/gateway-fleets.ts';
 import { startJitterProbe } from './lib/jitter-probe.ts';
-import { postPaced, realtimeOf } from './lib/realtime.ts';
+import { LATENCY_SPLIT_COLUMNS, postPaced, realtimeOf } from './lib/realtime.ts';
 import type { Scenario } from './lib/scenario.ts';
 import { percentile } from './lib/stats.ts';
 
@@ -32,14 +32,7 @@ export const scenario: Scenario = {
   columns: [
     { key: 'bus', label: 'bus' },
     { key: 'rate', label: 'POSTs/s' },
-    { key: 'p50', label: 'p50 ms', better: 'lower', digits: 1 },
-    { key: 'p99', label: 'p99 ms', better: 'lower', digits: 1 },
-    { key: 'p999', label: 'p99.9 ms', digits: 1 },
-    { key: 'max', label: 'max ms', digits: 1 },
-    { key: 'postP50', label: 'POST→202 p50 ms', digits: 1 },
-    { key: 'postP99', label: 'POST→202 p99 ms', digits: 1 },
-    { key: 'afterP50', label: '202→socket p50 ms', digits: 1 },
-    { key: 'afterP99', label: '202→socket p99 ms', digits: 1 },
+    ...LATENCY_SPLIT_COLUMNS,
     { key: 'received', label: 'received' },
     { key: 'lost', label: 'lost' },
     { key: 'postErrors', label: 'POST errors' },

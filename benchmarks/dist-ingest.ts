@@ -15,19 +15,13 @@
  * limit the run was.
  */
 import { loadavg } from 'node:os';
+import { BODY } from './ingest.ts';
 import { busOf, type CpuUsed, cpuUsed, startCluster } from './lib/cluster.ts';
 import { BENCH_API_KEY } from './lib/herald-process.ts';
 import type { Cell } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
 import { type LoadGeneratorRun, runWrk, wrkAvailable } from './lib/wrk.ts';
 
-const BODY = JSON.stringify({
-  to: ['user-<id>'],
-  category: 'bench.ingest',
-  channels: ['in_app'],
-  title: 'New comment',
-  body: 'Alice replied to your post',
-});
 const VARIANTS = [1, 2];
 
 export const scenario: Scenario = {

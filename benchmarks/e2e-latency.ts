@@ -16,7 +16,14 @@
 import { HeraldClient } from './lib/api-client.ts';
 import { processCpuMs } from './lib/cpu.ts';
 import { startJitterProbe } from './lib/jitter-probe.ts';
-import { connectResuming, heraldLoopDelay, postPaced, realtimeOf, startRealtimeHerald } from './lib/realtime.ts';
+import {
+  connectResuming,
+  heraldLoopDelay,
+  LATENCY_SPLIT_COLUMNS,
+  postPaced,
+  realtimeOf,
+  startRealtimeHerald,
+} from './lib/realtime.ts';
 import type { Scenario } from './lib/scenario.ts';
 import { percentile } from './lib/stats.ts';
 import { type Fleet, startFleet } from './lib/ws-fleet.ts';
@@ -30,14 +37,7 @@ export const scenario: Scenario = {
   headline: 'p99',
   columns: [
     { key: 'rate', label: 'POSTs/s' },
-    { key: 'p50', label: 'p50 ms', better: 'lower', digits: 1 },
-    { key: 'p99', label: 'p99 ms', better: 'lower', digits: 1 },
-    { key: 'p999', label: 'p99.9 ms', digits: 1 },
-    { key: 'max', label: 'max ms', digits: 1 },
-    { key: 'postP50', label: 'POST→202 p50 ms', digits: 1 },
-    { key: 'postP99', label: 'POST→202 p99 ms', digits: 1 },
-    { key: 'afterP50', label: '202→socket p50 ms', digits: 1 },
-    { key: 'afterP99', label: '202→socket p99 ms', digits: 1 },
+    ...LATENCY_SPLIT_COLUMNS,
     { key: 'received', label: 'received' },
     { key: 'lost', label: 'not received' },
     { key: 'postErrors', label: 'POST errors' },

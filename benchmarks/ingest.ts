@@ -24,7 +24,7 @@ import { sleep } from './lib/stats.ts';
 import { type LoadGeneratorRun, runWrk } from './lib/wrk.ts';
 
 /** The request body; `<id>` becomes a unique id (autocannon's idReplacement wants `[<id>]`). */
-const BODY = JSON.stringify({
+export const BODY = JSON.stringify({
   to: ['user-<id>'],
   category: 'bench.ingest',
   channels: ['in_app'],

@@ -7,6 +7,7 @@ import type { HeraldClient } from './api-client.ts';
 import { BENCH_API_KEY, type HeraldProcess, type StoreKind, startHeraldProcess } from './herald-process.ts';
 import { connectInspector, freeLocalPort, type Inspector, inspectorEnv } from './inspector.ts';
 import { type PaceResult, paced } from './pace.ts';
+import type { Column } from './report.ts';
 import type { BenchOptions } from './scenario.ts';
 import { median, sleep } from './stats.ts';
 import { BENCH_JWT_SECRET } from './user-token.ts';
@@ -271,3 +272,15 @@ export async function postPaced(
   });
   return { accepted, errors, posts, acceptedAt, byUser, pace };
 }
+
+/** POST → socket latency percentiles, and the same split at the 202 (e2e-latency, dist-e2e). */
+export const LATENCY_SPLIT_COLUMNS: Column[] = [
+  { key: 'p50', label: 'p50 ms', better: 'lower', digits: 1 },
+  { key: 'p99', label: 'p99 ms', better: 'lower', digits: 1 },
+  { key: 'p999', label: 'p99.9 ms', digits: 1 },
+  { key: 'max', label: 'max ms', digits: 1 },
+  { key: 'postP50', label: 'POST→202 p50 ms', digits: 1 },
+  { key: 'postP99', label: 'POST→202 p99 ms', digits: 1 },
+  { key: 'afterP50', label: '202→socket p50 ms', digits: 1 },
+  { key: 'afterP99', label: '202→socket p99 ms', digits: 1 },
+];
