@@ -331,5 +331,8 @@ describe.each([
     await until('the handler to resync', () => g1.rec.resyncs >= 1, 15_000);
     await worker.live.publish([frame('u', 1)]);
     await until('a frame after the drop', () => g1.rec.got.length === 1, 10_000);
+    // One loss, one resync: not another for the first connect (a Cluster's subscriber group
+    // announces that too), which a gateway would pay for with a store read per session.
+    expect(g1.rec.resyncs).toBe(1);
   });
 });

@@ -24,6 +24,16 @@ export function isTopicAccepted(message: Buffer): boolean {
   return message.length === 1 && message[0] === TOPIC_ACCEPTED[0];
 }
 
+/**
+ * A node's message to its own channel, proving its subscription is live again after a reconnect
+ * (live-redis.ts). Only ever sent to the sender's own channel.
+ */
+export const PROBE = Buffer.from([0x50]);
+
+export function isProbe(message: Buffer): boolean {
+  return message.length === 1 && message[0] === PROBE[0];
+}
+
 export function encodeFrames(frames: readonly RoutedFrame[]): Buffer {
   let size = 1;
   const users: Buffer[] = [];

@@ -12,7 +12,9 @@
  *   (`failed`) and left to the store, which sessions read at the next gap, `resync` or reconnect.
  * - `subscribe` listens on the node's channel through a connection of its own (a duplicate of the
  *   client). When that connection was lost and is back, the frames published meanwhile are gone:
- *   once the channel is subscribed again, the handler's `resync` runs.
+ *   once the channel is subscribed again (a single server: the SSUBSCRIBE is acknowledged; a Cluster:
+ *   a probe sent to the channel came back), the handler's `resync` runs — once per loss, never at
+ *   the first connect.
  *
  * Why sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis ≥ 7): in a Cluster a classic PUBLISH is copied to
  * every shard over the cluster bus, whoever listens; a sharded one stays on the shard that owns the
@@ -25,7 +27,7 @@
 import { Cluster } from 'ioredis';
 import type { LiveFrames, LiveHandler, Presence, RoutedFrame } from '../core/ports.ts';
 import type { RedisClient } from '../redis-connection.ts';
-import { decodeFrames, encodeFrames, isTopicAccepted, TOPIC_ACCEPTED } from './live-frame-codec.ts';
+import { decodeFrames, encodeFrames, isProbe, isTopicAccepted, PROBE, TOPIC_ACCEPTED } from './live-frame-codec.ts';
 import { RedisPresence } from './presence-redis.ts';
 
 /**
@@ -34,6 +36,9 @@ import { RedisPresence } from './presence-redis.ts';
  * up first and ships only the frames of users some gateway holds.
  */
 const ONE_TRIP_MAX_USERS = 16;
+
+/** After a Cluster subscriber reconnects, how often a probe is sent until one comes back. */
+const PROBE_EVERY_MS = 500;
 
 export interface RedisLiveFramesOptions {
   /** Prepended to every channel (tests). Default ''. */
@@ -57,6 +62,8 @@ export class RedisLiveFrames implements LiveFrames {
   private failedFrames = 0;
   private badMessages = 0;
   private resyncs = 0;
+  /** Set while probes go out to this node's channel (a Cluster subscriber came back, not yet proven live). */
+  private probing: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly client: RedisClient,
@@ -179,8 +186,20 @@ export class RedisLiveFrames implements LiveFrames {
     sub.on('smessageBuffer', (_channel: Buffer, message: Buffer) => this.onMessage(message));
     await sub.ssubscribe(this.channel);
     if (sub instanceof Cluster) {
-      // The subscriber group emits this after it replaced a lost subscriber and subscribed again.
-      sub.on('subscribersReady', () => this.resync());
+      // The subscriber group emits this after every reset of its connections — also while it first
+      // connects (after `ssubscribe` above resolved), and before the server has acknowledged the
+      // new SSUBSCRIBE. So: only after a loss, and only once a probe came back on the channel.
+      let lost = false;
+      for (const event of ['-node', '-subscriber', 'close']) {
+        sub.on(event, () => {
+          lost = true;
+        });
+      }
+      sub.on('subscribersReady', () => {
+        if (!lost) return;
+        lost = false;
+        this.probeThenResync();
+      });
     } else {
       // 'ready' after the first one: a reconnect. ioredis subscribes again by itself; resync only
       // once that is acknowledged, so no frame falls between the store read and the subscription.
@@ -201,6 +220,8 @@ export class RedisLiveFrames implements LiveFrames {
     this.handler = null;
     this.node = null;
     if (!sub) return;
+    if (this.probing) clearTimeout(this.probing);
+    this.probing = null;
     sub.removeAllListeners('ready');
     sub.removeAllListeners('subscribersReady');
     await sub.sunsubscribe(this.channel).catch(() => {});
@@ -273,6 +294,15 @@ export class RedisLiveFrames implements LiveFrames {
   private onMessage(message: Buffer): void {
     const handler = this.handler;
     if (!handler) return;
+    if (isProbe(message)) {
+      // The subscription is live: what was published while it was not is read from the store.
+      if (this.probing) {
+        clearTimeout(this.probing);
+        this.probing = null;
+        this.resync();
+      }
+      return;
+    }
     if (isTopicAccepted(message)) {
       handler.topicAccepted();
       return;
@@ -286,6 +316,23 @@ export class RedisLiveFrames implements LiveFrames {
     }
     this.receivedFrames += frames.length;
     handler.frames(frames);
+  }
+
+  /**
+   * Sends a probe to this node's channel every PROBE_EVERY_MS until one comes back, then resyncs.
+   * A probe received proves the subscription live at that moment, whatever happened before it; one
+   * loop serves several resets in a row.
+   */
+  private probeThenResync(): void {
+    if (this.probing || !this.sub) return;
+    const send = (): void => {
+      void this.client.spublish(this.channel, PROBE).catch(() => {
+        // Redis unreachable: the next probe tries again.
+      });
+      this.probing = setTimeout(send, PROBE_EVERY_MS);
+      this.probing.unref();
+    };
+    send();
   }
 
   private resync(): void {

@@ -1,5 +1,5 @@
 /** What RedisPresence leaves in Redis: every key expires if nobody refreshes it (the port's behaviour is in test/presence.contract.test.ts). */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { freshPrefix, sharedRedisUrl } from '../../test/support/redis.ts';
 import { connectRedis, type RedisClient } from '../redis-connection.ts';
 import { RedisPresence } from './presence-redis.ts';
@@ -44,5 +44,23 @@ describe('RedisPresence in Redis', () => {
     expect(keys.get(`${prefix}herald:p:{held}`)).toBeLessThanOrEqual(5_000);
     expect(keys.get(`${prefix}herald:p:{left}`)).toBeGreaterThan(5_000);
     expect(await client.hgetall(`${prefix}herald:p:{left}`)).toEqual({ seen: expect.any(String) });
+  });
+
+  it('names a node that opened after this process last fetched the node set, within the same millisecond', async () => {
+    const url = await sharedRedisUrl();
+    const [ca, cb] = [connectRedis(url), connectRedis(url)];
+    clients.push(ca, cb);
+    const prefix = freshPrefix();
+    const [a, b] = [new RedisPresence(ca, { prefix }), new RedisPresence(cb, { prefix })];
+    // A clock that does not move: a fetch and the next lookup share their millisecond.
+    const now = vi.spyOn(Date, 'now').mockReturnValue(Date.now());
+    try {
+      await a.opened('g1', 'u');
+      expect(await b.nodesOf(['u'])).toEqual(new Map([['u', ['g1']]]));
+      await a.opened('g-new', 'u');
+      expect((await b.nodesOf(['u'])).get('u')?.sort()).toEqual(['g-new', 'g1']);
+    } finally {
+      now.mockRestore();
+    }
   });
 });

@@ -136,8 +136,16 @@ export class RedisPresence implements Presence {
   private readonly nodesKey: string;
   /** Node → until when it counts, as last read from Redis (or written by this process). */
   private readonly nodeUntil = new Map<string, number>();
+  /** When the node set was last fetched (epoch ms): the cache's age. */
   private fetchedAt = Number.NEGATIVE_INFINITY;
-  private fetching: { startedAt: number; done: Promise<void> } | null = null;
+  /**
+   * Orders fetches and lookups within this process: a lookup takes a number when it starts, a fetch
+   * when it is sent, so "a fetch sent after this lookup started" holds even within one millisecond.
+   */
+  private clock = 0;
+  /** The number of the latest fetch that has completed. */
+  private fetchedTick = 0;
+  private fetching: { tick: number; done: Promise<void> } | null = null;
   /** Per node this process reports for: users it may have a field in (last heartbeat ∪ opened since). */
   private readonly reported = new Map<string, Set<string>>();
 
@@ -212,18 +220,18 @@ export class RedisPresence implements Presence {
   }
 
   async nodes(): Promise<string[]> {
-    await this.fetchNodes(Date.now());
+    await this.fetchNodes(++this.clock);
     const now = Date.now();
     return [...this.nodeUntil].filter(([, until]) => until > now).map(([node]) => node);
   }
 
   async nodesOf(userIds: readonly string[]): Promise<Map<string, string[]>> {
-    const startedAt = Date.now();
-    const refetch = this.maybeFetch(startedAt);
+    const lookup = ++this.clock;
+    const refetch = this.maybeFetch(lookup);
     const fields = await Promise.all(userIds.map((u) => this.redis.hkeys(this.userKey(u))));
     await refetch;
     const out = new Map<string, string[]>();
-    const unknown = await this.resolveUnknown(fields.flat(), startedAt);
+    const unknown = await this.resolveUnknown(fields.flat(), lookup);
     const now = Date.now();
     for (let i = 0; i < userIds.length; i++) {
       const userId = userIds[i] as string;
@@ -267,11 +275,11 @@ export class RedisPresence implements Presence {
   }
 
   async get(userId: string): Promise<{ online: boolean; sockets: number; lastSeen: Date | null }> {
-    const startedAt = Date.now();
-    const refetch = this.maybeFetch(startedAt);
+    const lookup = ++this.clock;
+    const refetch = this.maybeFetch(lookup);
     const h = await this.redis.hgetall(this.userKey(userId));
     await refetch;
-    const unknown = await this.resolveUnknown(Object.keys(h), startedAt);
+    const unknown = await this.resolveUnknown(Object.keys(h), lookup);
     const now = Date.now();
     let sockets = 0;
     for (const [f, v] of Object.entries(h)) {
@@ -308,14 +316,15 @@ export class RedisPresence implements Presence {
   }
 
   /** Fetches the node set if the cache is older than CACHE_MS (in the same tick as the caller's reads). */
-  private maybeFetch(now: number): Promise<void> | undefined {
-    if (now - this.fetchedAt <= CACHE_MS) return undefined;
-    return this.fetchNodes(now);
+  private maybeFetch(lookup: number): Promise<void> | undefined {
+    if (Date.now() - this.fetchedAt <= CACHE_MS) return undefined;
+    return this.fetchNodes(lookup);
   }
 
-  /** One fetch of the node set that started at or after `notBefore` (joins one in flight if it did). */
-  private fetchNodes(notBefore: number): Promise<void> {
-    if (this.fetching && this.fetching.startedAt >= notBefore) return this.fetching.done;
+  /** One fetch of the node set sent after lookup `after` started (joins one in flight if it was). */
+  private fetchNodes(after: number): Promise<void> {
+    if (this.fetching && this.fetching.tick > after) return this.fetching.done;
+    const tick = ++this.clock;
     const startedAt = Date.now();
     const done = this.redis.zrange(this.nodesKey, 0, '-1', 'WITHSCORES').then((reply) => {
       // RESP2 answers [member, score, member, score…]; RESP3 answers [[member, score]…].
@@ -326,8 +335,9 @@ export class RedisPresence implements Presence {
         if ((this.nodeUntil.get(node) ?? 0) < until) this.nodeUntil.set(node, until);
       }
       if (startedAt > this.fetchedAt) this.fetchedAt = startedAt;
+      if (tick > this.fetchedTick) this.fetchedTick = tick;
     });
-    const entry = { startedAt, done };
+    const entry = { tick, done };
     this.fetching = entry;
     void done
       .finally(() => {
@@ -341,15 +351,15 @@ export class RedisPresence implements Presence {
    * A node this process has not heard of may have opened a socket after the cache was read: fetch
    * once (a fetch begun after the lookup started). Returns the nodes still unknown (dead for now).
    */
-  private async resolveUnknown(fields: readonly string[], startedAt: number): Promise<Set<string>> {
+  private async resolveUnknown(fields: readonly string[], lookup: number): Promise<Set<string>> {
     const unknown = new Set<string>();
     for (const f of fields) {
       if (f.startsWith(NODE_FIELD) && !this.nodeUntil.has(f.slice(NODE_FIELD.length))) {
         unknown.add(f.slice(NODE_FIELD.length));
       }
     }
-    if (unknown.size === 0 || this.fetchedAt >= startedAt) return unknown;
-    await this.fetchNodes(startedAt);
+    if (unknown.size === 0 || this.fetchedTick > lookup) return unknown;
+    await this.fetchNodes(lookup);
     for (const node of unknown) if (this.nodeUntil.has(node)) unknown.delete(node);
     return unknown;
   }
