@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { QueueTableBus } from '../src/bus/bus-queue-table.ts';
 import { RedisStreamsBus } from '../src/bus/bus-redis-streams.ts';
 import { uuidv7 } from '../src/core/ids.ts';
-import type { Bus } from '../src/core/ports.ts';
+import type { Bus } from '../src/core/ports-bus.ts';
 import type { BusJob, NewNotification } from '../src/core/types.ts';
 import { connectRedis, type RedisClient } from '../src/redis-connection.ts';
 import { openEmbeddedStore, openPostgresStore, type SqlStore } from '../src/store/store-sql.ts';

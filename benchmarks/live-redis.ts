@@ -19,7 +19,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import type { RoutedFrame } from '../src/core/ports.ts';
+import type { RoutedFrame } from '../src/core/ports-realtime.ts';
 import { decodeFrames, encodeFrames } from '../src/realtime/live-frame-codec.ts';
 import { RedisLiveFrames } from '../src/realtime/live-redis.ts';
 import { RedisPresence } from '../src/realtime/presence-redis.ts';

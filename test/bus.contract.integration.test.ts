@@ -10,7 +10,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { QueueTableBus } from '../src/bus/bus-queue-table.ts';
 import { RedisStreamsBus } from '../src/bus/bus-redis-streams.ts';
 import { uuidv7 } from '../src/core/ids.ts';
-import type { Bus, StartedWork } from '../src/core/ports.ts';
+import type { StartedWork } from '../src/core/ports.ts';
+import type { Bus } from '../src/core/ports-bus.ts';
 import type { BusJob, Channel, Lane, NewNotification } from '../src/core/types.ts';
 import { connectRedis, type RedisClient } from '../src/redis-connection.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';

@@ -12,7 +12,7 @@ import { DigestRunner } from '../src/core/digest-runner.ts';
 import { type ChannelRoute, type Dispatch, Dispatcher } from '../src/core/dispatch.ts';
 import { HeraldEmitter } from '../src/core/events.ts';
 import { uuidv7 } from '../src/core/ids.ts';
-import type { SendResult } from '../src/core/ports.ts';
+import type { SendResult } from '../src/core/ports-channels.ts';
 import { TemplateCache } from '../src/core/template-cache.ts';
 import { TemplateContentRenderer } from '../src/core/template-content.ts';
 import type { Channel, DeliveryJob, InboxEntry, NewNotification } from '../src/core/types.ts';

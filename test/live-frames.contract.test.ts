@@ -5,7 +5,7 @@
  */
 import { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { LiveFrames, LiveHandler, Presence, RoutedFrame } from '../src/core/ports.ts';
+import type { LiveFrames, LiveHandler, Presence, RoutedFrame } from '../src/core/ports-realtime.ts';
 import { MemoryLiveFrames } from '../src/realtime/live-memory.ts';
 import { RedisLiveFrames } from '../src/realtime/live-redis.ts';
 import { MemoryPresence } from '../src/realtime/presence-memory.ts';

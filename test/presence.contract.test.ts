@@ -1,6 +1,6 @@
 /** The Presence port's contract, run against every presence adapter. */
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Presence } from '../src/core/ports.ts';
+import type { Presence } from '../src/core/ports-realtime.ts';
 import { MemoryPresence } from '../src/realtime/presence-memory.ts';
 import { RedisPresence } from '../src/realtime/presence-redis.ts';
 import { connectRedis, type RedisClient } from '../src/redis-connection.ts';

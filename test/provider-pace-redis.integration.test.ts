@@ -10,7 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildRoutes, type RouteSharing } from '../src/channels/registry.ts';
 import type { ProvidersFile } from '../src/config-providers.ts';
-import type { ChannelProvider } from '../src/core/ports.ts';
+import type { ChannelProvider } from '../src/core/ports-channels.ts';
 import type { ProviderAttempt } from '../src/core/provider-route.ts';
 import type { DeliveryJob } from '../src/core/types.ts';
 import { RedisRateLimiter } from '../src/ratelimit/rate-limiter-redis.ts';

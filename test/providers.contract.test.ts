@@ -33,7 +33,7 @@ import { FcmSender } from '../src/channels/push-fcm.ts';
 import type { PushSender } from '../src/channels/push-sender.ts';
 import { WebPushSender } from '../src/channels/push-webpush.ts';
 import type { Device } from '../src/core/devices.ts';
-import type { ChannelProvider, SendResult } from '../src/core/ports.ts';
+import type { ChannelProvider, SendResult } from '../src/core/ports-channels.ts';
 import type { Channel, DeliveryJob, JobUser } from '../src/core/types.ts';
 import { type ApnsAnswer, makeApnsTestKey, startFakeApns } from './support/fake-apns.ts';
 import { type ChatAnswer, SLACK_ERRORS, startFakeChat } from './support/fake-chat.ts';

@@ -5,7 +5,7 @@
  * loaded machine's timers. Redis missing fails these tests with the command that starts it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RateLimiter } from '../src/core/ports.ts';
+import type { RateLimiter } from '../src/core/ports-channels.ts';
 import { MemoryRateLimiter } from '../src/ratelimit/rate-limiter-memory.ts';
 import { RedisRateLimiter } from '../src/ratelimit/rate-limiter-redis.ts';
 import { connectRedis } from '../src/redis-connection.ts';

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RedisStreamsBus } from '../src/bus/bus-redis-streams.ts';
 import { HeraldEmitter } from '../src/core/events.ts';
 import { Maintenance } from '../src/core/maintenance.ts';
-import type { Bus } from '../src/core/ports.ts';
+import type { Bus } from '../src/core/ports-bus.ts';
 import type { Lane } from '../src/core/types.ts';
 import { connectRedis, type RedisClient } from '../src/redis-connection.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';

@@ -11,7 +11,7 @@ import type { Decider, Decisions } from '../src/core/decider.ts';
 import { decisionKey } from '../src/core/decider.ts';
 import { HeraldEmitter } from '../src/core/events.ts';
 import { FanoutRunner } from '../src/core/fanout.ts';
-import type { Bus } from '../src/core/ports.ts';
+import type { Bus } from '../src/core/ports-bus.ts';
 import type { BusJob, Decision, NewNotification } from '../src/core/types.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { forEachStore } from './support/databases.ts';

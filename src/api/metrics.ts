@@ -2,7 +2,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryEvent, HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
-import type { LiveFrames } from '../core/ports.ts';
+import type { LiveFrames } from '../core/ports-realtime.ts';
 import type { ProviderStatus } from '../core/provider-route.ts';
 
 export class Metrics {

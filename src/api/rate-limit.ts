@@ -18,7 +18,7 @@
 import rateLimit, { type FastifyRateLimitStore, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { HeraldError } from '../core/errors.ts';
-import type { RateLimiter } from '../core/ports.ts';
+import type { RateLimiter } from '../core/ports-channels.ts';
 import { errorResponses } from './docs.ts';
 
 export interface RateLimitOptions {

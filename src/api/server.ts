@@ -16,15 +16,10 @@ import type { Config } from '../config.ts';
 import { HeraldError, isUnavailable, validationError } from '../core/errors.ts';
 import type { HeraldEmitter } from '../core/events.ts';
 import type { Ingest } from '../core/ingest.ts';
-import type {
-  Bus,
-  CategoryPolicyStore,
-  LiveFrames,
-  Presence,
-  RateLimiter,
-  Store,
-  TemplateStore,
-} from '../core/ports.ts';
+import type { CategoryPolicyStore, Store, TemplateStore } from '../core/ports.ts';
+import type { Bus } from '../core/ports-bus.ts';
+import type { RateLimiter } from '../core/ports-channels.ts';
+import type { LiveFrames, Presence } from '../core/ports-realtime.ts';
 import type { ProviderStatus } from '../core/provider-route.ts';
 import type { Channel } from '../core/types.ts';
 import type { Auth, Caller } from './auth.ts';

@@ -12,7 +12,9 @@
  * processes it learns of new work from `wakeups` where there are any (Redis, in the distributed
  * mode: bus-wake-redis.ts), else by polling (`HERALD_POLL_MS`).
  */
-import type { Bus, TakeFrom } from '../core/ports.ts';
+
+import type { TakeFrom } from '../core/ports.ts';
+import type { Bus } from '../core/ports-bus.ts';
 import type { BusJob } from '../core/types.ts';
 import { LANES, type Lane } from '../core/types.ts';
 

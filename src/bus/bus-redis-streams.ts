@@ -38,7 +38,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import type { Bus, TakeFrom } from '../core/ports.ts';
+import type { TakeFrom } from '../core/ports.ts';
+import type { Bus } from '../core/ports-bus.ts';
 import { type BusJob, LANES, type Lane } from '../core/types.ts';
 import type { RedisClient } from '../redis-connection.ts';
 

@@ -24,7 +24,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP, type LookupFunction, type Socket } from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
-import type { SendResult } from '../core/ports.ts';
+import type { SendResult } from '../core/ports-channels.ts';
 import type { EgressPolicy, EgressRefusal } from './egress-policy.ts';
 import { retryAfter } from './retry-after.ts';
 import { undiciBackstopMs } from './undici-backstop.ts';

@@ -19,7 +19,9 @@
  * followed). A user without a `chatWebhookUrl`, or a notification with neither title nor body, is
  * `skipped`. Nothing is retried here: retries are the worker's, and a retry sends the same JSON.
  */
-import type { ChannelProvider, SendResult, UserStore } from '../core/ports.ts';
+
+import type { UserStore } from '../core/ports.ts';
+import type { ChannelProvider, SendResult } from '../core/ports-channels.ts';
 import { joinTitleBody } from '../core/template-render.ts';
 import type { DeliveryJob } from '../core/types.ts';
 import { GuardedHttpClient, sendResultOf } from './egress-http.ts';

@@ -30,7 +30,8 @@
  */
 import type { Device, DeviceProvider } from '../core/devices.ts';
 import { GroupCommit } from '../core/group-commit.ts';
-import type { ChannelProvider, DeviceStore, PermanentReason, SendResult } from '../core/ports.ts';
+import type { DeviceStore } from '../core/ports.ts';
+import type { ChannelProvider, PermanentReason, SendResult } from '../core/ports-channels.ts';
 import type { DeliveryJob } from '../core/types.ts';
 import type { PushMessage, PushOutcome, PushSender } from './push-sender.ts';
 

@@ -37,7 +37,7 @@
 import nodemailer, { type SendMailOptions, type Transporter } from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import type { ChannelProvider, SendResult } from '../core/ports.ts';
+import type { ChannelProvider, SendResult } from '../core/ports-channels.ts';
 import type { DeliveryJob } from '../core/types.ts';
 import { redact } from '../redact.ts';
 

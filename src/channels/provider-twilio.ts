@@ -19,7 +19,7 @@
  * header, and is masked out of every error text as well.
  */
 import { Agent, request } from 'undici';
-import type { ChannelProvider, SendResult } from '../core/ports.ts';
+import type { ChannelProvider, SendResult } from '../core/ports-channels.ts';
 import type { DeliveryJob } from '../core/types.ts';
 import { MASK } from '../redact.ts';
 import { failure, parseObject, readCapped } from './provider-answers.ts';

@@ -12,7 +12,7 @@
  * are transient; a refused destination and any other answer (including redirects, which are not
  * followed) are permanent.
  */
-import type { ChannelProvider, SendResult } from '../core/ports.ts';
+import type { ChannelProvider, SendResult } from '../core/ports-channels.ts';
 import type { DeliveryJob } from '../core/types.ts';
 import { GuardedHttpClient, sendResultOf } from './egress-http.ts';
 import type { EgressPolicy } from './egress-policy.ts';

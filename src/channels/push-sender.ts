@@ -11,7 +11,7 @@
  * Web Push endpoints are chosen by browsers and go through the egress-guarded client.
  */
 import type { Device, DeviceProvider } from '../core/devices.ts';
-import type { PermanentReason } from '../core/ports.ts';
+import type { PermanentReason } from '../core/ports-channels.ts';
 import type { Lane } from '../core/types.ts';
 
 /** What a push carries (the delivery's rendered content). */

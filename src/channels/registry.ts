@@ -8,7 +8,8 @@
 import type { ExtraProvider, ProvidersFile } from '../config-providers.ts';
 import type { BreakerSettings } from '../core/circuit-breaker.ts';
 import type { DeviceProvider } from '../core/devices.ts';
-import type { ChannelProvider, DeviceStore, RateLimiter, UserStore } from '../core/ports.ts';
+import type { DeviceStore, UserStore } from '../core/ports.ts';
+import type { ChannelProvider, RateLimiter } from '../core/ports-channels.ts';
 import type { PaceSettings } from '../core/provider-pacer.ts';
 import { ProviderRoute, type ProviderRouteOptions, RoutedProvider } from '../core/provider-route.ts';
 import type { Channel, DeliveryJob } from '../core/types.ts';

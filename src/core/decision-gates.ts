@@ -14,7 +14,8 @@
 import { digestWindow } from './digest-window.ts';
 import type { SendGate } from './dispatch.ts';
 import { GroupCommit } from './group-commit.ts';
-import type { Clock, DecisionStore, SendResult } from './ports.ts';
+import type { Clock, DecisionStore } from './ports.ts';
+import type { SendResult } from './ports-channels.ts';
 import type { CategoryPolicy, DeliveryJob } from './types.ts';
 
 const SYSTEM_CLOCK: Clock = { now: () => new Date() };

@@ -25,7 +25,8 @@
 import { DIGEST_ITEMS, digestJob } from './digest-text.ts';
 import type { Dispatch } from './dispatch.ts';
 import type { HeraldEmitter } from './events.ts';
-import type { DigestOutcome, DigestStore, DigestWork, SendResult } from './ports.ts';
+import type { DigestOutcome, DigestStore, DigestWork } from './ports.ts';
+import type { SendResult } from './ports-channels.ts';
 import { afterFailure, type RetryPolicy } from './retry-policy.ts';
 import type { DeliveryJob, InboxDelivery, JsonValue } from './types.ts';
 

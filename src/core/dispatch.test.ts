@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type ChannelRoute, type ContentRenderer, Dispatcher } from './dispatch.ts';
-import type { SendResult } from './ports.ts';
+import type { SendResult } from './ports-channels.ts';
 import type { Channel, DeliveryContent, DeliveryJob } from './types.ts';
 
 function job(channel: Channel, over: Partial<DeliveryJob['notification']> = {}): DeliveryJob {

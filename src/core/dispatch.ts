@@ -15,7 +15,7 @@
  *
  * Gates, renderer and routes are given by src/wiring.ts; the core knows none of their adapters.
  */
-import type { SendResult } from './ports.ts';
+import type { SendResult } from './ports-channels.ts';
 import type { Channel, DeliveryJob, JsonValue } from './types.ts';
 
 /** Decides, before a delivery is sent, whether it is still to be sent. */

@@ -26,7 +26,7 @@
  */
 import type { Decider, NotificationDecisions } from './decider.ts';
 import type { HeraldEmitter } from './events.ts';
-import type { Bus } from './ports.ts';
+import type { Bus } from './ports-bus.ts';
 import type { FanoutJob, FanoutPageRequest, FanoutPlanEntry, TopicStore } from './topics.ts';
 import type { BusJob, NewNotification } from './types.ts';
 

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { HeraldError } from './errors.ts';
 import { HeraldEmitter } from './events.ts';
 import { hashRequest, Ingest } from './ingest.ts';
-import type { Bus, NotificationStore } from './ports.ts';
+import type { NotificationStore } from './ports.ts';
+import type { Bus } from './ports-bus.ts';
 import type { AcceptOutcome, NewNotification, NotificationRequest } from './types.ts';
 
 const request = (title: string): NotificationRequest => ({

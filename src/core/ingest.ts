@@ -14,7 +14,8 @@ import { HeraldError } from './errors.ts';
 import type { HeraldEmitter } from './events.ts';
 import { GroupCommit, OverloadedError } from './group-commit.ts';
 import { uuidv7 } from './ids.ts';
-import type { AcceptOptions, Bus, NotificationStore } from './ports.ts';
+import type { AcceptOptions, NotificationStore } from './ports.ts';
+import type { Bus } from './ports-bus.ts';
 import type { AcceptOutcome, CategoryPolicy, NewNotification, NotificationRequest } from './types.ts';
 
 /** How long a notification lives when neither it nor its category says: 30 days. */

@@ -17,7 +17,8 @@
  * Each task is safe to run in several processes at once.
  */
 import type { HeraldEmitter } from './events.ts';
-import type { Bus, DeliveryStore, DigestStore, NotificationStore, RetentionReport, Store } from './ports.ts';
+import type { DeliveryStore, DigestStore, NotificationStore, RetentionReport, Store } from './ports.ts';
+import type { Bus } from './ports-bus.ts';
 import type { TopicStore } from './topics.ts';
 import { LANES, type Lane } from './types.ts';
 

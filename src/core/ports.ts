@@ -1,6 +1,8 @@
 /**
- * Ports: the only things the core depends on. Adapters live in src/store, src/bus, src/channels
- * and implement these interfaces; src/wiring.ts picks them once from the configuration.
+ * Ports: the only things the core depends on — the stores here; the bus in ports-bus.ts, real time
+ * in ports-realtime.ts, providers and rate limiters in ports-channels.ts. Adapters live in
+ * src/store, src/bus, src/realtime, src/channels and src/ratelimit and implement these interfaces;
+ * src/wiring.ts picks them once from the configuration.
  */
 
 import type { Decisions } from './decider.ts';
@@ -333,87 +335,6 @@ export interface InboxStore {
   markDelivered(acks: readonly { userId: string; seq: number }[]): Promise<void>;
 }
 
-/**
- * Who is connected, across gateway processes: how many sockets each gateway process (a `node`,
- * named uniquely per process) holds for each user. A gateway reports a socket when it opens — and
- * the promise resolves only once the report is visible to every process, so that a frame routed
- * after it (LiveFrames) finds the socket; the gateway reads the store only after that — and when it
- * closes; once per heartbeat it refreshes everything it holds in one call. A node that stops
- * refreshing (it died) stops counting `ttlMs` after its last refresh (adapter option, at most 60 s).
- */
-export interface Presence {
-  readonly kind: string;
-  /** `node` holds one more socket of `userId`. */
-  opened(node: string, userId: string): Promise<void>;
-  /** `node` holds one socket fewer of `userId` (the user was seen now). */
-  closed(node: string, userId: string): Promise<void>;
-  /** `node`'s heartbeat: the sockets it holds now, per user (replaces what it reported before). */
-  refresh(node: string, held: ReadonlyMap<string, number>): Promise<void>;
-  /**
-   * Whether presence still holds `node`'s reports: false once they are gone although the node runs
-   * (Redis lost its data, or the node's reports expired while it stalled). Then frames routed by
-   * presence missed this node's users meanwhile: the gateway reports everything again at once and its
-   * sessions catch up from the store. Cheap: a gateway asks every few seconds.
-   */
-  knows(node: string): Promise<boolean>;
-  /** The nodes whose reports count now (gateways that are alive, holding sockets or not). */
-  nodes(): Promise<string[]>;
-  /** The live nodes holding sockets of each of `userIds` (a user with none is absent). */
-  nodesOf(userIds: readonly string[]): Promise<Map<string, string[]>>;
-  /** Across every live node. `lastSeen`: the last open, close or heartbeat of the user (null: never seen). */
-  get(userId: string): Promise<{ online: boolean; sockets: number; lastSeen: Date | null }>;
-  close(): Promise<void>;
-}
-
-/**
- * A frame for one user's sockets, serialized once: a notification (`seq` set: sessions put it in
- * sequence, see src/core/realtime-session.ts) or an unread count (`seq` null).
- */
-export interface RoutedFrame {
-  userId: string;
-  seq: number | null;
-  frame: Buffer;
-}
-
-/** What a gateway does with the frames routed to its process. */
-export interface LiveHandler {
-  frames(frames: readonly RoutedFrame[]): void;
-  /**
-   * Frames may have been missed (the connection to the other processes was lost and is back): every
-   * session catches up from the store, which holds every committed seq.
-   */
-  resync(): void;
-  /**
-   * A topic notification was accepted (by this process or another): its subscribers with sockets
-   * here may have entries to read on (fan-out on read, src/store/sql-topics.ts), which this process's
-   * sessions then get live.
-   */
-  topicAccepted(): void;
-}
-
-/**
- * Real-time fan-out between processes: a worker's committed in-app entries and a user's new unread
- * count go to the gateways that hold that user's sockets (through Presence), and to no other — not
- * a broadcast to every node. Best effort by design: the store is the record, and a frame that does
- * not arrive (a gateway restarting, Redis down) is read from the store by the session (at the next
- * frame's gap, at `resync`, or when the client reconnects with `after`). `publish` never throws.
- */
-export interface LiveFrames {
-  readonly kind: string;
-  publish(frames: readonly RoutedFrame[]): Promise<void>;
-  /**
-   * Tells every live gateway node, this process's included, that a topic notification was accepted
-   * (`LiveHandler.topicAccepted`): a topic's subscribers are only known to the store, so this one
-   * signal goes to every node, where each reads for the users it holds. Best effort; never throws.
-   */
-  topicAccepted(): Promise<void>;
-  /** Registers this process's gateway as `node`: frames routed to it go to `handler`. */
-  subscribe(node: string, handler: LiveHandler): Promise<void>;
-  /** Frames this process received from other processes for its sockets (metrics). */
-  readonly received: number;
-  close(): Promise<void>;
-}
-
 /** A retention run's inputs (Store.runRetention). */
 export interface RetentionOptions {
   /** A notification whose expires_at is unset leaves this long after it was created (HERALD_RETENTION). */
@@ -483,126 +404,6 @@ export interface Store
   /** Gives the lease up (if `holder` holds it). */
   releaseLease(name: string, holder: string): Promise<void>;
   ping(): Promise<void>;
-  close(): Promise<void>;
-}
-
-/**
- * Work distributor. At-least-once: a claimed id may be handed out again (after a crash, a lost ack
- * or a reclaim), which is harmless because the store's compare-and-set decides who really works.
- * The bus is not the source of truth: the store is. Every job the bus holds is a pending store row;
- * a job the bus lost (Redis flushed, a publisher that died between its commit and its publish) is
- * found again by the reconciler (src/core/maintenance.ts) and published again.
- *
- * Who holds delayed work: the bus holds a job published with a `runAt` up to `horizonMs` ahead and
- * hands it out once due; a job due further ahead (a `sendAt` next year, a long retry back-off) is
- * held by the store alone, and the reconciler publishes it when it comes within the horizon.
- * Publishing the same id again while the bus still holds it may hand it out twice (harmless).
- *
- * A taker acks every id it was handed once the store says it is finished with it — started and
- * recorded, or no longer pending (somebody else took it). An id the store left pending (its row was
- * locked by another taker at that moment, or it is not due yet: DeliveryStore.stillPending) is
- * published again with its due time before it is acked, never simply dropped.
- *
- * Deliberately absent: payloads (the store has them), ordering across lanes, exactly-once.
- */
-export interface Bus {
-  readonly kind: string;
-  /**
-   * True when the bus's queue is the store itself (claims take due rows straight from it): nothing
-   * can be lost between them, so the reconciler has nothing to re-announce.
-   */
-  readonly queueIsStore: boolean;
-  /** How far ahead of its due time (ms) a published job is held by the bus; Infinity for the store's own queue. */
-  readonly horizonMs: number;
-  /**
-   * True while the bus holds as much as it is bounded to (HERALD_BUS_MAX_LENGTH per lane): ingest
-   * refuses new notifications with 503 until it drains. Publishing never drops a job, full or not.
-   */
-  readonly full: boolean;
-  /** Holds `jobs` for takers (those due beyond the horizon are left to the store, see above). */
-  publish(jobs: readonly BusJob[]): Promise<void>;
-  /**
-   * Where to take up to `max` due jobs of `lane` from: ids the bus hands out, or — for a bus whose
-   * queue is the store's deliveries table — `{ lane, max }`, so that the store finds and starts them
-   * in one statement. An id handed out and not acked within the visibility timeout (its taker died)
-   * is handed out again.
-   */
-  claim(lane: Lane, max: number): Promise<TakeFrom>;
-  /** Forget ids that were handled (whatever their outcome: the store holds it). */
-  ack(lane: Lane, ids: readonly string[]): Promise<void>;
-  /**
-   * Jobs of `lane` that are due and not yet handed to any taker (0 for the store's own queue). The
-   * reconciler re-announces a lane's overdue rows only when this is 0: while the bus still has due
-   * work waiting, the overdue rows are most likely in it.
-   */
-  waiting(lane: Lane): Promise<number>;
-  /** Resolves when work may have arrived in `lane`, or after `timeoutMs`. */
-  waitForWork(lane: Lane, timeoutMs: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-/**
- * What a provider reports for one message. Providers never throw for delivery failures. `skipped`:
- * there was nothing to send to (the user has no address on this channel, or the channel has no
- * provider) — not a failure, so not a dead letter, and the notification can still be `done`.
- */
-export type SendResult =
-  /** `inbox`: an in-app delivery's text, for the worker to complete it with (DeliveryStore.completeInApp). */
-  | { ok: true; detail?: JsonValue; inbox?: { title: string | null; body: string | null } }
-  | { ok: false; permanent: boolean; error: string; retryAfterMs?: number }
-  /** `reason`: a stable code (`opted_out`, `read`, `no_address`, …); the text says it for people. */
-  | { ok: false; skipped: string; reason?: string };
-
-/**
- * Why a permanent failure happened, when a channel can act on it: `token_dead` — the address (a push
- * device token) will never work again, so it is removed and never used again.
- */
-export type PermanentReason = 'token_dead';
-
-/** Sends one message on one channel. */
-export interface ChannelProvider {
-  readonly channel: Channel;
-  readonly name: string;
-  send(job: DeliveryJob): Promise<SendResult>;
-}
-
-/** What a rate limiter decided for one request, with what the `RateLimit-*` headers report. */
-export interface RateLimitDecision {
-  allowed: boolean;
-  /** The bucket's size: requests a key that has been idle may send at once (`RateLimit-Limit`). */
-  limit: number;
-  /** Whole requests the key may still send right now, after this one (`RateLimit-Remaining`). */
-  remaining: number;
-  /** Seconds, rounded up, until the bucket is full again (`RateLimit-Reset`); 0 when it is full. */
-  resetSeconds: number;
-  /** Refused: seconds, rounded up and at least 1, until one request will be served. Allowed: 0. */
-  retryAfterSeconds: number;
-  /**
-   * Refused: milliseconds, not rounded, until one request will be served; allowed: 0. For callers
-   * that wait for a token instead of answering 429 (a provider's pace at 200/s waits 5 ms, where a
-   * whole second would starve it). Optional so that limiters written before it still implement the
-   * port; Herald's adapters always give it, and callers fall back to `retryAfterSeconds`.
-   */
-  retryAfterMs?: number;
-}
-
-/**
- * Admission per key: a token bucket of `burst` tokens refilled at `rps` tokens a second, full at
- * first. Promises: for one key, in any interval of `t` seconds at most `rps × t + burst` takes are
- * allowed — across every process that shares the limiter; a take that is refused consumes nothing,
- * so a client that keeps retrying early does not lock itself out; different keys never share a
- * bucket. Keys are opaque strings chosen by the caller (a digest, never a credential in clear).
- *
- * Deliberately absent: cost per request (every take is one token), queueing (a refused take is
- * answered at once), and per-key limits (one rate and burst for every key).
- */
-export interface RateLimiter {
-  readonly kind: string;
-  /**
-   * Takes one token from `key`'s bucket if it has one. `now`: milliseconds on the limiter's own
-   * clock (tests); by default the adapter's clock.
-   */
-  take(key: string, now?: number): Promise<RateLimitDecision>;
   close(): Promise<void>;
 }
 

@@ -10,7 +10,8 @@
  */
 import type { SendGate } from './dispatch.ts';
 import { GroupCommit } from './group-commit.ts';
-import type { PreferenceStore, SendResult } from './ports.ts';
+import type { PreferenceStore } from './ports.ts';
+import type { SendResult } from './ports-channels.ts';
 import type { Preferences } from './preferences.ts';
 import { type IsRequired, NOTHING_REQUIRED, optedOut } from './preferences.ts';
 import type { DeliveryJob } from './types.ts';

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryRateLimiter } from '../ratelimit/rate-limiter-memory.ts';
-import type { RateLimitDecision, RateLimiter } from './ports.ts';
+import type { RateLimitDecision, RateLimiter } from './ports-channels.ts';
 import { SharedPace } from './provider-pace-shared.ts';
 
 /** The most of `sorted` (ms) in any window [a, b], beyond perSecond × (b − a) + burst. */

@@ -22,7 +22,7 @@
  * of this process's own): the pace then holds per process until the store is back.
  */
 import { performance } from 'node:perf_hooks';
-import type { RateLimiter } from './ports.ts';
+import type { RateLimiter } from './ports-channels.ts';
 import type { PaceSettings, SendPace } from './provider-pacer.ts';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ChannelProvider, SendResult } from './ports.ts';
+import type { ChannelProvider, SendResult } from './ports-channels.ts';
 import { type ProviderAttempt, ProviderRoute, RoutedProvider } from './provider-route.ts';
 import type { DeliveryJob } from './types.ts';
 

@@ -24,7 +24,7 @@
 import { performance } from 'node:perf_hooks';
 import { type BreakerSettings, type BreakerStatus, CircuitBreaker } from './circuit-breaker.ts';
 import type { ChannelRoute } from './dispatch.ts';
-import type { ChannelProvider, RateLimiter, SendResult } from './ports.ts';
+import type { ChannelProvider, RateLimiter, SendResult } from './ports-channels.ts';
 import { SharedPace } from './provider-pace-shared.ts';
 import { type PaceSettings, ProviderPacer, type SendPace } from './provider-pacer.ts';
 import type { Channel, DeliveryJob, JsonValue } from './types.ts';

@@ -12,7 +12,8 @@
  * lands between them does not stop a send already under way.
  */
 import type { SendGate } from './dispatch.ts';
-import type { DeliveryStore, SendResult } from './ports.ts';
+import type { DeliveryStore } from './ports.ts';
+import type { SendResult } from './ports-channels.ts';
 import type { DeliveryJob, DeliveryState, StepCondition } from './types.ts';
 
 /** The states of the in-app delivery that stop a step with each condition. */

@@ -40,7 +40,9 @@ import { DestinationLimit, type DestinationResolver, type Moves, type Permit } f
 import type { Dispatch } from './dispatch.ts';
 import type { DeliveryEvent, HeraldEmitter } from './events.ts';
 import { GroupCommit } from './group-commit.ts';
-import type { Bus, DeliveryStore, SendResult } from './ports.ts';
+import type { DeliveryStore } from './ports.ts';
+import type { Bus } from './ports-bus.ts';
+import type { SendResult } from './ports-channels.ts';
 import { afterFailure, type RetryPolicy } from './retry-policy.ts';
 import {
   type AttemptOutcome,

@@ -15,7 +15,7 @@
  * one map lookup and one small object; no timers, nothing to close.
  */
 import { performance } from 'node:perf_hooks';
-import type { RateLimitDecision, RateLimiter } from '../core/ports.ts';
+import type { RateLimitDecision, RateLimiter } from '../core/ports-channels.ts';
 import { allowedDecision, type BucketShape, bucketShape, refusedDecision } from './token-bucket-decision.ts';
 
 export interface MemoryRateLimiterOptions {

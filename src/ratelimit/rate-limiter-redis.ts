@@ -32,7 +32,7 @@
  * take decided locally after one decided by Redis) so that it can be logged; the counter says how
  * many takes it covered.
  */
-import type { RateLimitDecision, RateLimiter } from '../core/ports.ts';
+import type { RateLimitDecision, RateLimiter } from '../core/ports-channels.ts';
 import type { RedisClient } from '../redis-connection.ts';
 import { MemoryRateLimiter } from './rate-limiter-memory.ts';
 import { allowedDecision, type BucketShape, bucketShape, refusedDecision } from './token-bucket-decision.ts';

@@ -3,7 +3,7 @@
  * of now the bucket's fill time is. Shared by every adapter so that the `RateLimit-*` fields mean
  * exactly the same whichever process (or Redis script) kept the bucket.
  */
-import type { RateLimitDecision } from '../core/ports.ts';
+import type { RateLimitDecision } from '../core/ports-channels.ts';
 
 /** Tolerance for floating-point rounding, in tokens: a client exactly at the rate is served. */
 export const SLACK = 1e-6;

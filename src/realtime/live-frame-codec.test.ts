@@ -1,6 +1,6 @@
 /** The live frames' wire format: what goes in comes out, in order, and a damaged message is refused whole. */
 import { describe, expect, it } from 'vitest';
-import type { RoutedFrame } from '../core/ports.ts';
+import type { RoutedFrame } from '../core/ports-realtime.ts';
 import { decodeFrames, encodeFrames } from './live-frame-codec.ts';
 
 const frame = (userId: string, seq: number | null, body: string): RoutedFrame => ({

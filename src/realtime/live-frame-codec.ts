@@ -9,7 +9,7 @@
  * Decoded frames are views of the message buffer (no copy). A message this version cannot read
  * (another version, truncated) decodes to an error, never to partial frames.
  */
-import type { RoutedFrame } from '../core/ports.ts';
+import type { RoutedFrame } from '../core/ports-realtime.ts';
 
 const VERSION = 1;
 const NO_SEQ = -1;

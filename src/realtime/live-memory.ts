@@ -3,7 +3,7 @@
  * publisher's own call (no copy, no hop). The embedded deployment's adapter; with several processes
  * the Redis one (live-redis.ts) routes them to the gateways that hold each user.
  */
-import type { LiveFrames, LiveHandler, RoutedFrame } from '../core/ports.ts';
+import type { LiveFrames, LiveHandler, RoutedFrame } from '../core/ports-realtime.ts';
 
 /** One settled promise for every publish: the hot path allocates none. */
 const DONE = Promise.resolve();

@@ -25,7 +25,7 @@
  * beyond the client's offline queue during a short reconnect.
  */
 import { Cluster } from 'ioredis';
-import type { LiveFrames, LiveHandler, Presence, RoutedFrame } from '../core/ports.ts';
+import type { LiveFrames, LiveHandler, Presence, RoutedFrame } from '../core/ports-realtime.ts';
 import type { RedisClient } from '../redis-connection.ts';
 import { decodeFrames, encodeFrames, isProbe, isTopicAccepted, PROBE, TOPIC_ACCEPTED } from './live-frame-codec.ts';
 import { RedisPresence } from './presence-redis.ts';

@@ -9,7 +9,7 @@
  * `maxOffline` most recently seen (default 10,000): users who left are forgotten, oldest first, and
  * an unknown user reads as never seen.
  */
-import type { Presence } from '../core/ports.ts';
+import type { Presence } from '../core/ports-realtime.ts';
 
 export interface MemoryPresenceOptions {
   /** How long a node counts after its last report. Default 60 s. */

@@ -22,7 +22,7 @@
  * keep hosts within NTP accuracy of each other, far below `ttlMs`). The client is the caller's:
  * `close` does not disconnect it.
  */
-import type { Presence } from '../core/ports.ts';
+import type { Presence } from '../core/ports-realtime.ts';
 import type { RedisClient } from '../redis-connection.ts';
 
 export interface RedisPresenceOptions {
