@@ -2,7 +2,7 @@
  * The distributed bus: one Redis stream per lane, read through the consumer group `herald`, and a
  * sorted set per lane for jobs due later. Keys: `${prefix}{herald:bus:<lane>}:ready` (the stream)
  * and `…:delayed` (the sorted set, scored by runAt in ms); the hash tag puts both in one Redis
- * Cluster slot, so the scripts below touch them together.
+ * Cluster slot, so the scripts (bus-redis-streams-scripts.ts) touch them together.
  *
  * Guarantees:
  * - At-least-once. An entry handed out stays in the group's pending list until it is acked; one not
@@ -35,13 +35,14 @@
  * after its poll, and what was lost is republished by the reconciler.
  */
 
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { TakeFrom } from '../core/ports.ts';
 import type { Bus } from '../core/ports-bus.ts';
 import { type BusJob, LANES, type Lane } from '../core/types.ts';
 import type { RedisClient } from '../redis-connection.ts';
+import { runScript, SCRIPTS, type Script } from './bus-redis-streams-scripts.ts';
 
 export interface RedisStreamsBusOptions {
   /** Goes before every key (tests). Default ''. */
@@ -69,71 +70,6 @@ const PRUNE_EVERY_MS = 10 * 60_000;
 const PRUNE_IDLE_MS = 60 * 60_000;
 /** Ids per script call: keeps each call's argument list (and Lua's unpack) small. */
 const CHUNK = 1000;
-
-/**
- * KEYS: ready, delayed. ARGV: how many due ids follow, the due ids, then score/id pairs to delay.
- * Returns the stream's length.
- */
-const PUBLISH = `
-local n = tonumber(ARGV[1])
-for i = 2, n + 1 do redis.call('XADD', KEYS[1], '*', 'id', ARGV[i]) end
-if #ARGV > n + 1 then redis.call('ZADD', KEYS[2], unpack(ARGV, n + 2)) end
-return redis.call('XLEN', KEYS[1])`;
-
-/**
- * KEYS: ready, delayed. ARGV: now (ms), at most how many to move. Returns what it moved, the
- * earliest score left ('' when none), and the stream's length.
- */
-const PROMOTE = `
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(due) do redis.call('XADD', KEYS[1], '*', 'id', id) end
-if #due > 0 then redis.call('ZREM', KEYS[2], unpack(due)) end
-local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {#due, first[2] or '', redis.call('XLEN', KEYS[1])}`;
-
-/**
- * KEYS: ready. ARGV: group, entry ids. Acks and deletes together, so that an entry is never left in
- * the stream acked (it would count as waiting forever). Returns the stream's length.
- */
-const ACK = `
-pcall(redis.call, 'XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
-redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
-return redis.call('XLEN', KEYS[1])`;
-
-/** KEYS: ready. ARGV: group. Entries in the stream not handed to any consumer. */
-const WAITING = `
-local len = redis.call('XLEN', KEYS[1])
-local ok, summary = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1])
-if ok then return len - summary[1] end
-return len`;
-
-/** KEYS: ready. ARGV: group. The group's last-delivered id; '0-0' when the group (or stream) is missing. */
-const LAST_DELIVERED = `
-local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
-if not ok then return '0-0' end
-for _, g in ipairs(groups) do
-  for i = 1, #g, 2 do
-    if g[i] == 'name' and g[i + 1] == ARGV[1] then
-      for j = 1, #g, 2 do if g[j] == 'last-delivered-id' then return g[j + 1] end end
-    end
-  end
-end
-return '0-0'`;
-
-interface Script {
-  source: string;
-  sha: string;
-}
-function script(source: string): Script {
-  return { source, sha: createHash('sha1').update(source).digest('hex') };
-}
-const SCRIPTS = {
-  publish: script(PUBLISH),
-  promote: script(PROMOTE),
-  ack: script(ACK),
-  waiting: script(WAITING),
-  lastDelivered: script(LAST_DELIVERED),
-};
 
 type StreamEntry = [id: string, fields: string[] | null];
 
@@ -443,13 +379,7 @@ export class RedisStreamsBus implements Bus {
     }
   }
 
-  /** EVALSHA, falling back to EVAL when the server does not have the script (new or restarted). */
-  private async run(s: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
-    try {
-      return await this.client.evalsha(s.sha, keys.length, ...keys, ...args);
-    } catch (e) {
-      if (!(e instanceof Error) || !e.message.startsWith('NOSCRIPT')) throw e;
-      return this.client.eval(s.source, keys.length, ...keys, ...args);
-    }
+  private run(s: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
+    return runScript(this.client, s, keys, args);
   }
 }
