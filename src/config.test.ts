@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, SETTINGS } from './config.ts';
+import { loadConfig, SETTINGS } from './config.ts';
+import { ConfigError } from './config-error.ts';
 
 describe('configuration', () => {
   it('starts with nothing set: port 8080, data in ./.herald, default lanes', () => {

@@ -1,6 +1,7 @@
 /** For the configuration tests: the message of the ConfigError that `env` gets, or a failure. */
 import { expect } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config.ts';
+import { ConfigError } from '../../src/config-error.ts';
 
 export function configErrorOf(env: Record<string, string>): string {
   try {
