@@ -7,7 +7,7 @@
  */
 import { createECDH, randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEVICE_SHAPES } from '../src/api/openapi-shapes.ts';
+import { DEVICE_SHAPES } from '../src/api/openapi-shapes-users.ts';
 import { UUID_RE } from '../src/core/ids.ts';
 import type { SqlStore } from '../src/store/store-sql.ts';
 import { startTestHerald, type TestHerald } from './support/herald.ts';

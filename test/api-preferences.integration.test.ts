@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PREFERENCE_SHAPES } from '../src/api/openapi-shapes.ts';
+import { PREFERENCE_SHAPES } from '../src/api/openapi-shapes-users.ts';
 import { startTestHerald, type TestHerald } from './support/herald.ts';
 import { bearer, expectError, expectNamesField, userToken } from './support/http.ts';
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseDeviceRequest } from '../core/device-input.ts';
 import { notificationRequestSchema, userProfileSchema } from '../core/input.ts';
-import { DEVICE_EXAMPLES, DEVICE_SHAPES, EXAMPLES, SHAPES } from './openapi-shapes.ts';
+import { EXAMPLES, SHAPES } from './openapi-shapes.ts';
+import { DEVICE_EXAMPLES, DEVICE_SHAPES } from './openapi-shapes-users.ts';
 
 describe('the OpenAPI examples', () => {
   it.each(Object.entries(SHAPES))('%s: the example has exactly the documented shape', (_name, shape) => {

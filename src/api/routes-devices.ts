@@ -13,7 +13,8 @@ import { HeraldError } from '../core/errors.ts';
 import { idSchema, parseOrThrow } from '../core/input.ts';
 import { assertMayActOn } from './auth.ts';
 import { doc, errorResponses, ok } from './docs.ts';
-import { DEVICE_EXAMPLES, DEVICE_PARAMS, DEVICE_SHAPES, PARAMS } from './openapi-shapes.ts';
+import { PARAMS } from './openapi-shapes.ts';
+import { DEVICE_EXAMPLES, DEVICE_PARAMS, DEVICE_SHAPES } from './openapi-shapes-users.ts';
 import type { ApiDeps } from './server.ts';
 
 const userParams = z.object({ userId: idSchema });

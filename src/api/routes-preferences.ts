@@ -10,7 +10,8 @@ import { parsePreferences, preferencesSchema } from '../core/preference-input.ts
 import { emptyPreferences } from '../core/preferences.ts';
 import { assertMayActOn } from './auth.ts';
 import { doc, errorResponses, ok } from './docs.ts';
-import { PARAMS, PREFERENCE_EXAMPLES, PREFERENCE_SHAPES } from './openapi-shapes.ts';
+import { PARAMS } from './openapi-shapes.ts';
+import { PREFERENCE_EXAMPLES, PREFERENCE_SHAPES } from './openapi-shapes-users.ts';
 import type { ApiDeps } from './server.ts';
 
 const userParams = z.object({ userId: idSchema });

@@ -21,7 +21,7 @@ import { parseOrThrow } from '../core/input.ts';
 import type { IsRequired } from '../core/preferences.ts';
 import type { UnsubscribeSubject, UnsubscribeTokens } from '../core/unsubscribe-token.ts';
 import { doc, errorResponses } from './docs.ts';
-import { UNSUBSCRIBE_QUERY } from './openapi-shapes.ts';
+import { UNSUBSCRIBE_QUERY } from './openapi-shapes-users.ts';
 import type { ApiDeps } from './server.ts';
 
 /** What the unsubscribe routes need beside the store. */
