@@ -290,6 +290,8 @@ export class RedisStreamsBus implements Bus {
       let conn = this.blockers.get(lane);
       if (!conn) {
         conn = this.makeBlocking();
+        // Its errors reach the xread below; without a listener ioredis also prints each reconnect's.
+        conn.on('error', () => {});
         this.blockers.set(lane, conn);
       }
       while (!this.closed && set.size) {

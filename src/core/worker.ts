@@ -522,7 +522,9 @@ export class DeliveryWorker {
       o.result === 'sent' ? 'delivery:sent' : o.result === 'retry' ? 'delivery:retry' : `delivery:${o.result}`;
     this.events.emit(name as 'delivery:sent', e);
     if (o.result === 'retry' || o.result === 'deferred') {
-      void this.bus.publish([{ id: job.deliveryId, lane: job.lane, runAt: o.nextAttemptAt }]);
+      // The store holds the retry (pending, due then): a bus that cannot take it now (Redis down)
+      // leaves it to the reconciler, which publishes overdue rows again.
+      void this.bus.publish([{ id: job.deliveryId, lane: job.lane, runAt: o.nextAttemptAt }]).catch(() => {});
     }
   }
 }

@@ -97,6 +97,13 @@ export async function openPostgres(
       };
       // Set when the connection can no longer be trusted; release(error) closes it instead of pooling it.
       let broken: Error | undefined;
+      // While it is checked out, the pool does not listen for the client's errors: a connection the
+      // server ends between two statements (PostgreSQL shutting down, pg_terminate_backend) would
+      // emit an 'error' nobody handles and end the process. The next statement fails instead.
+      const lost = (e: Error) => {
+        broken = e;
+      };
+      client.on('error', lost);
       try {
         await run('BEGIN');
         if (options.unbounded) await run('SET LOCAL statement_timeout = 0');
@@ -114,6 +121,7 @@ export async function openPostgres(
         else await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
         throw e;
       } finally {
+        client.removeListener('error', lost);
         client.release(broken);
       }
     },
