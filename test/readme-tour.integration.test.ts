@@ -137,8 +137,9 @@ describe('the README tour', () => {
 
     // 4. Bob's receiver got the signed webhook; Carol's failing one ended as a dead letter.
     const four = step(4);
-    expect(four, context).toMatch(/^receiver: \/hook webhook-id [0-9a-f-]{36} \{"type":"notification"/m);
-    const hook = four.split('\n').find((l) => l.startsWith('receiver: /hook')) as string;
+    // The receiver prints on stderr: a line of its own, never inside one of curl's answers.
+    expect(stderr, context).toMatch(/^receiver: \/hook webhook-id [0-9a-f-]{36} \{"type":"notification"/m);
+    const hook = stderr.split('\n').find((l) => l.startsWith('receiver: /hook')) as string;
     expect(JSON.parse(hook.slice(hook.indexOf('{')))).toMatchObject({ userId: 'bob', title: 'Invoice ready' });
     const dead = jsonLines(four).find((j) => j.items);
     expect(dead.items).toEqual([
