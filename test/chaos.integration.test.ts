@@ -26,6 +26,15 @@ async function orphans(): Promise<number[]> {
   });
 }
 
+/** The end of what each process printed, when the scenario kept it (a failing verdict): why one died. */
+function tails(details: Record<string, unknown>): string {
+  const outputs = details['outputs'] as Record<string, string> | undefined;
+  if (!outputs) return '';
+  return Object.entries(outputs)
+    .map(([name, out]) => `\n\n${name} printed, at the end:\n${out.slice(-1_500)}`)
+    .join('');
+}
+
 describe('chaos scenarios (short)', () => {
   for (const name of [
     'worker-kill',
@@ -45,7 +54,7 @@ describe('chaos scenarios (short)', () => {
         const lines: string[] = [];
         const result = await scenario('short', (line) => lines.push(line));
         expect(await orphans(), 'Herald processes left running').toEqual([]);
-        expect(result.pass, `${result.line}\n\nprogress:\n${lines.join('\n')}`).toBe(true);
+        expect(result.pass, `${result.line}\n\nprogress:\n${lines.join('\n')}${tails(result.details)}`).toBe(true);
       },
       SCENARIO_TIMEOUT_MS,
     );

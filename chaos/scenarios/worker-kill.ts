@@ -104,7 +104,15 @@ export const workerKill: Scenario = async (size, log) => {
     });
     return {
       ...v,
-      details: { expected, kills, counts, stored, unseen: unseen.slice(0, 20), requests: receiver.requests() },
+      details: {
+        expected,
+        kills,
+        counts,
+        stored,
+        unseen: unseen.slice(0, 20),
+        requests: receiver.requests(),
+        ...(v.pass ? {} : { outputs: cluster.outputs() }),
+      },
     };
   } catch (e) {
     if (cluster) for (const p of cluster.processes) log(`--- ${p.name} output (tail)\n${p.output().slice(-3_000)}`);
