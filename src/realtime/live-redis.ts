@@ -220,8 +220,7 @@ export class RedisLiveFrames implements LiveFrames {
     this.handler = null;
     this.node = null;
     if (!sub) return;
-    if (this.probing) clearTimeout(this.probing);
-    this.probing = null;
+    this.stopProbing();
     sub.removeAllListeners('ready');
     sub.removeAllListeners('subscribersReady');
     await sub.sunsubscribe(this.channel).catch(() => {});
@@ -296,11 +295,7 @@ export class RedisLiveFrames implements LiveFrames {
     if (!handler) return;
     if (isProbe(message)) {
       // The subscription is live: what was published while it was not is read from the store.
-      if (this.probing) {
-        clearTimeout(this.probing);
-        this.probing = null;
-        this.resync();
-      }
+      if (this.stopProbing()) this.resync();
       return;
     }
     if (isTopicAccepted(message)) {
@@ -333,6 +328,14 @@ export class RedisLiveFrames implements LiveFrames {
       this.probing.unref();
     };
     send();
+  }
+
+  /** Stops the probe loop; whether one was running. */
+  private stopProbing(): boolean {
+    if (!this.probing) return false;
+    clearTimeout(this.probing);
+    this.probing = null;
+    return true;
   }
 
   private resync(): void {
